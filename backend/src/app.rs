@@ -1,0 +1,101 @@
+//! The running backend: its shared state, and `run`, which serves HTTP and runs the order
+//! writer until a shutdown future resolves, then drains both.
+//!
+//! `main` and the integration tests both call [`run`] with a listener they bound and a
+//! shutdown future they own, so tests start the real server on `127.0.0.1:0`.
+
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use mysql_async::Pool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cache::SaleCache;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::redis_conn::Redis;
+use crate::writer::{Writer, WriterConfig};
+
+pub struct App {
+    pub cfg: Config,
+    pub redis: Redis,
+    pub db: Pool,
+    pub cache: SaleCache,
+    pub metrics: Arc<Metrics>,
+    /// Requests being served; past `cfg.max_inflight` new ones are shed with 503.
+    pub inflight: AtomicUsize,
+}
+
+impl App {
+    /// Connects to Redis and MariaDB and applies the schema migrations.
+    pub async fn connect(cfg: Config) -> Result<Arc<App>, String> {
+        let redis = Redis::connect(&cfg.redis, cfg.redis_timeout)
+            .await
+            .map_err(|e| format!("redis: cannot connect to {:?}: {e}", cfg.redis))?;
+        let db = crate::db::pool(&cfg.mysql_url, cfg.mysql_pool_max)?;
+        crate::db::migrate(&db, cfg.mysql_timeout).await?;
+        Ok(Arc::new(App {
+            cache: SaleCache::new(cfg.sold_out_ttl),
+            metrics: Arc::new(Metrics::new()),
+            inflight: AtomicUsize::new(0),
+            redis,
+            db,
+            cfg,
+        }))
+    }
+
+    /// A writer on a Redis connection of its own (its polling never delays the buy path).
+    pub async fn writer(&self, consumer: String) -> Result<Writer, String> {
+        let redis = Redis::connect(
+            &self.cfg.redis,
+            self.cfg
+                .redis_timeout
+                .max(std::time::Duration::from_secs(2)),
+        )
+        .await
+        .map_err(|e| format!("redis: writer cannot connect: {e}"))?;
+        Ok(Writer {
+            redis,
+            db: self.db.clone(),
+            metrics: self.metrics.clone(),
+            cfg: WriterConfig {
+                batch: self.cfg.writer_batch,
+                idle: self.cfg.writer_idle,
+                claim_idle: self.cfg.writer_claim_idle,
+                discover: self.cfg.writer_discover,
+                mysql_timeout: self.cfg.mysql_timeout,
+                consumer,
+            },
+        })
+    }
+}
+
+/// Serves until `shutdown` resolves; then stops accepting, finishes in-flight requests, and
+/// lets the writer drain and acknowledge, each within the configured grace period.
+pub async fn run(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let writer = if app.cfg.writer_enabled {
+        let w = Arc::new(app.writer(crate::writer::consumer_name()).await?);
+        Some(tokio::spawn(w.run(stop_rx.clone())))
+    } else {
+        None
+    };
+    crate::http::serve(app.clone(), listener, shutdown).await;
+    let _ = stop_tx.send(true);
+    if let Some(w) = writer {
+        if tokio::time::timeout(app.cfg.shutdown_grace, w)
+            .await
+            .is_err()
+        {
+            eprintln!("seckill: the writer did not drain within the grace period; its pending entries will be reclaimed");
+        }
+    }
+    app.db.clone().disconnect().await.ok();
+    Ok(())
+}

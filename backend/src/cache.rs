@@ -1,0 +1,85 @@
+//! Local caches in front of MariaDB and Redis, so the hot path mostly touches neither.
+//!
+//! - Sale metadata never changes once a sale is created, so it is cached for minutes. An
+//!   unknown sale id is cached as "absent" for a second only, so it appears soon after it is
+//!   created but probing random ids cannot hammer MariaDB.
+//! - The sold-out flag: once Redis said "sold out", buys are refused locally for
+//!   `sold_out_ttl`, then Redis is asked again (stock can come back when an unpaid order
+//!   expires). This stops the Redis trips of the crowd that arrives after the last unit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use moka::Expiry;
+
+use crate::sales::Sale;
+
+const SALE_TTL: Duration = Duration::from_secs(300);
+const ABSENT_TTL: Duration = Duration::from_secs(1);
+
+struct SaleExpiry;
+
+impl Expiry<u64, Option<Arc<Sale>>> for SaleExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &u64,
+        value: &Option<Arc<Sale>>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(if value.is_some() {
+            SALE_TTL
+        } else {
+            ABSENT_TTL
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct SaleCache {
+    sales: Cache<u64, Option<Arc<Sale>>>,
+    sold_out: Cache<u64, ()>,
+}
+
+impl SaleCache {
+    pub fn new(sold_out_ttl: Duration) -> SaleCache {
+        SaleCache {
+            sales: Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(SaleExpiry)
+                .build(),
+            sold_out: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(sold_out_ttl)
+                .build(),
+        }
+    }
+
+    /// The sale, from the cache or from `load` (run once however many callers wait on it).
+    pub async fn sale<F, E>(&self, id: u64, load: F) -> Result<Option<Arc<Sale>>, Arc<E>>
+    where
+        F: std::future::Future<Output = Result<Option<Sale>, E>>,
+        E: Send + Sync + 'static,
+    {
+        self.sales
+            .try_get_with(id, async { load.await.map(|s| s.map(Arc::new)) })
+            .await
+    }
+
+    pub fn is_cached(&self, id: u64) -> bool {
+        self.sales.contains_key(&id)
+    }
+
+    /// Puts a sale just created, so the first buyers need no MariaDB trip.
+    pub async fn put(&self, sale: Sale) {
+        self.sales.insert(sale.id, Some(Arc::new(sale))).await;
+    }
+
+    pub async fn is_sold_out(&self, id: u64) -> bool {
+        self.sold_out.contains_key(&id)
+    }
+
+    pub async fn mark_sold_out(&self, id: u64) {
+        self.sold_out.insert(id, ()).await;
+    }
+}

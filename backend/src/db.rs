@@ -1,0 +1,109 @@
+//! MariaDB: the connection pool and the schema migrations.
+//!
+//! Migrations are the SQL files in `backend/migrations/`, compiled in, applied in order at
+//! start, each recorded in `schema_migrations`. A named lock (`GET_LOCK`) makes concurrent
+//! starts of several backends apply each migration once.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+
+/// (version, SQL), in order.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+pub fn pool(url: &str, max: usize) -> Result<Pool, String> {
+    let opts = Opts::from_url(url).map_err(|e| format!("SECKILL_MYSQL_URL: {e}"))?;
+    let constraints = PoolConstraints::new(1, max.max(1))
+        .ok_or_else(|| format!("SECKILL_MYSQL_POOL_MAX: bad pool size {max}"))?;
+    let opts = OptsBuilder::from_opts(opts)
+        .pool_opts(PoolOpts::default().with_constraints(constraints))
+        .tcp_nodelay(true);
+    Ok(Pool::new(opts))
+}
+
+/// Applies the migrations not yet applied. Bounded by `timeout` as a whole.
+pub async fn migrate(pool: &Pool, timeout: Duration) -> Result<(), String> {
+    tokio::time::timeout(timeout.max(Duration::from_secs(30)), migrate_inner(pool))
+        .await
+        .map_err(|_| "database: migrations did not finish in time".to_string())?
+        .map_err(|e| format!("database: migration failed: {e}"))
+}
+
+async fn migrate_inner(pool: &Pool) -> Result<(), mysql_async::Error> {
+    let mut conn = pool.get_conn().await?;
+    let locked: Option<i64> = conn
+        .query_first("SELECT GET_LOCK('seckill_migrate', 60)")
+        .await?;
+    if locked != Some(1) {
+        return Err(mysql_async::Error::Other(
+            "could not take the migration lock".into(),
+        ));
+    }
+    let result = async {
+        conn.query_drop(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+               version INT UNSIGNED NOT NULL PRIMARY KEY,
+               applied_ms BIGINT NOT NULL) ENGINE=InnoDB",
+        )
+        .await?;
+        for (version, sql) in MIGRATIONS {
+            let done: Option<u32> = conn
+                .exec_first(
+                    "SELECT version FROM schema_migrations WHERE version = ?",
+                    (version,),
+                )
+                .await?;
+            if done.is_some() {
+                continue;
+            }
+            for stmt in statements(sql) {
+                conn.query_drop(stmt).await?;
+            }
+            conn.exec_drop(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES (?, ?)",
+                (version, crate::clock::now_ms()),
+            )
+            .await?;
+        }
+        Ok::<(), mysql_async::Error>(())
+    }
+    .await;
+    conn.query_drop("DO RELEASE_LOCK('seckill_migrate')")
+        .await?;
+    result
+}
+
+/// Splits a migration file into statements: `;` at a line's end closes one; `--` lines are
+/// comments.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in sql.lines() {
+        let t = line.trim();
+        if t.starts_with("--") || t.is_empty() {
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        if t.ends_with(';') {
+            out.push(cur.trim().trim_end_matches(';').to_string());
+            cur.clear();
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_first_migration_has_both_tables() {
+        let stmts = super::statements(super::MIGRATIONS[0].1);
+        assert_eq!(stmts.len(), 2);
+        assert!(stmts[0].contains("CREATE TABLE IF NOT EXISTS sales"));
+        assert!(stmts[1].contains("UNIQUE KEY one_live_order_per_slot"));
+    }
+}

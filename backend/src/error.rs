@@ -1,0 +1,102 @@
+//! The one place that turns a failure into an HTTP status and a JSON body.
+//!
+//! Every answer that is not a success is `{"error": "<code>", "message": "<what was wrong>"}`.
+//! `error` is a short stable code tools branch on; `message` names the bad input. Shopper
+//! mistakes are 4xx; a dependency that is slow or down is a fast 503; nothing is a panic.
+
+use hyper::StatusCode;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request itself is wrong (400/404/405/411/413/415/422).
+    BadRequest(StatusCode, &'static str, String),
+    /// Missing or invalid credentials, forged link (401/403).
+    Forbidden(StatusCode, &'static str, String),
+    /// The shopper already holds as many orders as the sale allows.
+    AlreadyBought,
+    SoldOut,
+    NotStarted,
+    Ended,
+    /// In-flight cap reached: shed at once.
+    Overloaded,
+    /// Redis or MariaDB failed or timed out.
+    Unavailable(&'static str, String),
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(StatusCode::BAD_REQUEST, code, message.into())
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(StatusCode::UNPROCESSABLE_ENTITY, code, message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(StatusCode::NOT_FOUND, "not_found", message.into())
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::Forbidden(StatusCode::UNAUTHORIZED, "unauthorized", message.into())
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Forbidden(StatusCode::FORBIDDEN, code, message.into())
+    }
+
+    pub fn redis(err: impl std::fmt::Display) -> ApiError {
+        ApiError::Unavailable("redis_unavailable", format!("redis: {err}"))
+    }
+
+    pub fn mysql(err: impl std::fmt::Display) -> ApiError {
+        ApiError::Unavailable("database_unavailable", format!("database: {err}"))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(s, ..) | ApiError::Forbidden(s, ..) => *s,
+            ApiError::AlreadyBought => StatusCode::CONFLICT,
+            ApiError::SoldOut | ApiError::Ended => StatusCode::GONE,
+            ApiError::NotStarted => StatusCode::TOO_EARLY,
+            ApiError::Overloaded | ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_, c, _) | ApiError::Forbidden(_, c, _) => c,
+            ApiError::AlreadyBought => "already_bought",
+            ApiError::SoldOut => "sold_out",
+            ApiError::NotStarted => "not_started",
+            ApiError::Ended => "ended",
+            ApiError::Overloaded => "overloaded",
+            ApiError::Unavailable(c, _) => c,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::BadRequest(_, _, m) | ApiError::Forbidden(_, _, m) => m.clone(),
+            ApiError::AlreadyBought => "you already hold an order for this sale".into(),
+            ApiError::SoldOut => "sold out".into(),
+            ApiError::NotStarted => "the sale has not started yet".into(),
+            ApiError::Ended => "the sale has ended".into(),
+            ApiError::Overloaded => "too many requests in flight, try again".into(),
+            // Dependency details go to the log, not to shoppers.
+            ApiError::Unavailable(..) => "temporarily unavailable, try again".into(),
+        }
+    }
+
+    pub fn body(&self) -> String {
+        serde_json::json!({"error": self.code(), "message": self.message()}).to_string()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Unavailable(c, detail) => write!(f, "{c}: {detail}"),
+            other => write!(f, "{}: {}", other.code(), other.message()),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Reading fields out of a request's JSON object, each failure naming the field and the
+//! problem (`"stock: expected an integer from 1 to 1000000, got -5"`).
+
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+pub struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+}
+
+impl<'a> Fields<'a> {
+    /// The body must be a JSON object whose keys are all in `allowed`.
+    pub fn new(body: &'a Value, allowed: &[&str]) -> Result<Fields<'a>, ApiError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ApiError::bad("bad_json", "body: expected a JSON object"))?;
+        if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(ApiError::bad(
+                "unknown_field",
+                format!(
+                    "{k}: unknown field (expected one of: {})",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        Ok(Fields { obj })
+    }
+
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.obj.get(name).filter(|v| !v.is_null())
+    }
+
+    fn missing(name: &str) -> ApiError {
+        ApiError::bad("missing_field", format!("{name}: required"))
+    }
+
+    pub fn string(&self, name: &str, min: usize, max: usize) -> Result<String, ApiError> {
+        let v = self.get(name).ok_or_else(|| Self::missing(name))?;
+        let s = v.as_str().ok_or_else(|| {
+            ApiError::bad(
+                "bad_field",
+                format!("{name}: expected a string, got {}", kind(v)),
+            )
+        })?;
+        let len = s.chars().count();
+        if len < min || len > max || s.trim().len() != s.len() {
+            return Err(ApiError::unprocessable(
+                "bad_field",
+                format!("{name}: expected {min} to {max} characters without surrounding spaces"),
+            ));
+        }
+        Ok(s.to_string())
+    }
+
+    /// An integer in `min..=max`; `default` when absent.
+    pub fn int(
+        &self,
+        name: &str,
+        min: i64,
+        max: i64,
+        default: Option<i64>,
+    ) -> Result<i64, ApiError> {
+        let Some(v) = self.get(name) else {
+            return default.ok_or_else(|| Self::missing(name));
+        };
+        let n = v.as_i64().ok_or_else(|| {
+            ApiError::bad(
+                "bad_field",
+                format!("{name}: expected an integer, got {}", show(v)),
+            )
+        })?;
+        if n < min || n > max {
+            return Err(ApiError::unprocessable(
+                "bad_field",
+                format!("{name}: expected an integer from {min} to {max}, got {n}"),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// A time: an RFC 3339 string or epoch milliseconds.
+    pub fn time_ms(&self, name: &str) -> Result<i64, ApiError> {
+        let v = self.get(name).ok_or_else(|| Self::missing(name))?;
+        let ms = match v {
+            Value::String(s) => crate::clock::parse_rfc3339(s),
+            Value::Number(n) => n
+                .as_i64()
+                .filter(|ms| (0..=253_402_300_799_999).contains(ms)),
+            _ => None,
+        };
+        ms.ok_or_else(|| {
+            ApiError::bad(
+                "bad_field",
+                format!(
+                    "{name}: expected an RFC 3339 time or epoch milliseconds, got {}",
+                    show(v)
+                ),
+            )
+        })
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn show(v: &Value) -> String {
+    let text = v.to_string();
+    if text.len() > 40 {
+        kind(v).to_string()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn errors_name_the_field() {
+        let body = json!({"stock": -5, "title": 7, "starts_at": "soon"});
+        let f = Fields::new(&body, &["stock", "title", "starts_at", "absent"]).unwrap();
+        assert!(f
+            .int("stock", 1, 10, None)
+            .unwrap_err()
+            .message()
+            .starts_with("stock:"));
+        assert!(f
+            .string("title", 1, 9)
+            .unwrap_err()
+            .message()
+            .starts_with("title:"));
+        assert!(f
+            .time_ms("starts_at")
+            .unwrap_err()
+            .message()
+            .starts_with("starts_at:"));
+        assert_eq!(
+            f.int("absent", 1, 10, None).unwrap_err().message(),
+            "absent: required"
+        );
+        assert_eq!(f.int("absent", 1, 10, Some(3)).unwrap(), 3);
+    }
+
+    #[test]
+    fn unknown_fields_and_non_objects_are_refused() {
+        let err = Fields::new(&json!({"stok": 1}), &["stock"]).err().unwrap();
+        assert!(err.message().starts_with("stok: unknown field"));
+        assert!(Fields::new(&json!([1]), &["stock"]).is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! Redis key names. Every key of one sale carries the hash tag `{sale:ID}`, so all of them
+//! live in one Cluster slot and every script touches one slot only.
+
+/// The consumer group the order writers share.
+pub const WRITER_GROUP: &str = "writers";
+
+pub struct SaleKeys {
+    /// Units left (integer, never below 0).
+    pub stock: String,
+    /// user id -> bit mask of the order slots the user holds (`per_user_limit` bits).
+    pub buyers: String,
+    /// Order sequence: the last order number handed out in this sale.
+    pub seq: String,
+    /// order seq -> user id, for orders queued but not yet written to MariaDB.
+    pub queued: String,
+    /// The order stream the writer consumes.
+    pub orders: String,
+    /// Order seqs whose unit was given back (makes the return idempotent).
+    pub returned: String,
+    /// Stream entries the writer could not parse, kept for an operator.
+    pub dead: String,
+}
+
+impl SaleKeys {
+    pub fn new(sale_id: u64) -> SaleKeys {
+        let tag = format!("{{sale:{sale_id}}}");
+        SaleKeys {
+            stock: format!("{tag}:stock"),
+            buyers: format!("{tag}:buyers"),
+            seq: format!("{tag}:seq"),
+            queued: format!("{tag}:queued"),
+            orders: format!("{tag}:orders"),
+            returned: format!("{tag}:returned"),
+            dead: format!("{tag}:dead"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn all_keys_share_the_hash_tag() {
+        let k = super::SaleKeys::new(42);
+        for key in [
+            &k.stock,
+            &k.buyers,
+            &k.seq,
+            &k.queued,
+            &k.orders,
+            &k.returned,
+            &k.dead,
+        ] {
+            assert!(key.starts_with("{sale:42}:"), "{key}");
+        }
+    }
+}

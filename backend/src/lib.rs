@@ -1,0 +1,37 @@
+//! Flash-sale backend: the layer behind the nginx + Lua edge.
+//!
+//! # Layout
+//!
+//! One buy request flows down these modules once:
+//!
+//! - [`config`]: every setting, read once at start; a bad value names its key.
+//! - [`http`]: the hyper server (accept loop, in-flight cap, graceful shutdown) and the routes.
+//! - [`session`], [`link`]: stateless HMAC tokens: who the shopper is, and the signed buy path.
+//! - [`cache`]: moka caches of sale metadata and the local sold-out flag.
+//! - [`stock`]: the one Redis script that reserves a unit and enqueues the order atomically.
+//! - [`writer`]: the order writer: Redis Stream consumer group -> batched MariaDB inserts.
+//! - [`orders`]: order ids and the status a shopper polls.
+//! - [`sales`]: creating sales (MariaDB first, then preheating Redis) and reading them back.
+//! - [`db`], [`redis_conn`]: connections to MariaDB and to Redis (standalone or Cluster).
+//! - [`metrics`]: one registry, created at start and passed down.
+//! - [`error`]: the one place that maps failures to an HTTP status and a JSON body.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod input;
+pub mod keys;
+pub mod link;
+pub mod metrics;
+pub mod orders;
+pub mod redis_conn;
+pub mod sales;
+pub mod session;
+pub mod stock;
+pub mod writer;

@@ -1,0 +1,37 @@
+//! `seckill`: reads its configuration, connects, and serves until SIGINT or SIGTERM.
+
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = start().await {
+        eprintln!("seckill: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn start() -> Result<(), String> {
+    let cfg = seckill::config::Config::from_env().map_err(|e| format!("config: {e}"))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let app = seckill::app::App::connect(cfg).await?;
+    eprintln!(
+        "seckill: listening on {}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    seckill::app::run(app, listener, shutdown_signal()).await?;
+    eprintln!("seckill: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).expect("installing a SIGTERM handler works at start");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    eprintln!("seckill: shutting down");
+}

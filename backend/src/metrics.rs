@@ -1,0 +1,176 @@
+//! The backend's Prometheus metrics: one registry, created at start and passed down.
+//! Names are part of the contract with the dashboards and alert rules in `ops/`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// By route and status code.
+    pub http_requests: IntCounterVec,
+    /// By route.
+    pub http_duration: HistogramVec,
+    pub inflight: IntGauge,
+    /// Reservation attempts by outcome: queued, sold_out, duplicate, not_started, ended,
+    /// not_loaded, sold_out_local (answered from the local flag, no Redis trip), error.
+    pub reservations: IntCounterVec,
+    /// By cache (sale, sold_out) and result (hit, miss).
+    pub cache: IntCounterVec,
+    /// Redis call latency by operation.
+    pub redis_duration: HistogramVec,
+    /// Redis failures by operation.
+    pub redis_errors: IntCounterVec,
+    pub mysql_duration: HistogramVec,
+    pub mysql_errors: IntCounterVec,
+    pub orders_written: IntCounter,
+    pub writer_batch: Histogram,
+    /// Entries reclaimed from dead writers.
+    pub writer_reclaimed: IntCounter,
+    pub writer_dead_letters: IntCounter,
+    /// Entries in a sale's stream not yet acknowledged by a writer.
+    pub stream_pending: IntGaugeVec,
+    /// Units left per live sale, as last seen by this backend.
+    pub stock_left: IntGaugeVec,
+}
+
+fn latency_buckets() -> Vec<f64> {
+    vec![
+        0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+    ]
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let histogram_vec = |name: &str, help: &str, labels: &[&str]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(latency_buckets()),
+                labels,
+            )
+            .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let inflight = IntGauge::new("seckill_http_inflight", "Requests being served now")
+            .expect("valid metric");
+        registry
+            .register(Box::new(inflight.clone()))
+            .expect("unique metric");
+        let writer_batch = Histogram::with_opts(
+            HistogramOpts::new("seckill_writer_batch_size", "Orders per MariaDB batch").buckets(
+                vec![1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0],
+            ),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(writer_batch.clone()))
+            .expect("unique metric");
+        Metrics {
+            http_requests: counter_vec(
+                "seckill_http_requests_total",
+                "HTTP requests by route and status",
+                &["route", "status"],
+            ),
+            http_duration: histogram_vec(
+                "seckill_http_request_duration_seconds",
+                "HTTP request latency by route",
+                &["route"],
+            ),
+            inflight,
+            reservations: counter_vec(
+                "seckill_reservations_total",
+                "Buy attempts by outcome",
+                &["outcome"],
+            ),
+            cache: counter_vec(
+                "seckill_cache_requests_total",
+                "Local cache lookups by cache and result",
+                &["cache", "result"],
+            ),
+            redis_duration: histogram_vec(
+                "seckill_redis_duration_seconds",
+                "Redis call latency by operation",
+                &["op"],
+            ),
+            redis_errors: counter_vec(
+                "seckill_redis_errors_total",
+                "Redis call failures by operation",
+                &["op"],
+            ),
+            mysql_duration: histogram_vec(
+                "seckill_mysql_duration_seconds",
+                "MariaDB call latency by operation",
+                &["op"],
+            ),
+            mysql_errors: counter_vec(
+                "seckill_mysql_errors_total",
+                "MariaDB call failures by operation",
+                &["op"],
+            ),
+            orders_written: counter(
+                "seckill_orders_written_total",
+                "Orders inserted into MariaDB by the writer",
+            ),
+            writer_batch,
+            writer_reclaimed: counter(
+                "seckill_writer_reclaimed_total",
+                "Stream entries taken over from a dead writer",
+            ),
+            writer_dead_letters: counter(
+                "seckill_writer_dead_letters_total",
+                "Stream entries moved to the dead-letter stream",
+            ),
+            stream_pending: gauge_vec(
+                "seckill_stream_backlog",
+                "Orders queued in a sale's stream and not yet acknowledged by a writer",
+                &["sale"],
+            ),
+            stock_left: gauge_vec(
+                "seckill_stock_left",
+                "Units left in Redis per live sale",
+                &["sale"],
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,99 @@
+//! Orders as a shopper sees them: their ids, and the status they poll.
+//!
+//! An order id is `sale_id << 32 | seq`, where `seq` is the order's number within its sale
+//! (handed out by the reserve script). The sale is therefore known from the id alone, and
+//! orders can be sharded by sale. Ids travel as decimal strings in JSON (they exceed 2^53).
+//!
+//! Status: `queued` while the order is in the sale's stream and not yet in MariaDB (Redis
+//! keeps `seq -> user` in `{sale:ID}:queued` until the writer commits), then the row's
+//! `created | paid | cancelled`.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Pool;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::keys::SaleKeys;
+use crate::redis_conn::Redis;
+
+pub fn order_id(sale_id: u64, seq: u64) -> u64 {
+    (sale_id << 32) | (seq & 0xffff_ffff)
+}
+
+/// (sale_id, seq) of an order id.
+pub fn split(order_id: u64) -> (u64, u64) {
+    (order_id >> 32, order_id & 0xffff_ffff)
+}
+
+pub fn parse_id(text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|id| split(*id).0 > 0 && split(*id).1 > 0)
+        .ok_or_else(|| {
+            ApiError::bad(
+                "bad_order_id",
+                format!("order id: not an order id: {text:?}"),
+            )
+        })
+}
+
+/// The order as its owner sees it; 404 when it is not this user's order.
+pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<Value, ApiError> {
+    let (sale_id, seq) = split(id);
+    let row: Option<(u64, String, u64, i64, i64, Option<i64>)> = {
+        let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
+        conn.exec_first(
+            "SELECT user_id, CAST(status AS CHAR), price_cents, created_ms, pay_by_ms, paid_ms
+               FROM orders WHERE id = ?",
+            (id,),
+        )
+        .await
+        .map_err(ApiError::mysql)?
+    };
+    if let Some((owner, status, price_cents, created_ms, pay_by_ms, paid_ms)) = row {
+        if owner != user_id {
+            return Err(ApiError::not_found(format!("order {id}: no such order")));
+        }
+        return Ok(json!({
+            "order_id": id.to_string(),
+            "sale_id": sale_id,
+            "status": status,
+            "price_cents": price_cents,
+            "created_ms": created_ms,
+            "pay_by_ms": pay_by_ms,
+            "paid_ms": paid_ms,
+        }));
+    }
+    let queued_for: Option<u64> = redis
+        .cmd(
+            redis::cmd("HGET")
+                .arg(SaleKeys::new(sale_id).queued)
+                .arg(seq)
+                .clone(),
+        )
+        .await
+        .map_err(ApiError::redis)?;
+    match queued_for {
+        Some(owner) if owner == user_id => Ok(json!({
+            "order_id": id.to_string(),
+            "sale_id": sale_id,
+            "status": "queued",
+        })),
+        _ => Err(ApiError::not_found(format!("order {id}: no such order"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_their_sale() {
+        let id = order_id(42, 7);
+        assert_eq!(split(id), (42, 7));
+        assert_eq!(parse_id(&id.to_string()).unwrap(), id);
+        assert!(parse_id("7").is_err(), "sale 0 does not exist");
+        assert!(parse_id("-1").is_err());
+        assert!(parse_id("abc").is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! Sales: validating a new sale, writing it to MariaDB (the system of record) and then
+//! preheating its stock into Redis, and reading sales back.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Pool, Row};
+use serde_json::{json, Value};
+
+use crate::clock::format_rfc3339;
+use crate::error::ApiError;
+use crate::input::Fields;
+
+pub const MAX_STOCK: i64 = 10_000_000;
+/// Slots are bits of one Redis integer, so a buyer may hold at most this many orders.
+pub const MAX_PER_USER: i64 = 30;
+pub const DEFAULT_PAY_WINDOW_S: i64 = 900;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sale {
+    pub id: u64,
+    pub title: String,
+    pub price_cents: u64,
+    pub stock: u32,
+    pub per_user_limit: u32,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+    pub pay_window_s: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Upcoming,
+    Active,
+    Ended,
+}
+
+impl Sale {
+    pub fn phase(&self, now_ms: i64) -> Phase {
+        if now_ms < self.starts_ms {
+            Phase::Upcoming
+        } else if now_ms < self.ends_ms {
+            Phase::Active
+        } else {
+            Phase::Ended
+        }
+    }
+
+    /// The public view of a sale. `stock_left` is Redis' count (None when not loaded).
+    pub fn to_json(&self, stock_left: Option<i64>, now_ms: i64) -> Value {
+        let status = match (self.phase(now_ms), stock_left) {
+            (Phase::Ended, _) => "ended",
+            (_, Some(n)) if n <= 0 => "sold_out",
+            (Phase::Upcoming, _) => "upcoming",
+            (Phase::Active, _) => "active",
+        };
+        json!({
+            "id": self.id,
+            "title": self.title,
+            "price_cents": self.price_cents,
+            "stock": self.stock,
+            "stock_left": stock_left,
+            "per_user_limit": self.per_user_limit,
+            "pay_window_s": self.pay_window_s,
+            "starts_at": format_rfc3339(self.starts_ms),
+            "ends_at": format_rfc3339(self.ends_ms),
+            "starts_ms": self.starts_ms,
+            "ends_ms": self.ends_ms,
+            "status": status,
+            "now_ms": now_ms,
+        })
+    }
+}
+
+/// A sale as an operator asks for it, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewSale {
+    pub title: String,
+    pub price_cents: u64,
+    pub stock: u32,
+    pub per_user_limit: u32,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+    pub pay_window_s: u32,
+}
+
+impl NewSale {
+    pub fn from_json(body: &Value, now_ms: i64) -> Result<NewSale, ApiError> {
+        let f = Fields::new(
+            body,
+            &[
+                "title",
+                "price_cents",
+                "stock",
+                "starts_at",
+                "ends_at",
+                "per_user_limit",
+                "pay_window_s",
+            ],
+        )?;
+        let sale = NewSale {
+            title: f.string("title", 1, 200)?,
+            price_cents: f.int("price_cents", 0, 100_000_000_000, None)? as u64,
+            stock: f.int("stock", 1, MAX_STOCK, None)? as u32,
+            per_user_limit: f.int("per_user_limit", 1, MAX_PER_USER, Some(1))? as u32,
+            starts_ms: f.time_ms("starts_at")?,
+            ends_ms: f.time_ms("ends_at")?,
+            pay_window_s: f.int("pay_window_s", 1, 86_400, Some(DEFAULT_PAY_WINDOW_S))? as u32,
+        };
+        if sale.ends_ms <= sale.starts_ms {
+            return Err(ApiError::unprocessable(
+                "bad_field",
+                "ends_at: must be after starts_at",
+            ));
+        }
+        if sale.ends_ms <= now_ms {
+            return Err(ApiError::unprocessable(
+                "bad_field",
+                "ends_at: is in the past",
+            ));
+        }
+        Ok(sale)
+    }
+}
+
+const COLUMNS: &str =
+    "id, title, price_cents, stock, per_user_limit, starts_ms, ends_ms, pay_window_s";
+
+fn from_row(row: Row) -> Result<Sale, mysql_async::FromRowError> {
+    let (id, title, price_cents, stock, per_user_limit, starts_ms, ends_ms, pay_window_s) =
+        mysql_async::from_row_opt(row)?;
+    Ok(Sale {
+        id,
+        title,
+        price_cents,
+        stock,
+        per_user_limit,
+        starts_ms,
+        ends_ms,
+        pay_window_s,
+    })
+}
+
+pub async fn insert(db: &Pool, new: &NewSale, now_ms: i64) -> Result<Sale, mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    conn.exec_drop(
+        "INSERT INTO sales (title, price_cents, stock, per_user_limit, starts_ms, ends_ms,
+                            pay_window_s, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            &new.title,
+            new.price_cents,
+            new.stock,
+            new.per_user_limit,
+            new.starts_ms,
+            new.ends_ms,
+            new.pay_window_s,
+            now_ms,
+        ),
+    )
+    .await?;
+    let id = conn
+        .last_insert_id()
+        .ok_or_else(|| mysql_async::Error::Other("INSERT INTO sales returned no id".into()))?;
+    Ok(Sale {
+        id,
+        title: new.title.clone(),
+        price_cents: new.price_cents,
+        stock: new.stock,
+        per_user_limit: new.per_user_limit,
+        starts_ms: new.starts_ms,
+        ends_ms: new.ends_ms,
+        pay_window_s: new.pay_window_s,
+    })
+}
+
+pub async fn load(db: &Pool, id: u64) -> Result<Option<Sale>, mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    let row: Option<Row> = conn
+        .exec_first(format!("SELECT {COLUMNS} FROM sales WHERE id = ?"), (id,))
+        .await?;
+    row.map(from_row)
+        .transpose()
+        .map_err(|e| mysql_async::Error::Other(format!("sales row: {e}").into()))
+}
+
+/// Sales that ended after `since_ms`: the ones whose streams may still hold orders.
+pub async fn ending_after(db: &Pool, since_ms: i64) -> Result<Vec<Sale>, mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    let rows: Vec<Row> = conn
+        .exec(
+            format!("SELECT {COLUMNS} FROM sales WHERE ends_ms > ? ORDER BY id"),
+            (since_ms,),
+        )
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            from_row(r).map_err(|e| mysql_async::Error::Other(format!("sales row: {e}").into()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> Value {
+        json!({"title": "Phone", "price_cents": 9900, "stock": 100,
+               "starts_at": "2030-01-01T10:00:00Z", "ends_at": 1_893_495_600_000i64})
+    }
+
+    #[test]
+    fn a_valid_sale_takes_defaults() {
+        let s = NewSale::from_json(&body(), 0).unwrap();
+        assert_eq!(s.per_user_limit, 1);
+        assert_eq!(s.pay_window_s, 900);
+        assert_eq!(s.starts_ms, 1_893_492_000_000);
+    }
+
+    #[test]
+    fn the_window_must_be_sane() {
+        let mut b = body();
+        b["ends_at"] = json!("2029-01-01T00:00:00Z");
+        let err = NewSale::from_json(&b, 0).unwrap_err();
+        assert_eq!(err.message(), "ends_at: must be after starts_at");
+        b["starts_at"] = json!(0);
+        let err = NewSale::from_json(&b, 1_900_000_000_000).unwrap_err();
+        assert_eq!(err.message(), "ends_at: is in the past");
+    }
+
+    #[test]
+    fn phases_follow_the_window() {
+        let s = Sale {
+            id: 1,
+            title: "t".into(),
+            price_cents: 1,
+            stock: 1,
+            per_user_limit: 1,
+            starts_ms: 100,
+            ends_ms: 200,
+            pay_window_s: 1,
+        };
+        assert_eq!(s.phase(99), Phase::Upcoming);
+        assert_eq!(s.phase(100), Phase::Active);
+        assert_eq!(s.phase(200), Phase::Ended);
+        assert_eq!(s.to_json(Some(0), 150)["status"], "sold_out");
+        assert_eq!(s.to_json(Some(3), 250)["status"], "ended");
+    }
+}

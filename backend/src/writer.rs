@@ -1,0 +1,516 @@
+//! The order writer: moves queued orders from each sale's Redis stream into MariaDB.
+//!
+//! One task per live sale reads its stream through the consumer group `writers`, inserts
+//! what it read as one multi-row `INSERT`, and only after the commit `XACK`s the entries
+//! (and clears their `queued` marks). So:
+//!
+//! - nothing acknowledged is lost: an entry leaves the pending list only once its row is
+//!   committed;
+//! - a crash between commit and ack replays the entry, and the insert is idempotent (the
+//!   primary key is the order id, `ON DUPLICATE KEY UPDATE id = id` makes a replay a no-op);
+//! - entries read by a writer that died stay pending on it; every writer periodically takes
+//!   over entries idle longer than `claim_idle` (`XAUTOCLAIM`) and writes them;
+//! - a failed insert (MariaDB down) is retried from this writer's own pending list, with
+//!   backoff, never skipped;
+//! - an entry that cannot be parsed goes to the sale's dead-letter stream `{sale:ID}:dead`
+//!   (with a metric) instead of blocking the others.
+//!
+//! Blocking reads would stall other commands multiplexed on the same connection, so the
+//! writer polls without `BLOCK` on a connection of its own, backing off to `idle` when there
+//! is nothing to read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Pool;
+use redis::Value;
+use tokio::sync::watch;
+
+use crate::keys::{SaleKeys, WRITER_GROUP};
+use crate::metrics::Metrics;
+use crate::orders::order_id;
+use crate::redis_conn::{CallError, Redis};
+use crate::sales::{self, Sale};
+
+/// Sales whose end is older than this are no longer watched.
+const RETENTION_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    pub batch: usize,
+    pub idle: Duration,
+    pub claim_idle: Duration,
+    pub discover: Duration,
+    pub mysql_timeout: Duration,
+    /// This writer's name in the consumer group; unique per process.
+    pub consumer: String,
+}
+
+pub struct Writer {
+    pub redis: Redis,
+    pub db: Pool,
+    pub cfg: WriterConfig,
+    pub metrics: Arc<Metrics>,
+}
+
+/// One order as the reserve script put it into the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedOrder {
+    pub entry_id: String,
+    pub seq: u64,
+    pub user_id: u64,
+    pub slot: u8,
+    pub queued_ms: i64,
+}
+
+pub fn consumer_name() -> String {
+    format!(
+        "writer-{}-{}",
+        std::process::id(),
+        crate::crypto::random_hex(4)
+    )
+}
+
+impl Writer {
+    /// Runs until `shutdown` turns true, then lets every sale task drain its stream.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tasks: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
+        loop {
+            let now = crate::clock::now_ms();
+            match sales::ending_after(&self.db, now - RETENTION_MS).await {
+                Ok(list) => {
+                    for sale in list {
+                        self.report_backlog(sale.id).await;
+                        if tasks.get(&sale.id).is_some_and(|t| !t.is_finished()) {
+                            continue;
+                        }
+                        let w = self.clone();
+                        let sd = shutdown.clone();
+                        tasks.insert(
+                            sale.id,
+                            tokio::spawn(async move { w.sale_loop(sale, sd).await }),
+                        );
+                    }
+                }
+                Err(e) => {
+                    self.metrics
+                        .mysql_errors
+                        .with_label_values(&["list_sales"])
+                        .inc();
+                    eprintln!("writer: listing sales failed: {e}");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.discover) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        for (_, t) in tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn report_backlog(&self, sale_id: u64) {
+        let k = SaleKeys::new(sale_id);
+        if let Ok(n) = self
+            .redis
+            .cmd::<i64>(redis::cmd("HLEN").arg(&k.queued).clone())
+            .await
+        {
+            self.metrics
+                .stream_pending
+                .with_label_values(&[&sale_id.to_string()])
+                .set(n);
+        }
+    }
+
+    async fn sale_loop(self: Arc<Self>, sale: Sale, mut shutdown: watch::Receiver<bool>) {
+        let k = SaleKeys::new(sale.id);
+        let mut backoff = Duration::from_millis(50);
+        while let Err(e) = crate::stock::ensure_group(&self.redis, &k.orders).await {
+            eprintln!(
+                "writer: sale {}: creating the consumer group failed: {e}",
+                sale.id
+            );
+            if *shutdown.borrow() {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        let claim_every = (self.cfg.claim_idle / 2).max(Duration::from_millis(100));
+        let mut last_claim: Option<Instant> = None;
+        // Start from our own pending list: after a failed insert it holds what to retry.
+        let mut retry_own = true;
+        let mut idle = Duration::from_millis(1);
+        backoff = Duration::from_millis(50);
+        loop {
+            let stopping = *shutdown.borrow();
+            if last_claim.is_none_or(|t| t.elapsed() >= claim_every) {
+                last_claim = Some(Instant::now());
+                match self.reclaim(&sale, &k).await {
+                    Ok(()) => {}
+                    Err(e) => eprintln!("writer: sale {}: reclaim failed: {e}", sale.id),
+                }
+            }
+            let from = if retry_own { "0" } else { ">" };
+            let read = self.read(&k.orders, from).await;
+            let entries = match read {
+                Ok(entries) => entries,
+                Err(e) => {
+                    self.metrics
+                        .redis_errors
+                        .with_label_values(&["xreadgroup"])
+                        .inc();
+                    eprintln!("writer: sale {}: reading the stream failed: {e}", sale.id);
+                    if stopping {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            if entries.is_empty() {
+                if retry_own {
+                    retry_own = false;
+                    continue;
+                }
+                if stopping || sale.ends_ms + RETENTION_MS < crate::clock::now_ms() {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = shutdown.changed() => {}
+                }
+                idle = (idle * 2).min(self.cfg.idle);
+                continue;
+            }
+            idle = Duration::from_millis(1);
+            match self.write(&sale, &k, entries).await {
+                Ok(_) => backoff = Duration::from_millis(50),
+                Err(e) => {
+                    eprintln!(
+                        "writer: sale {}: writing a batch failed, will retry: {e}",
+                        sale.id
+                    );
+                    retry_own = true;
+                    if stopping {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Takes over entries idle on other (dead) consumers and writes them.
+    async fn reclaim(&self, sale: &Sale, k: &SaleKeys) -> Result<(), String> {
+        let mut start = "0-0".to_string();
+        loop {
+            let mut cmd = redis::cmd("XAUTOCLAIM");
+            cmd.arg(&k.orders)
+                .arg(WRITER_GROUP)
+                .arg(&self.cfg.consumer)
+                .arg(self.cfg.claim_idle.as_millis() as u64)
+                .arg(&start)
+                .arg("COUNT")
+                .arg(self.cfg.batch);
+            let reply: Value = self.redis.cmd(cmd).await.map_err(|e| e.to_string())?;
+            let (next, raw) = match &reply {
+                Value::Array(parts) if parts.len() >= 2 => (text(&parts[0]), &parts[1]),
+                other => return Err(format!("unexpected XAUTOCLAIM reply {other:?}")),
+            };
+            let entries = entries_of(raw);
+            if !entries.is_empty() {
+                self.metrics.writer_reclaimed.inc_by(entries.len() as u64);
+                self.write(sale, k, entries).await?;
+            }
+            match next {
+                Some(n) if n != "0-0" => start = n,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        stream: &str,
+        from: &str,
+    ) -> Result<Vec<(String, Vec<(String, String)>)>, CallError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(WRITER_GROUP)
+            .arg(&self.cfg.consumer)
+            .arg("COUNT")
+            .arg(self.cfg.batch)
+            .arg("STREAMS")
+            .arg(stream)
+            .arg(from);
+        let start = Instant::now();
+        let reply: Value = self.redis.cmd(cmd).await?;
+        self.metrics
+            .redis_duration
+            .with_label_values(&["xreadgroup"])
+            .observe(start.elapsed().as_secs_f64());
+        // [[stream, [entries]]] or nil
+        Ok(match reply {
+            Value::Array(streams) => streams
+                .iter()
+                .filter_map(|s| match s {
+                    Value::Array(pair) if pair.len() == 2 => Some(entries_of(&pair[1])),
+                    _ => None,
+                })
+                .flatten()
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// Inserts one batch, then acknowledges it. Returns how many rows were new.
+    async fn write(
+        &self,
+        sale: &Sale,
+        k: &SaleKeys,
+        entries: Vec<(String, Vec<(String, String)>)>,
+    ) -> Result<u64, String> {
+        let mut orders = Vec::with_capacity(entries.len());
+        let mut poison = Vec::new();
+        for (id, fields) in entries {
+            match parse_order(&id, &fields) {
+                Some(o) => orders.push(o),
+                None => poison.push((id, fields)),
+            }
+        }
+        if !poison.is_empty() {
+            self.dead_letter(k, &poison).await?;
+        }
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let started = Instant::now();
+        let inserted = tokio::time::timeout(
+            self.cfg.mysql_timeout,
+            insert_batch(&self.db, sale, &orders),
+        )
+        .await
+        .map_err(|_| "database: batch insert timed out".to_string())
+        .and_then(|r| r.map_err(|e| format!("database: {e}")));
+        let inserted = match inserted {
+            Ok(n) => n,
+            Err(e) => {
+                self.metrics
+                    .mysql_errors
+                    .with_label_values(&["insert_orders"])
+                    .inc();
+                return Err(e);
+            }
+        };
+        self.metrics
+            .mysql_duration
+            .with_label_values(&["insert_orders"])
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.writer_batch.observe(orders.len() as f64);
+        self.metrics.orders_written.inc_by(inserted);
+        // Committed: now, and only now, acknowledge.
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK").arg(&k.orders).arg(WRITER_GROUP);
+        for o in &orders {
+            pipe.arg(&o.entry_id);
+        }
+        pipe.ignore().cmd("HDEL").arg(&k.queued);
+        for o in &orders {
+            pipe.arg(o.seq);
+        }
+        pipe.ignore();
+        self.redis
+            .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await
+            .map_err(|e| {
+                self.metrics.redis_errors.with_label_values(&["xack"]).inc();
+                format!("redis: acknowledging failed (the batch will be replayed, harmlessly): {e}")
+            })?;
+        Ok(inserted)
+    }
+
+    async fn dead_letter(
+        &self,
+        k: &SaleKeys,
+        poison: &[(String, Vec<(String, String)>)],
+    ) -> Result<(), String> {
+        let dead = &k.dead;
+        for (id, fields) in poison {
+            eprintln!(
+                "writer: moving malformed entry {id} of {} to {dead}",
+                k.orders
+            );
+            let mut pipe = redis::pipe();
+            pipe.cmd("XADD").arg(dead).arg("*").arg("entry").arg(id);
+            for (f, v) in fields {
+                pipe.arg(f).arg(v);
+            }
+            pipe.ignore()
+                .cmd("XACK")
+                .arg(&k.orders)
+                .arg(WRITER_GROUP)
+                .arg(id)
+                .ignore();
+            self.redis
+                .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+                .await
+                .map_err(|e| format!("redis: dead-lettering failed: {e}"))?;
+            self.metrics.writer_dead_letters.inc();
+        }
+        Ok(())
+    }
+}
+
+/// One multi-row insert in its own transaction (a single statement is atomic in InnoDB).
+pub async fn insert_batch(
+    db: &Pool,
+    sale: &Sale,
+    orders: &[QueuedOrder],
+) -> Result<u64, mysql_async::Error> {
+    use std::fmt::Write;
+    let now = crate::clock::now_ms();
+    let mut sql = String::with_capacity(64 + orders.len() * 96);
+    sql.push_str(
+        "INSERT INTO orders (id, sale_id, seq, user_id, slot, live_slot, status, price_cents, \
+         queued_ms, created_ms, pay_by_ms) VALUES ",
+    );
+    for (i, o) in orders.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        // Every value is an integer we parsed ourselves: nothing here can inject SQL.
+        let _ = write!(
+            sql,
+            "({},{},{},{},{},{},'created',{},{},{},{})",
+            order_id(sale.id, o.seq),
+            sale.id,
+            o.seq,
+            o.user_id,
+            o.slot,
+            o.slot,
+            sale.price_cents,
+            o.queued_ms,
+            now,
+            o.queued_ms + i64::from(sale.pay_window_s) * 1000,
+        );
+    }
+    // A replayed entry hits the primary key and changes nothing.
+    sql.push_str(" ON DUPLICATE KEY UPDATE id = id");
+    let mut conn = db.get_conn().await?;
+    conn.query_drop(sql).await?;
+    Ok(conn.affected_rows())
+}
+
+fn parse_order(id: &str, fields: &[(String, String)]) -> Option<QueuedOrder> {
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| f == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let slot: u8 = get("slot")?.parse().ok()?;
+    let seq: u64 = get("seq")?.parse().ok()?;
+    if slot == 0 || slot as i64 > crate::sales::MAX_PER_USER || seq == 0 || seq > u32::MAX as u64 {
+        return None;
+    }
+    Some(QueuedOrder {
+        entry_id: id.to_string(),
+        seq,
+        user_id: get("user")?.parse().ok()?,
+        slot,
+        queued_ms: get("ts")?.parse().ok()?,
+    })
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `[[id, [field, value, ...]], ...]` -> entries. Deleted entries (nil) are skipped.
+fn entries_of(v: &Value) -> Vec<(String, Vec<(String, String)>)> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let Value::Array(pair) = item else {
+                return None;
+            };
+            let id = text(pair.first()?)?;
+            let fields = match pair.get(1)? {
+                Value::Array(kv) => kv
+                    .chunks(2)
+                    .filter_map(|c| Some((text(c.first()?)?, text(c.get(1)?)?)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some((id, fields))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_what_the_reserve_script_writes() {
+        let o = parse_order(
+            "1-0",
+            &f(&[("seq", "3"), ("user", "9"), ("slot", "1"), ("ts", "5")]),
+        )
+        .unwrap();
+        assert_eq!((o.seq, o.user_id, o.slot, o.queued_ms), (3, 9, 1, 5));
+    }
+
+    #[test]
+    fn malformed_entries_are_poison() {
+        assert!(parse_order(
+            "1-0",
+            &f(&[("seq", "3"), ("user", "9"), ("slot", "0"), ("ts", "5")])
+        )
+        .is_none());
+        assert!(parse_order(
+            "1-0",
+            &f(&[("seq", "x"), ("user", "9"), ("slot", "1"), ("ts", "5")])
+        )
+        .is_none());
+        assert!(parse_order("1-0", &f(&[("user", "9"), ("slot", "1"), ("ts", "5")])).is_none());
+    }
+
+    #[test]
+    fn reads_stream_replies() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk("1-0"),
+                Value::Array(vec![bulk("seq"), bulk("1")]),
+            ]),
+            Value::Nil,
+        ]);
+        assert_eq!(
+            entries_of(&reply),
+            vec![("1-0".to_string(), f(&[("seq", "1")]))]
+        );
+    }
+}
