@@ -1,0 +1,162 @@
+# Shared shell functions for scripts/up, scripts/down and scripts/test. Source it; do not run.
+# Every server is started as a plain process on 127.0.0.1, with its data, logs and pid file
+# under a directory the caller chooses (var/ for the stack, a temp dir for tests).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core redis-server redis-tools
+          mariadb-server mariadb-client curl jq python3)
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs the Debian packages that are missing (never the `luajit` package: it removes
+# nginx's Lua module; the Lua tests use `luajit2`).
+ensure_packages() {
+  local missing=() p
+  for p in "${PACKAGES[@]}" "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# A TCP port on 127.0.0.1 that is free now (and, for Redis Cluster, whose +10000 bus port is too).
+free_port() {
+  python3 - <<'PY'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+while True:
+    p = random.randint(20000, 50000)
+    if free(p) and free(p + 10000):
+        print(p); break
+PY
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  local i
+  for ((i = 0; i < secs * 10; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  die "$what did not come up within ${secs}s"
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pidfile FILE NAME: SIGTERM, wait up to 30 s, then SIGKILL.
+stop_pidfile() {
+  local file=$1 name=$2 pid i
+  pid_alive "$file" || { rm -f "$file"; return 0; }
+  pid=$(cat "$file")
+  say "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$file"; return 0; }
+    sleep 0.1
+  done
+  say "$name did not stop in 30s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$file"
+}
+
+# start_redis DIR PORT [extra redis-server arguments]
+start_redis() {
+  local dir=$1 port=$2; shift 2
+  mkdir -p "$dir"
+  if pid_alive "$dir/redis.pid"; then say "redis on $port already running"; return 0; fi
+  say "starting redis on 127.0.0.1:$port ($dir)"
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" \
+    --appendonly yes --appendfsync everysec --protected-mode no "$@"
+  wait_for 15 "redis on $port" redis-cli -p "$port" ping
+}
+
+# start_redis_cluster DIR PORT1 PORT2 PORT3: three masters, slots spread over them.
+start_redis_cluster() {
+  local dir=$1; shift
+  local p nodes=()
+  for p in "$@"; do
+    start_redis "$dir/$p" "$p" --cluster-enabled yes --cluster-config-file "$dir/$p/nodes.conf" \
+      --cluster-node-timeout 5000
+    nodes+=("127.0.0.1:$p")
+  done
+  say "creating a redis cluster of ${nodes[*]}"
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1 \
+    || { cat "$dir/create.log" >&2; die "redis cluster create failed"; }
+  wait_for 20 "redis cluster" bash -c "redis-cli -p $1 cluster info | grep -q cluster_state:ok"
+}
+
+# start_mariadb DIR PORT DATABASE USER PASSWORD: initialises DIR on first use, starts mariadbd
+# with durable InnoDB settings, and creates the database and a TCP user for the backend.
+start_mariadb() {
+  local dir=$1 port=$2 db=$3 user=$4 pass=$5
+  mkdir -p "$dir"
+  if ! pid_alive "$dir/mariadb.pid"; then
+    if [ ! -d "$dir/data/mysql" ]; then
+      say "initialising mariadb data in $dir/data"
+      mariadb-install-db --no-defaults --datadir="$dir/data" --user=root \
+        --auth-root-authentication-method=socket --skip-test-db >"$dir/install.log" 2>&1 \
+        || { cat "$dir/install.log" >&2; die "mariadb-install-db failed"; }
+    fi
+    say "starting mariadb on 127.0.0.1:$port ($dir)"
+    # setsid: a Ctrl-C in the calling terminal must not reach the database.
+    setsid mariadbd --no-defaults --datadir="$dir/data" --user=root \
+      --bind-address=127.0.0.1 --port="$port" --socket="$dir/mariadb.sock" \
+      --pid-file="$dir/mariadb.pid" --log-error="$dir/mariadb.err" \
+      --innodb-flush-log-at-trx-commit=1 --innodb-buffer-pool-size=512M \
+      --innodb-log-file-size=512M --max-connections=1000 --skip-name-resolve \
+      --character-set-server=utf8mb4 </dev/null >/dev/null 2>&1 &
+    wait_for 60 "mariadb on $port" mariadb --no-defaults -S "$dir/mariadb.sock" -uroot -e 'SELECT 1'
+  else
+    say "mariadb on $port already running"
+  fi
+  mariadb --no-defaults -S "$dir/mariadb.sock" -uroot <<SQL
+CREATE DATABASE IF NOT EXISTS \`$db\` CHARACTER SET utf8mb4;
+CREATE USER IF NOT EXISTS '$user'@'127.0.0.1' IDENTIFIED BY '$pass';
+CREATE USER IF NOT EXISTS '$user'@'localhost' IDENTIFIED BY '$pass';
+GRANT ALL ON \`$db\`.* TO '$user'@'127.0.0.1';
+GRANT ALL ON \`$db\`.* TO '$user'@'localhost';
+SQL
+}
+
+# random_secret FILE: 32 random bytes as hex, written once.
+random_secret() {
+  [ -s "$1" ] && return 0
+  umask 077
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"
+}
+
+# render_nginx OUT EDGE_PORT BACKEND_PORT VARDIR: nginx.conf with its ports and var/ moved.
+render_nginx() {
+  local out=$1 edge=$2 backend=$3 var=$4
+  sed -e "s#127.0.0.1:8080#127.0.0.1:$edge#g" \
+      -e "s#127.0.0.1:8081#127.0.0.1:$backend#g" \
+      -e "s#var/#$var/#g" "$ROOT/nginx.conf" >"$out"
+}
+
+# start_nginx CONF VARDIR: nginx with the repo as its prefix (for edge/lua and static/).
+start_nginx() {
+  local conf=$1 var=$2
+  mkdir -p "$var/nginx" "$var/log"
+  if pid_alive "$var/nginx/nginx.pid"; then
+    say "nginx already running; reloading its configuration"
+    nginx -p "$ROOT/" -c "$conf" -e "$var/log/nginx-error.log" -s reload
+    return 0
+  fi
+  say "starting nginx ($conf)"
+  nginx -p "$ROOT/" -c "$conf" -e "$var/log/nginx-error.log" -t -q
+  nginx -p "$ROOT/" -c "$conf" -e "$var/log/nginx-error.log"
+}
