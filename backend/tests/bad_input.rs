@@ -1,0 +1,323 @@
+//! Bad input gets a clear 4xx with a JSON error naming the problem: never a 5xx, never a panic.
+
+mod common;
+
+use common::{Backend, Target, ADMIN};
+use hyper::{Method, StatusCode};
+
+/// method, path, bearer token, body, expected status, what the message must name.
+type Case<'a> = (
+    Method,
+    String,
+    Option<&'a str>,
+    Option<String>,
+    StatusCode,
+    &'a str,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_malformed_request_gets_its_4xx() {
+    let b = Backend::start(
+        Target::Single,
+        &[("SECKILL_WRITER", "false"), ("SECKILL_MAX_BODY", "1024")],
+    )
+    .await;
+    let sale = b.create_sale(5, 1).await;
+    let user = b.login(&format!("bad-{sale}")).await;
+    let path = b.path(sale, &user).await;
+    let valid = |patch: &str| {
+        let now = seckill::clock::now_ms();
+        let mut v = serde_json::json!({"title": "T", "price_cents": 1, "stock": 5,
+            "starts_at": now, "ends_at": now + 60_000});
+        let p: serde_json::Value = serde_json::from_str(patch).unwrap();
+        for (k, x) in p.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v.to_string()
+    };
+    let huge = format!("{{\"title\": \"{}\"}}", "x".repeat(5000));
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some("{\"title\":".into()),
+            StatusCode::BAD_REQUEST,
+            "body: invalid JSON",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some("".into()),
+            StatusCode::BAD_REQUEST,
+            "body: required",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some("[1,2]".into()),
+            StatusCode::BAD_REQUEST,
+            "body: expected a JSON object",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"stock": null}"#)),
+            StatusCode::BAD_REQUEST,
+            "stock: required",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"stock": -5}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "stock: expected an integer from 1",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"stock": "ten"}"#)),
+            StatusCode::BAD_REQUEST,
+            "stock: expected an integer",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"stock": 1.5}"#)),
+            StatusCode::BAD_REQUEST,
+            "stock: expected an integer",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"price_cents": -1}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "price_cents:",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"title": ""}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "title:",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"starts_at": "next tuesday"}"#)),
+            StatusCode::BAD_REQUEST,
+            "starts_at:",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"ends_at": 5}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ends_at:",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"per_user_limit": 0}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "per_user_limit:",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"colour": "red"}"#)),
+            StatusCode::BAD_REQUEST,
+            "colour: unknown field",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(huge),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body: larger than 1024 bytes",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            None,
+            Some(valid("{}")),
+            StatusCode::UNAUTHORIZED,
+            "admin token: missing",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some("wrong-token"),
+            Some(valid("{}")),
+            StatusCode::FORBIDDEN,
+            "admin token: wrong",
+        ),
+        (
+            Method::GET,
+            "/api/sales/abc".into(),
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+            "sale id:",
+        ),
+        (
+            Method::GET,
+            "/api/sales/-1".into(),
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+            "sale id:",
+        ),
+        (
+            Method::GET,
+            "/api/sales/99999999".into(),
+            None,
+            None,
+            StatusCode::NOT_FOUND,
+            "sale 99999999: no such sale",
+        ),
+        (
+            Method::POST,
+            path.clone(),
+            None,
+            None,
+            StatusCode::UNAUTHORIZED,
+            "session: missing",
+        ),
+        (
+            Method::POST,
+            path.clone(),
+            Some("1.2.3"),
+            None,
+            StatusCode::FORBIDDEN,
+            "session:",
+        ),
+        (
+            Method::POST,
+            path.replace(&path[path.len() - 4..], "0000"),
+            Some(&user),
+            None,
+            StatusCode::FORBIDDEN,
+            "purchase link:",
+        ),
+        (
+            Method::POST,
+            format!("/api/sales/{sale}/buy/not-hex"),
+            Some(&user),
+            None,
+            StatusCode::FORBIDDEN,
+            "purchase link:",
+        ),
+        (
+            Method::GET,
+            "/api/orders/xyz".into(),
+            Some(&user),
+            None,
+            StatusCode::BAD_REQUEST,
+            "order id:",
+        ),
+        (
+            Method::GET,
+            format!("/api/orders/{}", (sale << 32) | 4000),
+            Some(&user),
+            None,
+            StatusCode::NOT_FOUND,
+            "no such order",
+        ),
+        (
+            Method::POST,
+            "/api/login".into(),
+            None,
+            Some(r#"{"user": "a b"}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "user:",
+        ),
+        (
+            Method::POST,
+            "/api/login".into(),
+            None,
+            Some(r#"{"user": 5}"#.into()),
+            StatusCode::BAD_REQUEST,
+            "user: expected a string",
+        ),
+        (
+            Method::DELETE,
+            "/api/time".into(),
+            None,
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "DELETE is not allowed",
+        ),
+        (
+            Method::GET,
+            "/nowhere".into(),
+            None,
+            None,
+            StatusCode::NOT_FOUND,
+            "no such endpoint",
+        ),
+    ];
+    for (method, path, token, body, want, message) in cases {
+        let (status, v) = b.call(method.clone(), &path, token, body.clone()).await;
+        assert_eq!(status, want, "{method} {path} {body:?}: {v}");
+        let got = v["message"].as_str().unwrap_or_default();
+        assert!(
+            got.contains(message),
+            "{method} {path}: message {got:?} should name {message:?}"
+        );
+        assert!(v["error"].is_string(), "{method} {path}: a JSON error code");
+    }
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_checks_answer_425_and_410() {
+    let b = Backend::start(Target::Single, &[("SECKILL_WRITER", "false")]).await;
+    let now = seckill::clock::now_ms();
+    let body = serde_json::json!({"title": "Later", "price_cents": 1, "stock": 5,
+        "starts_at": now + 60_000, "ends_at": now + 120_000});
+    let (status, v) = b
+        .call(
+            Method::POST,
+            "/admin/sales",
+            Some(ADMIN),
+            Some(body.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let later = v["id"].as_u64().unwrap();
+    let user = b.login("window-user").await;
+    let (status, _) = b
+        .call(
+            Method::POST,
+            &format!("/api/sales/{later}/path"),
+            Some(&user),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_EARLY, "no link before the start");
+    // A link signed with the right key before the start is still refused with 425.
+    let sig = seckill::link::sign(
+        b"test-link-key-0123456789",
+        seckill::session::verify(b"test-session-key-0123456789", &user, 0).unwrap(),
+        later,
+        now / 1000,
+        60,
+    );
+    let (status, v) = b.buy(&format!("/api/sales/{later}/buy/{sig}"), &user).await;
+    assert_eq!(status, StatusCode::TOO_EARLY, "{v}");
+    b.stop().await;
+}

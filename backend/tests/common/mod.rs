@@ -1,0 +1,211 @@
+//! Test harness: a real backend (HTTP server + writer) on 127.0.0.1:0 against the real Redis
+//! and MariaDB that `scripts/test` started. Nothing here is a stand-in for either.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use mysql_async::prelude::Queryable;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use seckill::app::App;
+use seckill::config::Config;
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// The servers `scripts/test` started; a test run without them fails, it never skips.
+pub fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| {
+        panic!("{key} is not set: run the integration tests through scripts/test, which starts Redis and MariaDB")
+    })
+}
+
+pub enum Target {
+    Single,
+    Cluster,
+}
+
+pub struct Backend {
+    pub app: Arc<App>,
+    pub base: String,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn config(target: &Target, extra: &[(&str, &str)]) -> Config {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("SECKILL_LISTEN".into(), "127.0.0.1:0".into()),
+        ("SECKILL_MYSQL_URL".into(), env("SECKILL_TEST_MYSQL_URL")),
+        (
+            "SECKILL_SESSION_KEY".into(),
+            "test-session-key-0123456789".into(),
+        ),
+        ("SECKILL_LINK_KEY".into(), "test-link-key-0123456789".into()),
+        ("SECKILL_ADMIN_TOKEN".into(), ADMIN.into()),
+        ("SECKILL_WRITER_CLAIM_IDLE_MS".into(), "1000".into()),
+        ("SECKILL_REDIS_TIMEOUT_MS".into(), "2000".into()),
+    ];
+    match target {
+        Target::Single => pairs.push(("SECKILL_REDIS_URL".into(), env("SECKILL_TEST_REDIS_URL"))),
+        Target::Cluster => pairs.push((
+            "SECKILL_REDIS_CLUSTER".into(),
+            env("SECKILL_TEST_REDIS_CLUSTER"),
+        )),
+    }
+    for (k, v) in extra {
+        pairs.push((k.to_string(), v.to_string()));
+    }
+    Config::from_lookup(|k| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(pk, _)| pk == k)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("the test configuration is valid")
+}
+
+impl Backend {
+    pub async fn start(target: Target, extra: &[(&str, &str)]) -> Backend {
+        let cfg = config(&target, extra);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = App::connect(cfg)
+            .await
+            .expect("connects to the test Redis and MariaDB");
+        let (tx, rx) = oneshot::channel::<()>();
+        let run_app = app.clone();
+        let task = tokio::spawn(async move {
+            seckill::app::run(run_app, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("the backend runs");
+        });
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(512)
+            .build_http();
+        Backend {
+            app,
+            base,
+            client,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
+        }
+    }
+
+    /// Sends a request; returns the status and the JSON body (Null when not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
+        if let Some(t) = bearer {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .unwrap();
+        let resp = self.client.request(req).await.expect("the backend answers");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Creates a sale that started a second ago and runs for ten minutes.
+    pub async fn create_sale(&self, stock: u32, per_user_limit: u32) -> u64 {
+        let now = seckill::clock::now_ms();
+        let body = json!({"title": "Test phone", "price_cents": 9900, "stock": stock,
+            "starts_at": now - 1000, "ends_at": now + 600_000, "per_user_limit": per_user_limit});
+        let (status, v) = self
+            .call(
+                Method::POST,
+                "/admin/sales",
+                Some(ADMIN),
+                Some(body.to_string()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v["id"].as_u64().unwrap()
+    }
+
+    pub async fn login(&self, name: &str) -> String {
+        let (status, v) = self
+            .call(
+                Method::POST,
+                "/api/login",
+                None,
+                Some(json!({"user": name}).to_string()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn path(&self, sale: u64, token: &str) -> String {
+        let (status, v) = self
+            .call(
+                Method::POST,
+                &format!("/api/sales/{sale}/path"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v["path"].as_str().unwrap().to_string()
+    }
+
+    pub async fn buy(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), None).await
+    }
+
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        let mut c = self.app.db.get_conn().await.unwrap();
+        c.query_first::<i64, _>(sql).await.unwrap().unwrap_or(0)
+    }
+
+    /// Waits until the writer has put `n` orders of the sale into MariaDB (or 30 s pass).
+    pub async fn wait_orders(&self, sale: u64, n: i64) -> i64 {
+        let mut got = 0;
+        for _ in 0..300 {
+            got = self
+                .sql_count(&format!(
+                    "SELECT COUNT(*) FROM orders WHERE sale_id = {sale}"
+                ))
+                .await;
+            if got >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        got
+    }
+
+    pub async fn redis_int(&self, cmd: redis::Cmd) -> Option<i64> {
+        self.app.redis.cmd(cmd).await.unwrap()
+    }
+}
