@@ -74,41 +74,54 @@ pub fn consumer_name() -> String {
 }
 
 impl Writer {
-    /// Runs until `shutdown` turns true, then lets every sale task drain its stream.
+    /// Runs until `shutdown` turns true, then lets every sale task drain its stream (a last
+    /// look for sales also covers one created moments before the shutdown).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tasks: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
-            let now = crate::clock::now_ms();
-            match sales::ending_after(&self.db, now - RETENTION_MS).await {
-                Ok(list) => {
-                    for sale in list {
-                        self.report_backlog(sale.id).await;
-                        if tasks.get(&sale.id).is_some_and(|t| !t.is_finished()) {
-                            continue;
-                        }
-                        let w = self.clone();
-                        let sd = shutdown.clone();
-                        tasks.insert(
-                            sale.id,
-                            tokio::spawn(async move { w.sale_loop(sale, sd).await }),
-                        );
-                    }
-                }
-                Err(e) => {
-                    self.metrics
-                        .mysql_errors
-                        .with_label_values(&["list_sales"])
-                        .inc();
-                    eprintln!("writer: listing sales failed: {e}");
-                }
+            self.discover(&mut tasks, &shutdown).await;
+            if *shutdown.borrow() {
+                break;
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.discover) => {}
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed() => {}
             }
         }
         for (_, t) in tasks {
             let _ = t.await;
+        }
+    }
+
+    /// Starts a task for each live sale that has none running.
+    async fn discover(
+        self: &Arc<Self>,
+        tasks: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
+        shutdown: &watch::Receiver<bool>,
+    ) {
+        let now = crate::clock::now_ms();
+        match sales::ending_after(&self.db, now - RETENTION_MS).await {
+            Ok(list) => {
+                for sale in list {
+                    self.report_backlog(sale.id).await;
+                    if tasks.get(&sale.id).is_some_and(|t| !t.is_finished()) {
+                        continue;
+                    }
+                    let w = self.clone();
+                    let sd = shutdown.clone();
+                    tasks.insert(
+                        sale.id,
+                        tokio::spawn(async move { w.sale_loop(sale, sd).await }),
+                    );
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .mysql_errors
+                    .with_label_values(&["list_sales"])
+                    .inc();
+                eprintln!("writer: listing sales failed: {e}");
+            }
         }
     }
 

@@ -10,8 +10,13 @@ use common::{Backend, Target};
 use hyper::StatusCode;
 use redis::Value;
 
+/// Every writer watches every sale, so these tests, which each play or stop writers, run one at
+/// a time (other test binaries run before or after this one, never beside it).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_of_a_dead_writer_are_reclaimed_and_land_once() {
+    let _serial = SERIAL.lock().await;
     // No writer in this backend: the test plays the writer that dies.
     let b = Backend::start(Target::Single, &[("SECKILL_WRITER", "false")]).await;
     let sale = b.create_sale(50, 1).await;
@@ -90,6 +95,7 @@ async fn entries_of_a_dead_writer_are_reclaimed_and_land_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_batch_changes_nothing() {
+    let _serial = SERIAL.lock().await;
     let b = Backend::start(Target::Single, &[("SECKILL_WRITER", "false")]).await;
     let sale_id = b.create_sale(5, 1).await;
     let sale = seckill::sales::load(&b.app.db, sale_id)
@@ -125,4 +131,37 @@ async fn a_replayed_batch_changes_nothing() {
         3
     );
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_the_writer_before_returning() {
+    let _serial = SERIAL.lock().await;
+    // A long idle poll, so only the shutdown drain can explain the rows being there.
+    let b = Backend::start(Target::Single, &[("SECKILL_WRITER_IDLE_MS", "5000")]).await;
+    let sale = b.create_sale(40, 1).await;
+    let mut answered = 0;
+    for i in 0..40 {
+        let token = b.login(&format!("drain-{sale}-{i}")).await;
+        let path = b.path(sale, &token).await;
+        if b.buy(&path, &token).await.0 == StatusCode::OK {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 40);
+    b.stop().await;
+    // The backend closed its pool on the way out; count through a fresh one.
+    let db = seckill::db::pool(&common::env("SECKILL_TEST_MYSQL_URL"), 1).unwrap();
+    use mysql_async::prelude::Queryable;
+    let mut c = db.get_conn().await.unwrap();
+    let n: Option<i64> = c
+        .query_first(format!(
+            "SELECT COUNT(*) FROM orders WHERE sale_id = {sale}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        n,
+        Some(40),
+        "every queued order is in MariaDB once the backend has stopped"
+    );
 }
