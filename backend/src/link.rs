@@ -61,6 +61,15 @@ mod tests {
     }
 
     #[test]
+    fn shared_vector_with_the_edge() {
+        // edge/spec/tokens_spec.lua asserts the same signature.
+        assert_eq!(
+            sign(b"test-link-key-0123456789", 42, 7, 1_000, 60),
+            "a334ea94af0afd5221b46339eb65f7f8ac7b712b39ccd824eead091253e84322"
+        );
+    }
+
+    #[test]
     fn bound_to_user_sale_and_key() {
         let sig = sign(KEY, 7, 3, 1_000, 60);
         assert!(!verify(KEY, &sig, 8, 3, 1_000, 60), "another user's link");

@@ -133,6 +133,15 @@ mod tests {
     }
 
     #[test]
+    fn shared_vector_with_the_edge() {
+        // edge/spec/tokens_spec.lua asserts the same token.
+        assert_eq!(
+            issue(b"test-session-key-0123456789", 42, 2_000_000_000),
+            "42.2000000000.9e8e9805aed3a99b352af6fa9cb4ba0760712a22b1be18ee89983a570138be87"
+        );
+    }
+
+    #[test]
     fn user_ids_are_stable_and_distinct() {
         assert_eq!(user_id_for(KEY, "alice"), user_id_for(KEY, "alice"));
         assert_ne!(user_id_for(KEY, "alice"), user_id_for(KEY, "bob"));

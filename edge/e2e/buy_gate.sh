@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# End-to-end test of the edge against a real nginx and a real backend (started by
+# scripts/test): the buy flow through the edge, and every link or session the edge must
+# refuse, each checked to be refused by nginx itself (the backend's buy counter does not
+# move). Usage: buy_gate.sh EDGE_URL BACKEND_URL ADMIN_TOKEN NGINX_ERROR_LOG
+set -uo pipefail
+EDGE=$1 BACKEND=$2 ADMIN=$3 ERRLOG=$4
+passed=0 failed=0
+
+check() { # check NAME EXPECTED ACTUAL
+  if [ "$2" == "$3" ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $1: expected $2, got $3" >&2
+  fi
+}
+
+# Requests that reached the backend's buy handler, whatever their status.
+backend_buys() {
+  curl -fsS "$BACKEND/metrics" | awk '/^seckill_http_requests_total\{route="buy"/ {s += $2} END {print s + 0}'
+}
+
+post() { # post URL TOKEN -> status
+  local auth=()
+  [ -n "${2:-}" ] && auth=(-H "Authorization: Bearer $2")
+  curl -s -o /dev/null -w '%{http_code}' -X POST "${auth[@]}" "$1"
+}
+
+now=$(($(date +%s) * 1000))
+sale=$(curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
+  -d "{\"title\":\"Edge test\",\"price_cents\":100,\"stock\":5,\"starts_at\":$((now - 1000)),\"ends_at\":$((now + 600000))}" | jq -r .id)
+alice=$(curl -fsS -X POST "$EDGE/api/login" -d '{"user":"edge-alice"}' | jq -r .token)
+bob=$(curl -fsS -X POST "$EDGE/api/login" -d '{"user":"edge-bob"}' | jq -r .token)
+path=$(curl -fsS -X POST "$EDGE/api/sales/$sale/path" -H "Authorization: Bearer $alice" | jq -r .path)
+sig=${path##*/}
+
+t=$(curl -fsS "$EDGE/api/time" | jq -r .now_ms)
+check "edge clock is epoch ms" 1 "$([ "$t" -gt "$now" ] && echo 1 || echo 0)"
+
+before=$(backend_buys)
+check "forged link" 403 "$(post "$EDGE/api/sales/$sale/buy/$(printf '0%.0s' {1..64})" "$alice")"
+check "altered link" 403 "$(post "$EDGE/api/sales/$sale/buy/${sig:0:63}x" "$alice")"
+check "truncated link" 403 "$(post "$EDGE/api/sales/$sale/buy/${sig:0:40}" "$alice")"
+check "another user's link" 403 "$(post "$EDGE$path" "$bob")"
+check "another sale's link" 403 "$(post "$EDGE/api/sales/$((sale + 1000))/buy/$sig" "$alice")"
+check "no session" 401 "$(post "$EDGE$path" "")"
+flipped=${alice%?}$([ "${alice: -1}" = 0 ] && echo 1 || echo 0)
+check "forged session" 403 "$(post "$EDGE$path" "$flipped")"
+check "garbage session" 403 "$(post "$EDGE$path" "not-a-token")"
+check "refusals never reached the backend" "$before" "$(backend_buys)"
+
+check "the real link buys" 200 "$(post "$EDGE$path" "$alice")"
+check "a second buy is refused by the backend" 409 "$(post "$EDGE$path" "$alice")"
+check "exactly the two valid requests reached the backend" "$((before + 2))" "$(backend_buys)"
+
+if grep -E '\[error\]|writing a global Lua variable' "$ERRLOG" >&2; then
+  check "nginx error log is clean" clean dirty
+else
+  check "nginx error log is clean" clean clean
+fi
+
+echo "edge-e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,46 @@
+-- The access-phase gate of the buy route: the checks the edge can decide alone, before a
+-- request costs the backend anything. A forged, expired, replayed-by-another-user or
+-- altered link never leaves nginx. Failure policy: closed for every check here.
+local config = require "seckill.config"
+local session = require "seckill.session"
+local link = require "seckill.link"
+
+local ngx = ngx
+local ngx_time = ngx.time
+local ngx_say = ngx.say
+local ngx_exit = ngx.exit
+
+local _M = { _VERSION = "0.1" }
+
+local BODIES = {
+    [401] = '{"error":"unauthorized","message":"session: missing (log in first)"}',
+    [403] = '{"error":"bad_link","message":"purchase link: invalid, expired, or issued to someone else"}',
+    bad_session = '{"error":"bad_session","message":"session: invalid or expired"}',
+}
+
+local function reject(status, body)
+    ngx.status = status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Cache-Control"] = "no-store"
+    ngx_say(body)
+    return ngx_exit(status)
+end
+
+-- Checks session and link for POST /api/sales/{sale_id}/buy/{sig}.
+function _M.buy(sale_id, sig)
+    local cfg = config.get()
+    local now = ngx_time()
+    local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
+    if not token then
+        return reject(401, BODIES[401])
+    end
+    local user_id = session.verify(cfg.session_key, token, now)
+    if not user_id then
+        return reject(403, BODIES.bad_session)
+    end
+    if not link.verify(cfg.link_key, sig, user_id, sale_id, now, cfg.link_window_s) then
+        return reject(403, BODIES[403])
+    end
+end
+
+return _M
