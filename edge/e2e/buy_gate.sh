@@ -2,9 +2,10 @@
 # End-to-end test of the edge against a real nginx and a real backend (started by
 # scripts/test): the buy flow through the edge, and every link or session the edge must
 # refuse, each checked to be refused by nginx itself (the backend's buy counter does not
-# move). Usage: buy_gate.sh EDGE_URL BACKEND_URL ADMIN_TOKEN NGINX_ERROR_LOG
+# move). Usage: buy_gate.sh EDGE_URL BACKEND_URL SECRETS_DIR NGINX_ERROR_LOG
 set -uo pipefail
-EDGE=$1 BACKEND=$2 ADMIN=$3 ERRLOG=$4
+EDGE=$1 BACKEND=$2 SECRETS=$3 ERRLOG=$4
+ADMIN=$(cat "$SECRETS/admin.token")
 passed=0 failed=0
 
 check() { # check NAME EXPECTED ACTUAL
@@ -53,6 +54,30 @@ check "refusals never reached the backend" "$before" "$(backend_buys)"
 check "the real link buys" 200 "$(post "$EDGE$path" "$alice")"
 check "a second buy is refused by the backend" 409 "$(post "$EDGE$path" "$alice")"
 check "exactly the two valid requests reached the backend" "$((before + 2))" "$(backend_buys)"
+
+# A valid link signed with the real key (as an attacker who got one would hold it), for sales
+# the edge must refuse on their state alone.
+sign_link() { # sign_link USER_TOKEN SALE
+  python3 - "$SECRETS/link.key" "${1%%.*}" "$2" <<'PY'
+import hashlib, hmac, sys, time
+key = open(sys.argv[1]).read().strip().encode()
+msg = "l1.%s.%s.%d" % (sys.argv[2], sys.argv[3], int(time.time()) // 60)
+print(hmac.new(key, msg.encode(), hashlib.sha256).hexdigest())
+PY
+}
+create_sale() { # create_sale STOCK STARTS_OFFSET_MS
+  local now=$(($(date +%s) * 1000))
+  curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
+    -d "{\"title\":\"Edge test\",\"price_cents\":100,\"stock\":$1,\"starts_at\":$((now + $2)),\"ends_at\":$((now + 1200000))}" | jq -r .id
+}
+later=$(create_sale 5 600000)
+sold=$(create_sale 1 -1000)
+check "the sold-out sale's one unit sells" 200 "$(post "$EDGE/api/sales/$sold/buy/$(sign_link "$alice" "$sold")" "$alice")"
+sleep 1.5 # the edge pulls sale state every 0.5 s
+before=$(backend_buys)
+check "not started, refused at the edge" 425 "$(post "$EDGE/api/sales/$later/buy/$(sign_link "$alice" "$later")" "$alice")"
+check "sold out, refused at the edge" 410 "$(post "$EDGE/api/sales/$sold/buy/$(sign_link "$bob" "$sold")" "$bob")"
+check "state refusals never reached the backend" "$before" "$(backend_buys)"
 
 if grep -E '\[error\]|writing a global Lua variable' "$ERRLOG" >&2; then
   check "nginx error log is clean" clean dirty

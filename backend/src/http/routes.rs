@@ -74,6 +74,7 @@ fn route_name(seg: &[&str]) -> &'static str {
         ["admin", "sales"] => "admin_sales",
         ["metrics"] => "metrics",
         ["healthz"] => "healthz",
+        ["internal", "sales"] => "internal_sales",
         _ => "other",
     }
 }
@@ -95,6 +96,7 @@ async fn dispatch(app: &App, req: Request<Incoming>, seg: &[&str]) -> Result<Res
             "text/plain; version=0.0.4",
             app.metrics.render(),
         )),
+        (&Method::GET, ["internal", "sales"]) => edge_sale_states(app).await,
         (&Method::GET, ["healthz"]) => Ok(reply::json(StatusCode::OK, &json!({"ok": true}))),
         _ if route_name(seg) != "other" => Err(ApiError::BadRequest(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -325,6 +327,43 @@ async fn login(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
         resp.headers_mut().insert(SET_COOKIE, v);
     }
     Ok(resp)
+}
+
+/// The state the edge keeps in its shared dict, one line per live sale:
+/// `<id> <starts_ms> <ends_ms> <sold_out 0|1>`. Plain text: the edge parses it without a JSON
+/// library. Loopback only (the edge has no location for `/internal/`).
+async fn edge_sale_states(app: &App) -> Result<Resp, ApiError> {
+    use std::fmt::Write;
+    let now = now_ms();
+    let list = tokio::time::timeout(
+        app.cfg.mysql_timeout,
+        sales::ending_after(&app.db, now - 60_000),
+    )
+    .await
+    .map_err(|_| ApiError::mysql("listing sales timed out"))?
+    .map_err(ApiError::mysql)?;
+    let mut out = String::with_capacity(list.len() * 48);
+    for s in list {
+        let left = stock::stock_left(&app.redis, s.id)
+            .await
+            .map_err(ApiError::redis)?;
+        if let Some(n) = left {
+            app.metrics
+                .stock_left
+                .with_label_values(&[&s.id.to_string()])
+                .set(n);
+        }
+        let sold_out = matches!(left, Some(n) if n <= 0);
+        let _ = writeln!(
+            out,
+            "{} {} {} {}",
+            s.id,
+            s.starts_ms,
+            s.ends_ms,
+            u8::from(sold_out)
+        );
+    }
+    Ok(reply::text(StatusCode::OK, "text/plain", out))
 }
 
 fn require_admin(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {

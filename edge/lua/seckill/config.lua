@@ -18,7 +18,8 @@ local function read_secret(path)
     return s
 end
 
--- opts: secrets_dir (required), link_window_s (default 60, as the backend).
+-- opts: secrets_dir (required), link_window_s (default 60, as the backend),
+-- sales_dict (default "seckill_sales").
 function _M.init(opts)
     if type(opts) ~= "table" or type(opts.secrets_dir) ~= "string" then
         error("seckill.config.init: opts.secrets_dir is required", 2)
@@ -27,6 +28,7 @@ function _M.init(opts)
         session_key = read_secret(opts.secrets_dir .. "/session.key"),
         link_key = read_secret(opts.secrets_dir .. "/link.key"),
         link_window_s = tonumber(opts.link_window_s) or 60,
+        sales_dict = opts.sales_dict or "seckill_sales",
     }
 end
 

@@ -4,9 +4,11 @@
 local config = require "seckill.config"
 local session = require "seckill.session"
 local link = require "seckill.link"
+local sale_state = require "seckill.sale_state"
 
 local ngx = ngx
 local ngx_time = ngx.time
+local ngx_now = ngx.now
 local ngx_say = ngx.say
 local ngx_exit = ngx.exit
 
@@ -26,9 +28,14 @@ local function reject(status, body)
     return ngx_exit(status)
 end
 
--- Checks session and link for POST /api/sales/{sale_id}/buy/{sig}.
+-- Checks sale state, session and link for POST /api/sales/{sale_id}/buy/{sig}, cheapest
+-- first: a dict lookup refuses the crowd before and after the sale without any HMAC.
 function _M.buy(sale_id, sig)
     local cfg = config.get()
+    local status, body = sale_state.check(ngx.shared[cfg.sales_dict], sale_id, ngx_now() * 1000)
+    if status then
+        return reject(status, body)
+    end
     local now = ngx_time()
     local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
     if not token then

@@ -1,0 +1,117 @@
+-- Each sale's window and sold-out flag, in a lua_shared_dict kept fresh from the backend,
+-- so the edge answers 425 (not started) and 410 (ended, sold out) without any backend trip.
+--
+-- One worker at a time pulls GET /internal/sales every `interval` seconds (a dict lock picks
+-- it); entries expire after `ttl` seconds. The dict lives in nginx.conf, so it survives
+-- `nginx -s reload`. Failure policy: open. A sale the edge does not know (just created, or
+-- the backend unreachable for longer than `ttl`) is passed to the backend, which checks the
+-- window and the stock itself; being stale can only let a request through, never sell.
+local ngx = ngx
+local tonumber = tonumber
+local gmatch = string.gmatch
+local match = string.match
+
+local _M = { _VERSION = "0.1" }
+
+local NOT_STARTED = '{"error":"not_started","message":"the sale has not started yet"}'
+local ENDED = '{"error":"ended","message":"the sale has ended"}'
+local SOLD_OUT = '{"error":"sold_out","message":"sold out"}'
+
+-- Parses the backend's lines "<id> <starts_ms> <ends_ms> <0|1>"; bad lines are skipped.
+function _M.parse(text)
+    local out = {}
+    for line in gmatch(text, "[^\n]+") do
+        local id, starts, ends, sold = match(line, "^(%d+) (%-?%d+) (%-?%d+) ([01])$")
+        if id then
+            out[#out + 1] = { id = id, value = starts .. " " .. ends .. " " .. sold }
+        end
+    end
+    return out
+end
+
+-- nil when the edge lets the request through, else (status, body).
+function _M.check(dict, sale_id, now_ms)
+    local v = dict:get(sale_id)
+    if not v then
+        return nil
+    end
+    local starts, ends, sold = match(v, "^(%-?%d+) (%-?%d+) ([01])$")
+    if now_ms < tonumber(starts) then
+        return 425, NOT_STARTED
+    end
+    if now_ms >= tonumber(ends) then
+        return 410, ENDED
+    end
+    if sold == "1" then
+        return 410, SOLD_OUT
+    end
+    return nil
+end
+
+-- Fetches the backend's list over a plain HTTP/1.0 cosocket request.
+local function fetch(host, port, timeout_ms)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(timeout_ms)
+    local ok, err = sock:connect(host, port)
+    if not ok then
+        return nil, "failed to connect to the backend: " .. err
+    end
+    ok, err = sock:send("GET /internal/sales HTTP/1.0\r\nHost: backend\r\n\r\n")
+    if not ok then
+        sock:close()
+        return nil, "failed to send: " .. err
+    end
+    local data, rerr, partial = sock:receive("*a")
+    sock:close()
+    data = data or partial
+    if not data then
+        return nil, "failed to read: " .. tostring(rerr)
+    end
+    local status, body = match(data, "^HTTP/1%.%d (%d+).-\r\n\r\n(.*)$")
+    if status ~= "200" then
+        return nil, "backend answered " .. tostring(status)
+    end
+    return body
+end
+
+local function refresh(premature, opts)
+    if premature then
+        return
+    end
+    local dict = ngx.shared[opts.dict]
+    -- One worker per interval does the pull.
+    if not dict:add("__refresh_lock", true, opts.interval * 0.9) then
+        return
+    end
+    local body, err = fetch(opts.host, opts.port, opts.timeout_ms)
+    if not body then
+        ngx.log(ngx.WARN, "sale_state: ", err)
+        return
+    end
+    for _, s in ipairs(_M.parse(body)) do
+        dict:set(s.id, s.value, opts.ttl)
+    end
+end
+
+-- Starts the refresh timer in this worker (call from init_worker_by_lua).
+-- opts: dict, backend ("host:port"); interval (s, default 0.5), ttl (s, default 10), timeout_ms (1000).
+function _M.start(opts)
+    if not ngx.shared[opts.dict] then
+        error("sale_state: shared dict not found: " .. tostring(opts.dict), 2)
+    end
+    local host, port = match(opts.backend or "", "^([^:]+):(%d+)$")
+    if not host then
+        error("sale_state: backend must be host:port, got " .. tostring(opts.backend), 2)
+    end
+    opts.host, opts.port = host, tonumber(port)
+    opts.interval = opts.interval or 0.5
+    opts.ttl = opts.ttl or 10
+    opts.timeout_ms = opts.timeout_ms or 1000
+    local ok, err = ngx.timer.every(opts.interval, refresh, opts)
+    if not ok then
+        ngx.log(ngx.ERR, "sale_state: failed to start the refresh timer: ", err)
+    end
+    ngx.timer.at(0, refresh, opts)
+end
+
+return _M
