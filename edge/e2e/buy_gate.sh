@@ -51,6 +51,7 @@ check "forged session" 403 "$(post "$EDGE$path" "$flipped")"
 check "garbage session" 403 "$(post "$EDGE$path" "not-a-token")"
 check "refusals never reached the backend" "$before" "$(backend_buys)"
 
+sleep 1.1 # alice has used her 5 requests of this second (the per-user limit)
 check "the real link buys" 200 "$(post "$EDGE$path" "$alice")"
 check "a second buy is refused by the backend" 409 "$(post "$EDGE$path" "$alice")"
 check "exactly the two valid requests reached the backend" "$((before + 2))" "$(backend_buys)"
@@ -72,12 +73,31 @@ create_sale() { # create_sale STOCK STARTS_OFFSET_MS
 }
 later=$(create_sale 5 600000)
 sold=$(create_sale 1 -1000)
+sleep 1.1
 check "the sold-out sale's one unit sells" 200 "$(post "$EDGE/api/sales/$sold/buy/$(sign_link "$alice" "$sold")" "$alice")"
 sleep 1.5 # the edge pulls sale state every 0.5 s
 before=$(backend_buys)
 check "not started, refused at the edge" 425 "$(post "$EDGE/api/sales/$later/buy/$(sign_link "$alice" "$later")" "$alice")"
 check "sold out, refused at the edge" 410 "$(post "$EDGE/api/sales/$sold/buy/$(sign_link "$bob" "$sold")" "$bob")"
 check "state refusals never reached the backend" "$before" "$(backend_buys)"
+
+# Rate limits. Per user: 12 quick buys by one shopper, at most 5 a second pass.
+limited=0
+for _ in $(seq 12); do
+  [ "$(post "$EDGE$path" "$bob")" = 429 ] && limited=$((limited + 1))
+done
+check "per-user limit refuses a burst" 1 "$([ "$limited" -ge 2 ] && echo 1 || echo 0)"
+
+# Per address: 200 requests from 127.0.0.2 (not a trusted proxy), each with a new forged
+# X-Forwarded-For: the header is ignored, all count against 127.0.0.2.
+burst() { # burst SOURCE_ADDRESS -> number of 429s among 200 requests
+  seq 200 | xargs -P 16 -I{} curl -s -o /dev/null -w '%{http_code}\n' --interface "$1" \
+    -X POST -H "X-Forwarded-For: 10.9.$(( RANDOM % 200 )).{}" "$EDGE$path" | grep -c '^429$'
+}
+check "spoofed X-Forwarded-For does not lift the per-address limit" 1 \
+  "$([ "$(burst 127.0.0.2)" -gt 0 ] && echo 1 || echo 0)"
+# From the trusted proxy (127.0.0.1) the header is the client: 200 different clients pass.
+check "X-Forwarded-For from a trusted proxy names the client" 0 "$(burst 127.0.0.1)"
 
 if grep -E '\[error\]|writing a global Lua variable' "$ERRLOG" >&2; then
   check "nginx error log is clean" clean dirty

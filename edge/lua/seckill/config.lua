@@ -19,7 +19,8 @@ local function read_secret(path)
 end
 
 -- opts: secrets_dir (required), link_window_s (default 60, as the backend),
--- sales_dict (default "seckill_sales").
+-- sales_dict (default "seckill_sales"), limits_dict ("seckill_limits"), ip_per_s (buy
+-- requests per second per client address, 50), user_per_s (per user, 5).
 function _M.init(opts)
     if type(opts) ~= "table" or type(opts.secrets_dir) ~= "string" then
         error("seckill.config.init: opts.secrets_dir is required", 2)
@@ -29,6 +30,9 @@ function _M.init(opts)
         link_key = read_secret(opts.secrets_dir .. "/link.key"),
         link_window_s = tonumber(opts.link_window_s) or 60,
         sales_dict = opts.sales_dict or "seckill_sales",
+        limits_dict = opts.limits_dict or "seckill_limits",
+        ip_per_s = tonumber(opts.ip_per_s) or 50,
+        user_per_s = tonumber(opts.user_per_s) or 5,
     }
 end
 

@@ -5,6 +5,7 @@ local config = require "seckill.config"
 local session = require "seckill.session"
 local link = require "seckill.link"
 local sale_state = require "seckill.sale_state"
+local limit = require "seckill.limit"
 
 local ngx = ngx
 local ngx_time = ngx.time
@@ -18,6 +19,7 @@ local BODIES = {
     [401] = '{"error":"unauthorized","message":"session: missing (log in first)"}',
     [403] = '{"error":"bad_link","message":"purchase link: invalid, expired, or issued to someone else"}',
     bad_session = '{"error":"bad_session","message":"session: invalid or expired"}',
+    [429] = '{"error":"rate_limited","message":"too many requests, slow down"}',
 }
 
 local function reject(status, body)
@@ -28,7 +30,7 @@ local function reject(status, body)
     return ngx_exit(status)
 end
 
--- Checks sale state, session and link for POST /api/sales/{sale_id}/buy/{sig}, cheapest
+-- Checks sale state, rate limits (per address, per user), session and link for POST /api/sales/{sale_id}/buy/{sig}, cheapest
 -- first: a dict lookup refuses the crowd before and after the sale without any HMAC.
 function _M.buy(sale_id, sig)
     local cfg = config.get()
@@ -37,6 +39,17 @@ function _M.buy(sale_id, sig)
         return reject(status, body)
     end
     local now = ngx_time()
+    -- ngx.var.remote_addr is the real client: the realip module trusts X-Forwarded-For only
+    -- from the proxies nginx.conf lists (set_real_ip_from).
+    local limits = ngx.shared[cfg.limits_dict]
+    local now_f = ngx_now()
+    local ok, err = limit.allow(limits, "ip:" .. ngx.var.remote_addr, cfg.ip_per_s, 1, now_f)
+    if err then
+        ngx.log(ngx.WARN, err)
+    end
+    if not ok then
+        return reject(429, BODIES[429])
+    end
     local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
     if not token then
         return reject(401, BODIES[401])
@@ -44,6 +57,13 @@ function _M.buy(sale_id, sig)
     local user_id = session.verify(cfg.session_key, token, now)
     if not user_id then
         return reject(403, BODIES.bad_session)
+    end
+    ok, err = limit.allow(limits, "user:" .. user_id, cfg.user_per_s, 1, now_f)
+    if err then
+        ngx.log(ngx.WARN, err)
+    end
+    if not ok then
+        return reject(429, BODIES[429])
     end
     if not link.verify(cfg.link_key, sig, user_id, sale_id, now, cfg.link_window_s) then
         return reject(403, BODIES[403])
