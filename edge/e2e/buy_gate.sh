@@ -2,9 +2,9 @@
 # End-to-end test of the edge against a real nginx and a real backend (started by
 # scripts/test): the buy flow through the edge, and every link or session the edge must
 # refuse, each checked to be refused by nginx itself (the backend's buy counter does not
-# move). Usage: buy_gate.sh EDGE_URL BACKEND_URL SECRETS_DIR NGINX_ERROR_LOG
+# move). Usage: buy_gate.sh EDGE_URL BACKEND_URL SECRETS_DIR NGINX_ERROR_LOG RELOAD_COMMAND
 set -uo pipefail
-EDGE=$1 BACKEND=$2 SECRETS=$3 ERRLOG=$4
+EDGE=$1 BACKEND=$2 SECRETS=$3 ERRLOG=$4 RELOAD=$5
 ADMIN=$(cat "$SECRETS/admin.token")
 passed=0 failed=0
 
@@ -98,6 +98,18 @@ check "spoofed X-Forwarded-For does not lift the per-address limit" 1 \
   "$([ "$(burst 127.0.0.2)" -gt 0 ] && echo 1 || echo 0)"
 # From the trusted proxy (127.0.0.1) the header is the client: 200 different clients pass.
 check "X-Forwarded-For from a trusted proxy names the client" 0 "$(burst 127.0.0.1)"
+
+# nginx -s reload in the middle of a stream of requests: none fails, and the sold-out flag
+# (in a shared dict) is still there for the new workers.
+stream_log=$(mktemp)
+seq 600 | xargs -P 4 -I{} curl -s -o /dev/null -w '%{http_code}\n' -X POST \
+  "$EDGE/api/sales/$sold/buy/$(sign_link "$bob" "$sold")" >"$stream_log" &
+stream=$!
+sleep 0.2; $RELOAD; sleep 0.3; $RELOAD
+wait "$stream"
+check "600 requests across two reloads, all answered" 600 "$(wc -l <"$stream_log")"
+check "every one answered sold out by the edge" 600 "$(grep -c '^410$' "$stream_log")"
+rm -f "$stream_log"
 
 if grep -E '\[error\]|writing a global Lua variable' "$ERRLOG" >&2; then
   check "nginx error log is clean" clean dirty
