@@ -74,13 +74,7 @@ async fn crowd_gets_exactly_the_stock(target: Target) {
         ids, queued,
         "every queued answer is a row, and every row was answered queued"
     );
-    let stock = b
-        .redis_int(
-            redis::cmd("GET")
-                .arg(format!("{{sale:{sale}}}:stock"))
-                .clone(),
-        )
-        .await;
+    let stock = b.stock_left(sale).await;
     assert_eq!(stock, Some(0), "Redis stock ends at 0, never negative");
     let queued_left = b
         .redis_int(
@@ -125,13 +119,7 @@ async fn one_user_gets_one_order(target: Target) {
         49
     );
     assert_eq!(b.wait_orders(sale, 1).await, 1);
-    let stock = b
-        .redis_int(
-            redis::cmd("GET")
-                .arg(format!("{{sale:{sale}}}:stock"))
-                .clone(),
-        )
-        .await;
+    let stock = b.stock_left(sale).await;
     assert_eq!(stock, Some(9));
     Arc::try_unwrap(b)
         .ok()
@@ -195,13 +183,7 @@ async fn release_returns_a_unit_exactly_once() {
             .unwrap(),
         "second release is a no-op"
     );
-    let stock = b
-        .redis_int(
-            redis::cmd("GET")
-                .arg(format!("{{sale:{sale}}}:stock"))
-                .clone(),
-        )
-        .await;
+    let stock = b.stock_left(sale).await;
     assert_eq!(stock, Some(1), "the unit came back once");
     // The released buyer may buy again (after the local sold-out flag expires).
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

@@ -208,4 +208,11 @@ impl Backend {
     pub async fn redis_int(&self, cmd: redis::Cmd) -> Option<i64> {
         self.app.redis.cmd(cmd).await.unwrap()
     }
+
+    /// Units left in Redis for a sale.
+    pub async fn stock_left(&self, sale: u64) -> Option<i64> {
+        seckill::stock::stock_left(&self.app.redis, sale)
+            .await
+            .unwrap()
+    }
 }
