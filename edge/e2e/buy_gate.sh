@@ -97,6 +97,26 @@ check "spoofed X-Forwarded-For does not lift the per-address limit" 1 \
 # From the trusted proxy (127.0.0.1) the header is the client: 200 different clients pass.
 check "X-Forwarded-For from a trusted proxy names the client" 0 "$(burst 127.0.0.1)"
 
+# The admission cap: a sale with 2 units left admits at most 3 x 2 buys a second; a crowd of
+# 40 shoppers with valid links sees the rest refused at the edge with 429.
+capped=$(create_sale 2 -1000)
+sleep 1.1 # the edge learns the sale and its stock
+links=$(mktemp)
+for i in $(seq 40); do
+  tok=$(curl -fsS -X POST "$EDGE/api/login" -d "{\"user\":\"crowd-$capped-$i\"}" | jq -r .token)
+  echo "$tok /api/sales/$capped/buy/$(sign_link "$tok" "$capped")" >>"$links"
+done
+before=$(backend_buys)
+codes=$(xargs -P 40 -L 1 sh -c 'curl -s -o /dev/null -w "%{http_code}\n" -X POST -H "Authorization: Bearer $0" "'"$EDGE"'$1"' <"$links")
+rm -f "$links"
+admitted=$(($(backend_buys) - before))
+check "admission cap: at most 3 x 2 buys a second reach the backend" 1 \
+  "$([ "$admitted" -le 12 ] && [ "$admitted" -ge 2 ] && echo 1 || echo 0)"
+check "admission cap: the rest get 429 at the edge" 1 \
+  "$([ "$(echo "$codes" | grep -c '^429$')" -ge 28 ] && echo 1 || echo 0)"
+check "edge metrics count the refusals" 1 \
+  "$(curl -fsS "$EDGE/metrics" | grep -c 'seckill_edge_requests_total{route="buy",outcome="over_admission"}')"
+
 # nginx -s reload in the middle of a stream of requests: none fails, and the sold-out flag
 # (in a shared dict) is still there for the new workers.
 stream_log=$(mktemp)

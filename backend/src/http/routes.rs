@@ -330,7 +330,7 @@ async fn login(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
 }
 
 /// The state the edge keeps in its shared dict, one line per live sale:
-/// `<id> <starts_ms> <ends_ms> <sold_out 0|1>`. Plain text: the edge parses it without a JSON
+/// `<id> <starts_ms> <ends_ms> <sold_out 0|1> <stock_left>`. Plain text: the edge parses it without a JSON
 /// library. Loopback only (the edge has no location for `/internal/`).
 async fn edge_sale_states(app: &App) -> Result<Resp, ApiError> {
     use std::fmt::Write;
@@ -356,11 +356,12 @@ async fn edge_sale_states(app: &App) -> Result<Resp, ApiError> {
         let sold_out = matches!(left, Some(n) if n <= 0);
         let _ = writeln!(
             out,
-            "{} {} {} {}",
+            "{} {} {} {} {}",
             s.id,
             s.starts_ms,
             s.ends_ms,
-            u8::from(sold_out)
+            u8::from(sold_out),
+            left.unwrap_or(0).max(0)
         );
     }
     Ok(reply::text(StatusCode::OK, "text/plain", out))

@@ -1,11 +1,15 @@
--- The access-phase gate of the buy route: the checks the edge can decide alone, before a
--- request costs the backend anything. A forged, expired, replayed-by-another-user or
--- altered link never leaves nginx. Failure policy: closed for every check here.
+-- The access-phase gate of the buy route: every check the edge can decide alone, cheapest
+-- first, before a request costs the backend anything. A forged, expired, altered or
+-- another user's link never leaves nginx. Each refusal and each pass is counted by reason.
+-- Failure policies: session and link closed; sale state, limits and admission open (see
+-- their modules): they shed load, the Redis script is what guarantees the stock.
 local config = require "seckill.config"
 local session = require "seckill.session"
 local link = require "seckill.link"
 local sale_state = require "seckill.sale_state"
 local limit = require "seckill.limit"
+local admission = require "seckill.admission"
+local metrics = require "seckill.metrics"
 
 local ngx = ngx
 local ngx_time = ngx.time
@@ -15,19 +19,29 @@ local ngx_exit = ngx.exit
 
 local _M = { _VERSION = "0.1" }
 
-local BODIES = {
-    [401] = '{"error":"unauthorized","message":"session: missing (log in first)"}',
-    [403] = '{"error":"bad_link","message":"purchase link: invalid, expired, or issued to someone else"}',
-    bad_session = '{"error":"bad_session","message":"session: invalid or expired"}',
-    [429] = '{"error":"rate_limited","message":"too many requests, slow down"}',
+-- reason -> status, body (the backend's error shape).
+local REFUSALS = {
+    not_started = { 425, '{"error":"not_started","message":"the sale has not started yet"}' },
+    ended = { 410, '{"error":"ended","message":"the sale has ended"}' },
+    sold_out = { 410, '{"error":"sold_out","message":"sold out"}' },
+    rate_limited_ip = { 429, '{"error":"rate_limited","message":"too many requests, slow down"}' },
+    rate_limited_user = { 429, '{"error":"rate_limited","message":"too many requests, slow down"}' },
+    no_session = { 401, '{"error":"unauthorized","message":"session: missing (log in first)"}' },
+    bad_session = { 403, '{"error":"bad_session","message":"session: invalid or expired"}' },
+    bad_link = { 403, '{"error":"bad_link",'
+        .. '"message":"purchase link: invalid, expired, or issued to someone else"}' },
+    over_admission = { 429, '{"error":"try_later",'
+        .. '"message":"too many buyers right now for the units left, try again"}' },
 }
 
-local function reject(status, body)
-    ngx.status = status
+local function refuse(m, reason)
+    metrics.inc(m, "buy", reason)
+    local r = REFUSALS[reason]
+    ngx.status = r[1]
     ngx.header["Content-Type"] = "application/json"
     ngx.header["Cache-Control"] = "no-store"
-    ngx_say(body)
-    return ngx_exit(status)
+    ngx_say(r[2])
+    return ngx_exit(r[1])
 end
 
 -- True when `key` is over `per_s` requests in this second (a limiter fault is logged and
@@ -40,36 +54,45 @@ local function over_limit(limits, key, per_s, now)
     return not ok
 end
 
--- Checks sale state, rate limits (per address, per user), session and link for POST /api/sales/{sale_id}/buy/{sig}, cheapest
--- first: a dict lookup refuses the crowd before and after the sale without any HMAC.
+-- Checks POST /api/sales/{sale_id}/buy/{sig}; returns only when the request may go on.
 function _M.buy(sale_id, sig)
     local cfg = config.get()
-    local status, body = sale_state.check(ngx.shared[cfg.sales_dict], sale_id, ngx_now() * 1000)
-    if status then
-        return reject(status, body)
+    local shared = ngx.shared
+    local m = shared[cfg.metrics_dict]
+    local now_f = ngx_now()
+    local reason, stock_left = sale_state.check(shared[cfg.sales_dict], sale_id, now_f * 1000)
+    if reason then
+        return refuse(m, reason)
     end
-    local now = ngx_time()
     -- ngx.var.remote_addr is the real client: the realip module trusts X-Forwarded-For only
     -- from the proxies nginx.conf lists (set_real_ip_from).
-    local limits = ngx.shared[cfg.limits_dict]
-    local now_f = ngx_now()
+    local limits = shared[cfg.limits_dict]
     if over_limit(limits, "ip:" .. ngx.var.remote_addr, cfg.ip_per_s, now_f) then
-        return reject(429, BODIES[429])
+        return refuse(m, "rate_limited_ip")
     end
     local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
     if not token then
-        return reject(401, BODIES[401])
+        return refuse(m, "no_session")
     end
+    local now = ngx_time()
     local user_id = session.verify(cfg.session_key, token, now)
     if not user_id then
-        return reject(403, BODIES.bad_session)
+        return refuse(m, "bad_session")
     end
     if over_limit(limits, "user:" .. user_id, cfg.user_per_s, now_f) then
-        return reject(429, BODIES[429])
+        return refuse(m, "rate_limited_user")
     end
     if not link.verify(cfg.link_key, sig, user_id, sale_id, now, cfg.link_window_s) then
-        return reject(403, BODIES[403])
+        return refuse(m, "bad_link")
     end
+    local ok, err = admission.allow(limits, sale_id, stock_left, cfg.admission_multiple, now_f)
+    if err then
+        ngx.log(ngx.WARN, err)
+    end
+    if not ok then
+        return refuse(m, "over_admission")
+    end
+    metrics.inc(m, "buy", "passed")
 end
 
 return _M

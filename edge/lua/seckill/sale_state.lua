@@ -13,39 +13,37 @@ local match = string.match
 
 local _M = { _VERSION = "0.1" }
 
-local NOT_STARTED = '{"error":"not_started","message":"the sale has not started yet"}'
-local ENDED = '{"error":"ended","message":"the sale has ended"}'
-local SOLD_OUT = '{"error":"sold_out","message":"sold out"}'
-
--- Parses the backend's lines "<id> <starts_ms> <ends_ms> <0|1>"; bad lines are skipped.
+-- Parses the backend's lines "<id> <starts_ms> <ends_ms> <sold_out 0|1> <stock_left>"; bad
+-- lines are skipped.
 function _M.parse(text)
     local out = {}
     for line in gmatch(text, "[^\n]+") do
-        local id, starts, ends, sold = match(line, "^(%d+) (%-?%d+) (%-?%d+) ([01])$")
+        local id, starts, ends, sold, left = match(line, "^(%d+) (%-?%d+) (%-?%d+) ([01]) (%d+)$")
         if id then
-            out[#out + 1] = { id = id, value = starts .. " " .. ends .. " " .. sold }
+            out[#out + 1] = { id = id, value = starts .. " " .. ends .. " " .. sold .. " " .. left }
         end
     end
     return out
 end
 
--- nil when the edge lets the request through, else (status, body).
+-- Why the edge refuses ("not_started", "ended", "sold_out"), or nil and the units left
+-- (nil too when the sale is unknown) when it lets the request through.
 function _M.check(dict, sale_id, now_ms)
     local v = dict:get(sale_id)
     if not v then
         return nil
     end
-    local starts, ends, sold = match(v, "^(%-?%d+) (%-?%d+) ([01])$")
+    local starts, ends, sold, left = match(v, "^(%-?%d+) (%-?%d+) ([01]) (%d+)$")
     if now_ms < tonumber(starts) then
-        return 425, NOT_STARTED
+        return "not_started"
     end
     if now_ms >= tonumber(ends) then
-        return 410, ENDED
+        return "ended"
     end
     if sold == "1" then
-        return 410, SOLD_OUT
+        return "sold_out"
     end
-    return nil
+    return nil, tonumber(left)
 end
 
 -- Fetches the backend's list over a plain HTTP/1.0 cosocket request.

@@ -1,0 +1,50 @@
+-- Edge metrics: counters in a lua_shared_dict (shared by workers, kept across reloads), and
+-- their Prometheus text rendering for GET /metrics (loopback only, see nginx.conf).
+-- Keys are "<route>|<outcome>"; routes and outcomes are a small fixed set chosen by the
+-- callers, never raw request data, so the label set stays bounded.
+local concat = table.concat
+local match = string.match
+
+local _M = { _VERSION = "0.1" }
+
+function _M.inc(dict, route, outcome)
+    if dict then
+        dict:incr(route .. "|" .. outcome, 1, 0)
+    end
+end
+
+-- dict: the counters; watched: names of the shared dicts whose usage to report.
+function _M.render(dict, watched, shared)
+    local out = {
+        "# HELP seckill_edge_requests_total Requests decided by the edge, by route and outcome",
+        "# TYPE seckill_edge_requests_total counter",
+    }
+    local keys = dict:get_keys(0)
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+        local route, outcome = match(k, "^([%w_]+)|([%w_]+)$")
+        if route then
+            out[#out + 1] = 'seckill_edge_requests_total{route="' .. route .. '",outcome="'
+                .. outcome .. '"} ' .. (dict:get(k) or 0)
+        end
+    end
+    out[#out + 1] = "# HELP seckill_edge_dict_free_bytes Free bytes of each shared dict"
+    out[#out + 1] = "# TYPE seckill_edge_dict_free_bytes gauge"
+    for _, name in ipairs(watched) do
+        local d = shared[name]
+        if d then
+            out[#out + 1] = 'seckill_edge_dict_free_bytes{dict="' .. name .. '"} ' .. d:free_space()
+        end
+    end
+    out[#out + 1] = "# HELP seckill_edge_dict_capacity_bytes Size of each shared dict"
+    out[#out + 1] = "# TYPE seckill_edge_dict_capacity_bytes gauge"
+    for _, name in ipairs(watched) do
+        local d = shared[name]
+        if d then
+            out[#out + 1] = 'seckill_edge_dict_capacity_bytes{dict="' .. name .. '"} ' .. d:capacity()
+        end
+    end
+    return concat(out, "\n") .. "\n"
+end
+
+return _M
