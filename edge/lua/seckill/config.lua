@@ -21,8 +21,7 @@ end
 -- opts: secrets_dir (required), link_window_s (default 60, as the backend),
 -- sales_dict (default "seckill_sales"), limits_dict ("seckill_limits"), ip_per_s (buy
 -- requests per second per client address, 50), user_per_s (per user, 5),
--- admission_multiple (buy requests a second let through per unit left, 3),
--- metrics_dict ("seckill_metrics").
+-- admission_multiple (buy requests a second let through per unit left, 3).
 function _M.init(opts)
     if type(opts) ~= "table" or type(opts.secrets_dir) ~= "string" then
         error("seckill.config.init: opts.secrets_dir is required", 2)
@@ -36,7 +35,6 @@ function _M.init(opts)
         ip_per_s = tonumber(opts.ip_per_s) or 50,
         user_per_s = tonumber(opts.user_per_s) or 5,
         admission_multiple = tonumber(opts.admission_multiple) or 3,
-        metrics_dict = opts.metrics_dict or "seckill_metrics",
     }
 end
 

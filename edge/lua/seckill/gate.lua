@@ -34,8 +34,8 @@ local REFUSALS = {
         .. '"message":"too many buyers right now for the units left, try again"}' },
 }
 
-local function refuse(m, reason)
-    metrics.inc(m, "buy", reason)
+local function refuse(reason)
+    metrics.inc("buy", reason)
     local r = REFUSALS[reason]
     ngx.status = r[1]
     ngx.header["Content-Type"] = "application/json"
@@ -58,41 +58,40 @@ end
 function _M.buy(sale_id, sig)
     local cfg = config.get()
     local shared = ngx.shared
-    local m = shared[cfg.metrics_dict]
     local now_f = ngx_now()
     local reason, stock_left = sale_state.check(shared[cfg.sales_dict], sale_id, now_f * 1000)
     if reason then
-        return refuse(m, reason)
+        return refuse(reason)
     end
     -- ngx.var.remote_addr is the real client: the realip module trusts X-Forwarded-For only
     -- from the proxies nginx.conf lists (set_real_ip_from).
     local limits = shared[cfg.limits_dict]
     if over_limit(limits, "ip:" .. ngx.var.remote_addr, cfg.ip_per_s, now_f) then
-        return refuse(m, "rate_limited_ip")
+        return refuse("rate_limited_ip")
     end
     local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
     if not token then
-        return refuse(m, "no_session")
+        return refuse("no_session")
     end
     local now = ngx_time()
     local user_id = session.verify(cfg.session_key, token, now)
     if not user_id then
-        return refuse(m, "bad_session")
+        return refuse("bad_session")
     end
     if over_limit(limits, "user:" .. user_id, cfg.user_per_s, now_f) then
-        return refuse(m, "rate_limited_user")
+        return refuse("rate_limited_user")
     end
     if not link.verify(cfg.link_key, sig, user_id, sale_id, now, cfg.link_window_s) then
-        return refuse(m, "bad_link")
+        return refuse("bad_link")
     end
     local ok, err = admission.allow(limits, sale_id, stock_left, cfg.admission_multiple, now_f)
     if err then
         ngx.log(ngx.WARN, err)
     end
     if not ok then
-        return refuse(m, "over_admission")
+        return refuse("over_admission")
     end
-    metrics.inc(m, "buy", "passed")
+    metrics.inc("buy", "passed")
 end
 
 return _M

@@ -1,5 +1,7 @@
 -- Edge metrics: counters in a lua_shared_dict (shared by workers, kept across reloads), and
 -- their Prometheus text rendering for GET /metrics (loopback only, see nginx.conf).
+-- The hot path counts in a table of this worker (no dict lock per request); a timer adds the
+-- worker's counts to the dict every `flush_interval` seconds, so /metrics lags by at most that.
 -- Keys are "<route>|<outcome>"; routes and outcomes are a small fixed set chosen by the
 -- callers, never raw request data, so the label set stays bounded.
 local concat = table.concat
@@ -7,9 +9,38 @@ local match = string.match
 
 local _M = { _VERSION = "0.1" }
 
-function _M.inc(dict, route, outcome)
-    if dict then
-        dict:incr(route .. "|" .. outcome, 1, 0)
+local pending = {}
+
+function _M.inc(route, outcome)
+    local k = route .. "|" .. outcome
+    pending[k] = (pending[k] or 0) + 1
+end
+
+-- Adds this worker's counts to the dict and starts afresh.
+function _M.flush(dict)
+    local counts = pending
+    pending = {}
+    for k, n in pairs(counts) do
+        local ok, err = dict:incr(k, n, 0)
+        if not ok then
+            ngx.log(ngx.WARN, "metrics: failed to add ", k, ": ", err)
+        end
+    end
+end
+
+-- Starts this worker's flush timer (init_worker_by_lua).
+function _M.start(dict_name, flush_interval)
+    local dict = ngx.shared[dict_name]
+    if not dict then
+        error("metrics: shared dict not found: " .. tostring(dict_name), 2)
+    end
+    local ok, err = ngx.timer.every(flush_interval or 1, function(premature)
+        if not premature then
+            _M.flush(dict)
+        end
+    end)
+    if not ok then
+        ngx.log(ngx.ERR, "metrics: failed to start the flush timer: ", err)
     end
 end
 
