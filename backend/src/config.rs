@@ -28,6 +28,8 @@ pub struct Secrets {
     pub link_key: Vec<u8>,
     /// Bearer token for `/admin/`.
     pub admin_token: String,
+    /// Signs captcha tokens (the edge checks answers with it).
+    pub captcha_key: Vec<u8>,
 }
 
 impl fmt::Debug for Secrets {
@@ -66,6 +68,10 @@ pub struct Config {
     /// How often the writer looks for new sales.
     pub writer_discover: Duration,
     pub shutdown_grace: Duration,
+    /// How long a captcha may be answered.
+    pub captcha_ttl: Duration,
+    /// Test-only: captcha responses include the answer. Never on in production.
+    pub captcha_test_hook: bool,
 }
 
 /// A configuration error: which key, which value, what is wrong.
@@ -128,6 +134,7 @@ impl Config {
                 "admin.token",
             )?)
             .map_err(|_| ConfigError("SECKILL_ADMIN_TOKEN: not valid UTF-8".into()))?,
+            captcha_key: r.secret("SECKILL_CAPTCHA_KEY", &secrets_dir, "captcha.key")?,
         };
         let cfg = Config {
             listen: r.parse("SECKILL_LISTEN", "127.0.0.1:8081")?,
@@ -151,6 +158,8 @@ impl Config {
             writer_claim_idle: r.millis("SECKILL_WRITER_CLAIM_IDLE_MS", "30000")?,
             writer_discover: r.millis("SECKILL_WRITER_DISCOVER_MS", "500")?,
             shutdown_grace: r.secs("SECKILL_SHUTDOWN_GRACE_S", "10")?,
+            captcha_ttl: r.secs("SECKILL_CAPTCHA_TTL_S", "120")?,
+            captcha_test_hook: r.parse("SECKILL_CAPTCHA_TEST_HOOK", "false")?,
         };
         for (key, v) in [
             ("SECKILL_MAX_INFLIGHT", cfg.max_inflight),
@@ -259,6 +268,7 @@ mod tests {
             ("SECKILL_SESSION_KEY", "0123456789abcdef-session"),
             ("SECKILL_LINK_KEY", "0123456789abcdef-link"),
             ("SECKILL_ADMIN_TOKEN", "0123456789abcdef-admin"),
+            ("SECKILL_CAPTCHA_KEY", "0123456789abcdef-captcha"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -6,7 +6,8 @@
 //!
 //! - [`config`]: every setting, read once at start; a bad value names its key.
 //! - [`http`]: the hyper server (accept loop, in-flight cap, graceful shutdown) and the routes.
-//! - [`session`], [`link`]: stateless HMAC tokens: who the shopper is, and the signed buy path.
+//! - [`session`], [`link`], [`captcha`]: stateless HMAC tokens: who the shopper is, the
+//!   captcha challenge the edge checks, and the signed buy path.
 //! - [`cache`]: moka caches of sale metadata and the local sold-out flag.
 //! - [`stock`]: the one Redis script that reserves a unit and enqueues the order atomically.
 //! - [`writer`]: the order writer: Redis Stream consumer group -> batched MariaDB inserts.
@@ -19,6 +20,7 @@
 
 pub mod app;
 pub mod cache;
+pub mod captcha;
 pub mod clock;
 pub mod config;
 pub mod crypto;

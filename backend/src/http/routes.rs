@@ -69,6 +69,7 @@ fn route_name(seg: &[&str]) -> &'static str {
         ["api", "login"] => "login",
         ["api", "sales", _] => "sale",
         ["api", "sales", _, "path"] => "path",
+        ["api", "sales", _, "captcha"] => "captcha",
         ["api", "sales", _, "buy", _] => "buy",
         ["api", "orders", _] => "order",
         ["admin", "sales"] => "admin_sales",
@@ -85,6 +86,7 @@ async fn dispatch(app: &App, req: Request<Incoming>, seg: &[&str]) -> Result<Res
         (&Method::POST, ["api", "sales", sale, "buy", sig]) => buy(app, &req, sale, sig).await,
         (&Method::GET, ["api", "sales", sale]) => sale_state(app, sale).await,
         (&Method::POST, ["api", "sales", sale, "path"]) => purchase_path(app, &req, sale).await,
+        (&Method::POST, ["api", "sales", sale, "captcha"]) => new_captcha(app, &req, sale).await,
         (&Method::GET, ["api", "orders", id]) => order_status(app, &req, id).await,
         (&Method::GET, ["api", "time"]) => {
             Ok(reply::json(StatusCode::OK, &json!({"now_ms": now_ms()})))
@@ -285,6 +287,36 @@ async fn purchase_path(app: &App, req: &Request<Incoming>, sale: &str) -> Result
         StatusCode::OK,
         &json!({"path": format!("/api/sales/{sale_id}/buy/{sig}")}),
     ))
+}
+
+/// A captcha for this shopper and sale: an SVG and the token the edge checks the answer
+/// against. Available from a minute before the start, so shoppers can solve it at zero.
+async fn new_captcha(app: &App, req: &Request<Incoming>, sale: &str) -> Result<Resp, ApiError> {
+    let sale_id = parse_sale_id(sale)?;
+    let user_id = user_of(app, req)?;
+    let sale = sale_or_404(app, sale_id).await?;
+    let now = now_ms();
+    if now < sale.starts_ms - 60_000 {
+        return Err(ApiError::NotStarted);
+    }
+    if sale.phase(now) == Phase::Ended {
+        return Err(ApiError::Ended);
+    }
+    let (answer, svg) = crate::captcha::challenge();
+    let expires_s = now / 1000 + app.cfg.captcha_ttl.as_secs() as i64;
+    let token = crate::captcha::token(
+        &app.cfg.secrets.captcha_key,
+        user_id,
+        sale_id,
+        expires_s,
+        &crate::captcha::nonce(),
+        &answer,
+    );
+    let mut body = json!({"svg": svg, "token": token, "expires_s": expires_s});
+    if app.cfg.captcha_test_hook {
+        body["answer"] = json!(answer);
+    }
+    Ok(reply::json(StatusCode::OK, &body))
 }
 
 async fn order_status(app: &App, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {

@@ -49,6 +49,10 @@ pub fn config(target: &Target, extra: &[(&str, &str)]) -> Config {
         ),
         ("SECKILL_LINK_KEY".into(), "test-link-key-0123456789".into()),
         ("SECKILL_ADMIN_TOKEN".into(), ADMIN.into()),
+        (
+            "SECKILL_CAPTCHA_KEY".into(),
+            "test-captcha-key-0123456789".into(),
+        ),
         ("SECKILL_WRITER_CLAIM_IDLE_MS".into(), "1000".into()),
         ("SECKILL_REDIS_TIMEOUT_MS".into(), "2000".into()),
     ];

@@ -21,7 +21,8 @@ end
 -- opts: secrets_dir (required), link_window_s (default 60, as the backend),
 -- sales_dict (default "seckill_sales"), limits_dict ("seckill_limits"), ip_per_s (buy
 -- requests per second per client address, 50), user_per_s (per user, 5),
--- admission_multiple (buy requests a second let through per unit left, 3).
+-- admission_multiple (buy requests a second let through per unit left, 3),
+-- captcha_dict (spent captcha tokens, "seckill_captcha").
 function _M.init(opts)
     if type(opts) ~= "table" or type(opts.secrets_dir) ~= "string" then
         error("seckill.config.init: opts.secrets_dir is required", 2)
@@ -29,6 +30,8 @@ function _M.init(opts)
     cfg = {
         session_key = read_secret(opts.secrets_dir .. "/session.key"),
         link_key = read_secret(opts.secrets_dir .. "/link.key"),
+        captcha_key = read_secret(opts.secrets_dir .. "/captcha.key"),
+        captcha_dict = opts.captcha_dict or "seckill_captcha",
         link_window_s = tonumber(opts.link_window_s) or 60,
         sales_dict = opts.sales_dict or "seckill_sales",
         limits_dict = opts.limits_dict or "seckill_limits",

@@ -10,6 +10,7 @@ local sale_state = require "seckill.sale_state"
 local limit = require "seckill.limit"
 local admission = require "seckill.admission"
 local metrics = require "seckill.metrics"
+local captcha = require "seckill.captcha"
 
 local ngx = ngx
 local ngx_time = ngx.time
@@ -30,12 +31,15 @@ local REFUSALS = {
     bad_session = { 403, '{"error":"bad_session","message":"session: invalid or expired"}' },
     bad_link = { 403, '{"error":"bad_link",'
         .. '"message":"purchase link: invalid, expired, or issued to someone else"}' },
+    unknown_sale = { 404, '{"error":"not_found","message":"no such sale (or not yet known)"}' },
+    bad_captcha = { 403, '{"error":"bad_captcha",'
+        .. '"message":"captcha: wrong, expired, already used, or issued to someone else"}' },
     over_admission = { 429, '{"error":"try_later",'
         .. '"message":"too many buyers right now for the units left, try again"}' },
 }
 
-local function refuse(reason)
-    metrics.inc("buy", reason)
+local function refuse(reason, route)
+    metrics.inc(route or "buy", reason)
     local r = REFUSALS[reason]
     ngx.status = r[1]
     ngx.header["Content-Type"] = "application/json"
@@ -52,6 +56,52 @@ local function over_limit(limits, key, per_s, now)
         ngx.log(ngx.WARN, err)
     end
     return not ok
+end
+
+-- Answers POST /api/sales/{sale_id}/path itself: after a correct captcha, and only once the
+-- sale has started, it hands out the signed purchase path. Fields `captcha_token` and
+-- `answer` come as a form body or as query arguments.
+function _M.path(sale_id)
+    local cfg = config.get()
+    local shared = ngx.shared
+    local now_f = ngx_now()
+    local reason, stock_left = sale_state.check(shared[cfg.sales_dict], sale_id, now_f * 1000)
+    if reason then
+        return refuse(reason, "path")
+    end
+    if not stock_left then
+        return refuse("unknown_sale", "path")
+    end
+    local limits = shared[cfg.limits_dict]
+    if over_limit(limits, "ip:" .. ngx.var.remote_addr, cfg.ip_per_s, now_f) then
+        return refuse("rate_limited_ip", "path")
+    end
+    local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
+    if not token then
+        return refuse("no_session", "path")
+    end
+    local now = ngx_time()
+    local user_id = session.verify(cfg.session_key, token, now)
+    if not user_id then
+        return refuse("bad_session", "path")
+    end
+    if over_limit(limits, "user:" .. user_id, cfg.user_per_s, now_f) then
+        return refuse("rate_limited_user", "path")
+    end
+    ngx.req.read_body()
+    local args = ngx.req.get_post_args(8)
+    local uri_args = ngx.req.get_uri_args(8)
+    local ok = captcha.check(cfg.captcha_key, shared[cfg.captcha_dict],
+        args.captcha_token or uri_args.captcha_token, args.answer or uri_args.answer,
+        user_id, sale_id, now)
+    if not ok then
+        return refuse("bad_captcha", "path")
+    end
+    local sig = link.sign(cfg.link_key, user_id, sale_id, now, cfg.link_window_s)
+    metrics.inc("path", "issued")
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Cache-Control"] = "no-store"
+    ngx_say('{"path":"/api/sales/', sale_id, '/buy/', sig, '"}')
 end
 
 -- Checks POST /api/sales/{sale_id}/buy/{sig}; returns only when the request may go on.
