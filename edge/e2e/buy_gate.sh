@@ -77,11 +77,11 @@ check "exactly the two valid requests reached the backend" "$((before + 2))" "$(
 
 # A valid link signed with the real key (as an attacker who got one would hold it), for sales
 # the edge must refuse on their state alone.
-sign_link() { # sign_link USER_TOKEN SALE
-  python3 - "$SECRETS/link.key" "${1%%.*}" "$2" <<'PY'
+sign_link() { # sign_link USER_TOKEN SALE [AGE_SECONDS]
+  python3 - "$SECRETS/link.key" "${1%%.*}" "$2" "${3:-0}" <<'PY'
 import hashlib, hmac, sys, time
 key = open(sys.argv[1]).read().strip().encode()
-msg = "l1.%s.%s.%d" % (sys.argv[2], sys.argv[3], int(time.time()) // 60)
+msg = "l1.%s.%s.%d" % (sys.argv[2], sys.argv[3], (int(time.time()) - int(sys.argv[4])) // 60)
 print(hmac.new(key, msg.encode(), hashlib.sha256).hexdigest())
 PY
 }
@@ -95,6 +95,10 @@ sold=$(create_sale 1 -1000)
 sleep 1.1
 check "the sold-out sale's one unit sells" 200 "$(post "$EDGE/api/sales/$sold/buy/$(sign_link "$alice" "$sold")" "$alice")"
 sleep 1.5 # the edge pulls sale state every 0.5 s
+before=$(backend_buys)
+check "an expired link (signed 3 minutes ago) is refused" 403 \
+  "$(post "$EDGE/api/sales/$sale/buy/$(sign_link "$bob" "$sale" 180)" "$bob")"
+check "the expired link never reached the backend" "$before" "$(backend_buys)"
 before=$(backend_buys)
 check "not started, refused at the edge" 425 "$(post "$EDGE/api/sales/$later/buy/$(sign_link "$alice" "$later")" "$alice")"
 check "sold out, refused at the edge" 410 "$(post "$EDGE/api/sales/$sold/buy/$(sign_link "$bob" "$sold")" "$bob")"
