@@ -1,15 +1,8 @@
-package.path = "edge/lua/?.lua;" .. package.path
+package.path = "edge/lua/?.lua;edge/spec/?.lua;" .. package.path
+
+local dict = require("fake_dict").new
 
 local admission = require "seckill.admission"
-
-local function dict()
-    local d = { data = {} }
-    function d:incr(k, by, init)
-        self.data[k] = (self.data[k] or init) + by
-        return self.data[k]
-    end
-    return d
-end
 
 describe("admission.allow", function()
     it("admits multiple x stock left per second, then refuses", function()

@@ -1,4 +1,6 @@
-package.path = "edge/lua/?.lua;" .. package.path
+package.path = "edge/lua/?.lua;edge/spec/?.lua;" .. package.path
+
+local dict = require("fake_dict").new
 
 local captcha = require "seckill.captcha"
 
@@ -6,16 +8,6 @@ local KEY = "test-captcha-key-0123456789"
 -- The backend's captcha.rs asserts this same token for the answer "K7P2Q".
 local TOKEN = "42.7.2000000000.00ff00ff00ff00ff."
     .. "33758fe6647841550caf2e88decde3a35576be711d0511f6951cfd950d94fdf3"
-
-local function dict()
-    local d = { data = {} }
-    function d:add(k, v)
-        if self.data[k] then return false, "exists" end
-        self.data[k] = v
-        return true
-    end
-    return d
-end
 
 describe("captcha.check", function()
     it("accepts the right answer once, in any case", function()

@@ -1,16 +1,8 @@
-package.path = "edge/lua/?.lua;" .. package.path
+package.path = "edge/lua/?.lua;edge/spec/?.lua;" .. package.path
+
+local dict = require("fake_dict").new
 
 local limit = require "seckill.limit"
-
--- A stand-in for ngx.shared.DICT's incr(key, by, init, ttl).
-local function dict()
-    local d = { data = {} }
-    function d:incr(k, by, init)
-        self.data[k] = (self.data[k] or init) + by
-        return self.data[k]
-    end
-    return d
-end
 
 describe("limit.allow", function()
     it("lets `limit` requests through per window, then refuses", function()

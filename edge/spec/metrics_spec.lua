@@ -1,23 +1,8 @@
-package.path = "edge/lua/?.lua;" .. package.path
+package.path = "edge/lua/?.lua;edge/spec/?.lua;" .. package.path
+
+local dict = require("fake_dict").new
 
 local metrics = require "seckill.metrics"
-
-local function dict()
-    local d = { data = {} }
-    function d:incr(k, by, init)
-        self.data[k] = (self.data[k] or init) + by
-        return self.data[k]
-    end
-    function d:get(k) return self.data[k] end
-    function d:get_keys()
-        local keys = {}
-        for k in pairs(self.data) do keys[#keys + 1] = k end
-        return keys
-    end
-    function d:free_space() return 100 end
-    function d:capacity() return 1000 end
-    return d
-end
 
 describe("metrics", function()
     it("renders counters by route and outcome, and dict usage", function()

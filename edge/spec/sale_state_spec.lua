@@ -1,11 +1,8 @@
-package.path = "edge/lua/?.lua;" .. package.path
+package.path = "edge/lua/?.lua;edge/spec/?.lua;" .. package.path
+
+local dict = require("fake_dict").new
 
 local sale_state = require "seckill.sale_state"
-
--- A stand-in for ngx.shared.DICT with the one method check() uses.
-local function dict(entries)
-    return { get = function(_, k) return entries[k] end }
-end
 
 describe("sale_state.parse", function()
     it("reads the backend's lines and skips bad ones", function()

@@ -11,6 +11,12 @@ local _M = { _VERSION = "0.1" }
 
 local pending = {}
 
+-- name, help, the dict method that measures it
+local DICT_GAUGES = {
+    { "seckill_edge_dict_free_bytes", "Free bytes of each shared dict", "free_space" },
+    { "seckill_edge_dict_capacity_bytes", "Size of each shared dict", "capacity" },
+}
+
 function _M.inc(route, outcome)
     local k = route .. "|" .. outcome
     pending[k] = (pending[k] or 0) + 1
@@ -59,20 +65,14 @@ function _M.render(dict, watched, shared)
                 .. outcome .. '"} ' .. (dict:get(k) or 0)
         end
     end
-    out[#out + 1] = "# HELP seckill_edge_dict_free_bytes Free bytes of each shared dict"
-    out[#out + 1] = "# TYPE seckill_edge_dict_free_bytes gauge"
-    for _, name in ipairs(watched) do
-        local d = shared[name]
-        if d then
-            out[#out + 1] = 'seckill_edge_dict_free_bytes{dict="' .. name .. '"} ' .. d:free_space()
-        end
-    end
-    out[#out + 1] = "# HELP seckill_edge_dict_capacity_bytes Size of each shared dict"
-    out[#out + 1] = "# TYPE seckill_edge_dict_capacity_bytes gauge"
-    for _, name in ipairs(watched) do
-        local d = shared[name]
-        if d then
-            out[#out + 1] = 'seckill_edge_dict_capacity_bytes{dict="' .. name .. '"} ' .. d:capacity()
+    for _, gauge in ipairs(DICT_GAUGES) do
+        out[#out + 1] = "# HELP " .. gauge[1] .. " " .. gauge[2]
+        out[#out + 1] = "# TYPE " .. gauge[1] .. " gauge"
+        for _, name in ipairs(watched) do
+            local d = shared[name]
+            if d then
+                out[#out + 1] = gauge[1] .. '{dict="' .. name .. '"} ' .. d[gauge[3]](d)
+            end
         end
     end
     return concat(out, "\n") .. "\n"
