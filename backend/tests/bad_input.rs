@@ -284,21 +284,10 @@ async fn each_malformed_request_gets_its_4xx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn window_checks_answer_425_and_410() {
+async fn before_the_start_path_and_buy_answer_425() {
     let b = Backend::start(Target::Single, &[("SECKILL_WRITER", "false")]).await;
     let now = seckill::clock::now_ms();
-    let body = serde_json::json!({"title": "Later", "price_cents": 1, "stock": 5,
-        "starts_at": now + 60_000, "ends_at": now + 120_000});
-    let (status, v) = b
-        .call(
-            Method::POST,
-            "/admin/sales",
-            Some(ADMIN),
-            Some(body.to_string()),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let later = v["id"].as_u64().unwrap();
+    let later = b.create_sale_starting(5, 1, 60_000).await;
     let user = b.login("window-user").await;
     let (status, _) = b
         .call(

@@ -142,9 +142,21 @@ impl Backend {
 
     /// Creates a sale that started a second ago and runs for ten minutes.
     pub async fn create_sale(&self, stock: u32, per_user_limit: u32) -> u64 {
-        let now = seckill::clock::now_ms();
+        self.create_sale_starting(stock, per_user_limit, -1000)
+            .await
+    }
+
+    /// Creates a sale starting `starts_in_ms` from now (negative: already started) that ends
+    /// ten minutes after its start.
+    pub async fn create_sale_starting(
+        &self,
+        stock: u32,
+        per_user_limit: u32,
+        starts_in_ms: i64,
+    ) -> u64 {
+        let starts = seckill::clock::now_ms() + starts_in_ms;
         let body = json!({"title": "Test phone", "price_cents": 9900, "stock": stock,
-            "starts_at": now - 1000, "ends_at": now + 600_000, "per_user_limit": per_user_limit});
+            "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": per_user_limit});
         let (status, v) = self
             .call(
                 Method::POST,
