@@ -39,7 +39,7 @@ pub fn token(
 
 /// A fresh challenge: (answer, svg).
 pub fn challenge() -> (String, String) {
-    let rnd = random_bytes(LENGTH + 24);
+    let rnd = crypto::random_bytes(LENGTH + 24);
     let answer: String = rnd[..LENGTH]
         .iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
@@ -78,15 +78,6 @@ pub fn challenge() -> (String, String) {
 
 pub fn nonce() -> String {
     crypto::random_hex(8)
-}
-
-fn random_bytes(n: usize) -> Vec<u8> {
-    use ring::rand::SecureRandom;
-    let mut buf = vec![0u8; n];
-    ring::rand::SystemRandom::new()
-        .fill(&mut buf)
-        .expect("the OS random source is available");
-    buf
 }
 
 #[cfg(test)]

@@ -43,14 +43,19 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Fills a fresh random secret (for `scripts/up`-style generation and the captcha nonce).
-pub fn random_hex(bytes: usize) -> String {
+/// Bytes from the OS random source (captcha codes and noise).
+pub fn random_bytes(n: usize) -> Vec<u8> {
     use ring::rand::SecureRandom;
-    let mut buf = vec![0u8; bytes];
+    let mut buf = vec![0u8; n];
     ring::rand::SystemRandom::new()
         .fill(&mut buf)
         .expect("the OS random source is available");
-    hex(&buf)
+    buf
+}
+
+/// Random bytes as hex (captcha nonces, writer consumer names).
+pub fn random_hex(bytes: usize) -> String {
+    hex(&random_bytes(bytes))
 }
 
 /// Equality whose time does not depend on where the inputs differ.

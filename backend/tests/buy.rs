@@ -47,13 +47,7 @@ async fn crowd_gets_exactly_the_stock(target: Target) {
     assert_eq!(b.wait_orders(sale, 100).await, 100);
     // Let a late writer batch land, if there were one, before counting again.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(
-        b.sql_count(&format!(
-            "SELECT COUNT(*) FROM orders WHERE sale_id = {sale}"
-        ))
-        .await,
-        100
-    );
+    assert_eq!(b.order_count(sale).await, 100);
     assert_eq!(
         b.sql_count(&format!(
             "SELECT COUNT(DISTINCT user_id) FROM orders WHERE sale_id = {sale}"

@@ -48,20 +48,8 @@ async fn entries_of_a_dead_writer_are_reclaimed_and_land_once() {
         matches!(read, Value::Array(_)),
         "the doomed writer read the entries"
     );
-    let pending: Vec<Value> = b
-        .app
-        .redis
-        .cmd(redis::cmd("XPENDING").arg(&stream).arg("writers").clone())
-        .await
-        .unwrap();
-    assert_eq!(pending[0], Value::Int(30));
-    assert_eq!(
-        b.sql_count(&format!(
-            "SELECT COUNT(*) FROM orders WHERE sale_id = {sale}"
-        ))
-        .await,
-        0
-    );
+    assert_eq!(b.pending(sale).await, Value::Int(30));
+    assert_eq!(b.order_count(sale).await, 0);
 
     // A new writer takes over once the entries have been idle for claim_idle (here 300 ms).
     let mut writer = b.app.writer("rescuer".into()).await.unwrap();
@@ -70,21 +58,9 @@ async fn entries_of_a_dead_writer_are_reclaimed_and_land_once() {
     let task = tokio::spawn(Arc::new(writer).run(stop_rx));
     assert_eq!(b.wait_orders(sale, 30).await, 30);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.order_count(sale).await, 30);
     assert_eq!(
-        b.sql_count(&format!(
-            "SELECT COUNT(*) FROM orders WHERE sale_id = {sale}"
-        ))
-        .await,
-        30
-    );
-    let pending: Vec<Value> = b
-        .app
-        .redis
-        .cmd(redis::cmd("XPENDING").arg(&stream).arg("writers").clone())
-        .await
-        .unwrap();
-    assert_eq!(
-        pending[0],
+        b.pending(sale).await,
         Value::Int(0),
         "everything acknowledged after the commit"
     );
@@ -123,13 +99,7 @@ async fn a_replayed_batch_changes_nothing() {
             .unwrap(),
         0
     );
-    assert_eq!(
-        b.sql_count(&format!(
-            "SELECT COUNT(*) FROM orders WHERE sale_id = {sale_id}"
-        ))
-        .await,
-        3
-    );
+    assert_eq!(b.order_count(sale_id).await, 3);
     b.stop().await;
 }
 

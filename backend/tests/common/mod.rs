@@ -204,15 +204,31 @@ impl Backend {
         c.query_first::<i64, _>(sql).await.unwrap().unwrap_or(0)
     }
 
+    /// Orders of the sale in MariaDB.
+    pub async fn order_count(&self, sale: u64) -> i64 {
+        self.sql_count(&format!(
+            "SELECT COUNT(*) FROM orders WHERE sale_id = {sale}"
+        ))
+        .await
+    }
+
+    /// Entries of the sale's stream read by a writer and not yet acknowledged.
+    pub async fn pending(&self, sale: u64) -> redis::Value {
+        let stream = format!("{{sale:{sale}}}:orders");
+        let summary: Vec<redis::Value> = self
+            .app
+            .redis
+            .cmd(redis::cmd("XPENDING").arg(stream).arg("writers").clone())
+            .await
+            .unwrap();
+        summary[0].clone()
+    }
+
     /// Waits until the writer has put `n` orders of the sale into MariaDB (or 30 s pass).
     pub async fn wait_orders(&self, sale: u64, n: i64) -> i64 {
         let mut got = 0;
         for _ in 0..300 {
-            got = self
-                .sql_count(&format!(
-                    "SELECT COUNT(*) FROM orders WHERE sale_id = {sale}"
-                ))
-                .await;
+            got = self.order_count(sale).await;
             if got >= n {
                 break;
             }
