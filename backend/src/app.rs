@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use mysql_async::Pool;
 use tokio::net::TcpListener;
@@ -15,6 +15,8 @@ use tokio::sync::watch;
 use crate::cache::SaleCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::payment::Provider;
+use crate::recovery::Recovery;
 use crate::redis_conn::Redis;
 use crate::writer::{Writer, WriterConfig};
 
@@ -26,6 +28,11 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Requests being served; past `cfg.max_inflight` new ones are shed with 503.
     pub inflight: AtomicUsize,
+    pub recovery: Arc<Recovery>,
+    /// The simulated payment provider.
+    pub provider: Provider,
+    /// This backend's own base URL, once it listens (the provider's default notify target).
+    pub base_url: OnceLock<String>,
 }
 
 impl App {
@@ -36,10 +43,16 @@ impl App {
             .map_err(|e| format!("redis: cannot connect to {:?}: {e}", cfg.redis))?;
         let db = crate::db::pool(&cfg.mysql_url, cfg.mysql_pool_max)?;
         crate::db::migrate(&db, cfg.mysql_timeout).await?;
+        let metrics = Arc::new(Metrics::new());
+        // A Redis that does not know our scripts is new or restarted: rebuild it first.
+        crate::recovery::recover_if_needed(&redis, &db, &metrics).await?;
         Ok(Arc::new(App {
             cache: SaleCache::new(cfg.sold_out_ttl),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             inflight: AtomicUsize::new(0),
+            recovery: Arc::new(Recovery::new()),
+            provider: Provider::new(cfg.secrets.pay_key.clone(), cfg.pay_delay),
+            base_url: OnceLock::new(),
             redis,
             db,
             cfg,
@@ -66,6 +79,7 @@ impl App {
                 claim_idle: self.cfg.writer_claim_idle,
                 discover: self.cfg.writer_discover,
                 mysql_timeout: self.cfg.mysql_timeout,
+                max_failures: self.cfg.writer_max_failures,
                 consumer,
             },
         })
@@ -79,7 +93,11 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
+    if let Ok(addr) = listener.local_addr() {
+        let _ = app.base_url.set(format!("http://{addr}"));
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let lifecycle = tokio::spawn(lifecycle(app.clone(), stop_rx.clone()));
     let writer = if app.cfg.writer_enabled {
         let w = Arc::new(app.writer(crate::writer::consumer_name()).await?);
         Some(tokio::spawn(w.run(stop_rx.clone())))
@@ -88,6 +106,7 @@ pub async fn run(
     };
     crate::http::serve(app.clone(), listener, shutdown).await;
     let _ = stop_tx.send(true);
+    let _ = lifecycle.await;
     if let Some(w) = writer {
         if tokio::time::timeout(app.cfg.shutdown_grace, w)
             .await
@@ -98,4 +117,40 @@ pub async fn run(
     }
     app.db.clone().disconnect().await.ok();
     Ok(())
+}
+
+/// The background duties of every backend: recover a restarted Redis, sweep unpaid orders
+/// past their deadline, reconcile Redis with MariaDB. Each is safe in several backends at once.
+async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut reconciler = crate::reconcile::Reconciler::new();
+    let mut last_reconcile = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(app.cfg.sweep_interval) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        app.metrics
+            .breaker_open
+            .with_label_values(&["redis"])
+            .set(i64::from(app.redis.breaker.is_open()));
+        if !app.recovery.is_running() {
+            if let Err(e) =
+                crate::recovery::recover_if_needed(&app.redis, &app.db, &app.metrics).await
+            {
+                eprintln!("lifecycle: recovery: {e}");
+                continue;
+            }
+        }
+        let now = crate::clock::now_ms();
+        if let Err(e) = crate::sweeper::sweep(&app.redis, &app.db, &app.metrics, now).await {
+            eprintln!("lifecycle: sweeper: {e}");
+        }
+        if last_reconcile.elapsed() >= app.cfg.reconcile_interval {
+            last_reconcile = std::time::Instant::now();
+            reconciler.pass(&app.redis, &app.db, &app.metrics).await;
+        }
+    }
 }

@@ -30,6 +30,8 @@ pub struct Secrets {
     pub admin_token: String,
     /// Signs captcha tokens (the edge checks answers with it).
     pub captcha_key: Vec<u8>,
+    /// Shared with the payment provider: signs its notifications.
+    pub pay_key: Vec<u8>,
 }
 
 impl fmt::Debug for Secrets {
@@ -72,6 +74,17 @@ pub struct Config {
     pub captcha_ttl: Duration,
     /// Test-only: captcha responses include the answer. Never on in production.
     pub captcha_test_hook: bool,
+    /// A stream entry MariaDB refuses this many times goes to the dead-letter stream.
+    pub writer_max_failures: u32,
+    /// How often the sweeper closes unpaid orders past their deadline.
+    pub sweep_interval: Duration,
+    /// How often the reconciler compares Redis with MariaDB.
+    pub reconcile_interval: Duration,
+    /// Where the simulated payment provider sends its notifications; by default this
+    /// backend's own `/api/payments/notify`.
+    pub pay_notify_url: Option<String>,
+    /// How long the simulated provider takes before it notifies.
+    pub pay_delay: Duration,
 }
 
 /// A configuration error: which key, which value, what is wrong.
@@ -135,6 +148,7 @@ impl Config {
             )?)
             .map_err(|_| ConfigError("SECKILL_ADMIN_TOKEN: not valid UTF-8".into()))?,
             captcha_key: r.secret("SECKILL_CAPTCHA_KEY", &secrets_dir, "captcha.key")?,
+            pay_key: r.secret("SECKILL_PAY_KEY", &secrets_dir, "pay.key")?,
         };
         let cfg = Config {
             listen: r.parse("SECKILL_LISTEN", "127.0.0.1:8081")?,
@@ -160,12 +174,21 @@ impl Config {
             shutdown_grace: r.secs("SECKILL_SHUTDOWN_GRACE_S", "10")?,
             captcha_ttl: r.secs("SECKILL_CAPTCHA_TTL_S", "120")?,
             captcha_test_hook: r.parse("SECKILL_CAPTCHA_TEST_HOOK", "false")?,
+            writer_max_failures: r.parse("SECKILL_WRITER_MAX_FAILURES", "5")?,
+            sweep_interval: r.millis("SECKILL_SWEEP_INTERVAL_MS", "1000")?,
+            reconcile_interval: r.millis("SECKILL_RECONCILE_INTERVAL_MS", "5000")?,
+            pay_notify_url: r.opt("SECKILL_PAY_NOTIFY_URL"),
+            pay_delay: r.millis("SECKILL_PAY_DELAY_MS", "300")?,
         };
         for (key, v) in [
             ("SECKILL_MAX_INFLIGHT", cfg.max_inflight),
             ("SECKILL_WRITER_BATCH", cfg.writer_batch),
             ("SECKILL_MYSQL_POOL_MAX", cfg.mysql_pool_max),
             ("SECKILL_MAX_BODY", cfg.max_body),
+            (
+                "SECKILL_WRITER_MAX_FAILURES",
+                cfg.writer_max_failures as usize,
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError(format!("{key}: must be at least 1, got 0")));
@@ -269,6 +292,7 @@ mod tests {
             ("SECKILL_LINK_KEY", "0123456789abcdef-link"),
             ("SECKILL_ADMIN_TOKEN", "0123456789abcdef-admin"),
             ("SECKILL_CAPTCHA_KEY", "0123456789abcdef-captcha"),
+            ("SECKILL_PAY_KEY", "0123456789abcdef-payments"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -10,7 +10,10 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
 /// (version, SQL), in order.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_lifecycle.sql")),
+];
 
 pub fn pool(url: &str, max: usize) -> Result<Pool, String> {
     let opts = Opts::from_url(url).map_err(|e| format!("SECKILL_MYSQL_URL: {e}"))?;

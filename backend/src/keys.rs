@@ -11,14 +11,19 @@ pub struct SaleKeys {
     pub buyers: String,
     /// Order sequence: the last order number handed out in this sale.
     pub seq: String,
-    /// order seq -> user id, for orders queued but not yet written to MariaDB.
-    pub queued: String,
+    /// order seq -> `user:slot` for every order this sale ever reserved. Never trimmed while
+    /// the sale lives: with `returned` it is Redis's own ledger of live units, which lets the
+    /// reconciler and the repair script count live orders atomically.
+    pub reserved: String,
     /// The order stream the writer consumes.
     pub orders: String,
     /// Order seqs whose unit was given back (makes the return idempotent).
     pub returned: String,
-    /// Stream entries the writer could not parse, kept for an operator.
+    /// Stream entries the writer gave up on (unparseable, or refused by MariaDB `K` times),
+    /// kept for an operator.
     pub dead: String,
+    /// stream entry id -> how many times MariaDB refused to insert it.
+    pub failures: String,
 }
 
 impl SaleKeys {
@@ -28,10 +33,11 @@ impl SaleKeys {
             stock: format!("{tag}:stock"),
             buyers: format!("{tag}:buyers"),
             seq: format!("{tag}:seq"),
-            queued: format!("{tag}:queued"),
+            reserved: format!("{tag}:reserved"),
             orders: format!("{tag}:orders"),
             returned: format!("{tag}:returned"),
             dead: format!("{tag}:dead"),
+            failures: format!("{tag}:failures"),
         }
     }
 }
@@ -45,10 +51,11 @@ mod tests {
             &k.stock,
             &k.buyers,
             &k.seq,
-            &k.queued,
+            &k.reserved,
             &k.orders,
             &k.returned,
             &k.dead,
+            &k.failures,
         ] {
             assert!(key.starts_with("{sale:42}:"), "{key}");
         }

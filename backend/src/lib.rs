@@ -12,6 +12,11 @@
 //! - [`stock`]: the one Redis script that reserves a unit and enqueues the order atomically.
 //! - [`writer`]: the order writer: Redis Stream consumer group -> batched MariaDB inserts.
 //! - [`orders`]: order ids and the status a shopper polls.
+//! - [`payment`]: starting a payment, the (simulated) provider, its signed notification.
+//! - [`sweeper`]: closes unpaid orders at their deadline and returns their units once.
+//! - [`reconcile`]: Redis stock + live orders = initial stock, checked, reported and repaired.
+//! - [`recovery`]: a Redis that restarted is rebuilt from MariaDB before it takes buys.
+//! - [`breaker`]: the circuit breaker in front of Redis.
 //! - [`sales`]: creating sales (MariaDB first, then preheating Redis) and reading them back.
 //! - [`db`], [`redis_conn`]: connections to MariaDB and to Redis (standalone or Cluster).
 //! - [`metrics`]: one registry, created at start and passed down.
@@ -19,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod breaker;
 pub mod cache;
 pub mod captcha;
 pub mod clock;
@@ -32,8 +38,12 @@ pub mod keys;
 pub mod link;
 pub mod metrics;
 pub mod orders;
+pub mod payment;
+pub mod reconcile;
+pub mod recovery;
 pub mod redis_conn;
 pub mod sales;
 pub mod session;
 pub mod stock;
+pub mod sweeper;
 pub mod writer;

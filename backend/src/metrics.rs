@@ -33,6 +33,21 @@ pub struct Metrics {
     pub stream_pending: IntGaugeVec,
     /// Units left per live sale, as last seen by this backend.
     pub stock_left: IntGaugeVec,
+    /// Initial stock - Redis stock left - live orders, per sale, at the last check (must be 0).
+    pub stock_drift: IntGaugeVec,
+    /// Repairs by kind: release (a cancelled order's unit given back), rebuild (Redis state
+    /// rebuilt from its ledger and MariaDB).
+    pub repairs: IntCounterVec,
+    /// Recoveries after Redis forgot its scripts (restart, failover), by result.
+    pub recoveries: IntCounterVec,
+    /// Unpaid orders closed at their deadline.
+    pub orders_expired: IntCounter,
+    /// Units given back to Redis stock (expired or dead-lettered orders).
+    pub units_returned: IntCounter,
+    /// Payment notifications by result: paid, already_paid, refund_due, forged.
+    pub payments: IntCounterVec,
+    /// 1 while a dependency's circuit breaker is open.
+    pub breaker_open: IntGaugeVec,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -154,6 +169,39 @@ impl Metrics {
                 "seckill_stock_left",
                 "Units left in Redis per live sale",
                 &["sale"],
+            ),
+            stock_drift: gauge_vec(
+                "seckill_stock_drift",
+                "Initial stock minus Redis stock left minus live orders, per sale (must be 0)",
+                &["sale"],
+            ),
+            repairs: counter_vec(
+                "seckill_repairs_total",
+                "Repairs of Redis state by kind",
+                &["kind"],
+            ),
+            recoveries: counter_vec(
+                "seckill_recoveries_total",
+                "Recoveries after Redis lost its scripts, by result",
+                &["result"],
+            ),
+            orders_expired: counter(
+                "seckill_orders_expired_total",
+                "Unpaid orders closed at their deadline",
+            ),
+            units_returned: counter(
+                "seckill_units_returned_total",
+                "Units given back to Redis stock",
+            ),
+            payments: counter_vec(
+                "seckill_payments_total",
+                "Payment notifications by result",
+                &["result"],
+            ),
+            breaker_open: gauge_vec(
+                "seckill_breaker_open",
+                "1 while the circuit breaker of a dependency is open",
+                &["dep"],
             ),
             registry,
         }

@@ -4,9 +4,9 @@
 //! (handed out by the reserve script). The sale is therefore known from the id alone, and
 //! orders can be sharded by sale. Ids travel as decimal strings in JSON (they exceed 2^53).
 //!
-//! Status: `queued` while the order is in the sale's stream and not yet in MariaDB (Redis
-//! keeps `seq -> user` in `{sale:ID}:queued` until the writer commits), then the row's
-//! `created | paid | cancelled`.
+//! Status: the row's `created | paid | cancelled` once the writer has put it in MariaDB;
+//! before that `queued` (Redis's ledger `{sale:ID}:reserved` knows the order), or `cancelled`
+//! if the writer gave up on it and returned its unit.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
@@ -64,20 +64,26 @@ pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<V
             "paid_ms": paid_ms,
         }));
     }
-    let queued_for: Option<u64> = redis
-        .cmd(
-            redis::cmd("HGET")
-                .arg(SaleKeys::new(sale_id).queued)
+    let k = SaleKeys::new(sale_id);
+    let (owner, returned): (Option<String>, bool) = redis
+        .call(|mut c| async move {
+            redis::pipe()
+                .cmd("HGET")
+                .arg(&k.reserved)
                 .arg(seq)
-                .clone(),
-        )
+                .cmd("SISMEMBER")
+                .arg(&k.returned)
+                .arg(seq)
+                .query_async(&mut c)
+                .await
+        })
         .await
         .map_err(ApiError::redis)?;
-    match queued_for {
-        Some(owner) if owner == user_id => Ok(json!({
+    match owner.as_deref().and_then(crate::stock::parse_owner) {
+        Some((owner, _)) if owner == user_id => Ok(json!({
             "order_id": id.to_string(),
             "sale_id": sale_id,
-            "status": "queued",
+            "status": if returned { "cancelled" } else { "queued" },
         })),
         _ => Err(ApiError::not_found(format!("order {id}: no such order"))),
     }

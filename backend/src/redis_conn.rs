@@ -1,15 +1,18 @@
 //! One Redis handle for the whole process: a standalone server through a reconnecting
 //! `ConnectionManager`, or a Redis Cluster through `ClusterConnection`, chosen by
 //! configuration. Both are multiplexed and cheap to clone; callers never care which it is.
-//! Every call is bounded by [`Redis::timeout`].
+//! Every call is bounded by [`Redis::timeout`] and goes through a circuit breaker, so a Redis
+//! that is down or frozen costs callers nothing once the breaker is open.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
+use crate::breaker::Breaker;
 use crate::config::RedisTarget;
 
 #[derive(Clone)]
@@ -51,13 +54,44 @@ impl ConnectionLike for Conn {
 pub struct Redis {
     pub conn: Conn,
     pub timeout: Duration,
+    pub breaker: Arc<Breaker>,
 }
+
+/// Consecutive failures that open the breaker, and how long it stays open.
+pub const BREAKER_FAILURES: u32 = 5;
+pub const BREAKER_OPEN: Duration = Duration::from_millis(500);
 
 /// Why a Redis call failed: an error reply or lost connection, or no answer in time.
 #[derive(Debug)]
 pub enum CallError {
     Redis(RedisError),
     Timeout(Duration),
+    /// The breaker is open: recent calls failed, this one was not tried.
+    Open,
+}
+
+impl CallError {
+    /// Redis does not know a script: it restarted or failed over (see `recovery`).
+    pub fn is_noscript(&self) -> bool {
+        matches!(self, CallError::Redis(e) if e.kind() == redis::ErrorKind::NoScriptError)
+    }
+
+    /// A failure of the dependency (as opposed to an error reply).
+    fn is_outage(&self) -> bool {
+        match self {
+            CallError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.kind() == redis::ErrorKind::BusyLoadingError
+                    || e.kind() == redis::ErrorKind::TryAgain
+                    || e.kind() == redis::ErrorKind::ClusterDown
+            }
+            CallError::Timeout(_) => true,
+            CallError::Open => false,
+        }
+    }
 }
 
 impl std::fmt::Display for CallError {
@@ -65,6 +99,7 @@ impl std::fmt::Display for CallError {
         match self {
             CallError::Redis(e) => write!(f, "{e}"),
             CallError::Timeout(d) => write!(f, "no answer within {} ms", d.as_millis()),
+            CallError::Open => write!(f, "failing fast: recent calls failed (circuit open)"),
         }
     }
 }
@@ -95,7 +130,11 @@ impl Redis {
                 Conn::Cluster(client.get_async_connection().await?)
             }
         };
-        Ok(Redis { conn, timeout })
+        Ok(Redis {
+            conn,
+            timeout,
+            breaker: Arc::new(Breaker::new(BREAKER_FAILURES, BREAKER_OPEN)),
+        })
     }
 
     /// Runs one Redis operation on a clone of the handle, bounded by the configured timeout.
@@ -104,10 +143,18 @@ impl Redis {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        match tokio::time::timeout(self.timeout, op(self.conn.clone())).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(CallError::Timeout(self.timeout)),
+        if !self.breaker.allow() {
+            return Err(CallError::Open);
         }
+        let result = match tokio::time::timeout(self.timeout, op(self.conn.clone())).await {
+            Ok(r) => r.map_err(CallError::Redis),
+            Err(_) => Err(CallError::Timeout(self.timeout)),
+        };
+        match &result {
+            Err(e) if e.is_outage() => self.breaker.failure(),
+            _ => self.breaker.success(),
+        }
+        result
     }
 
     /// Runs one command.

@@ -8,18 +8,24 @@
 //! `RELEASE` is its undo: it gives one order's unit back and frees the buyer's slot, exactly
 //! once per order however often it is called.
 //!
-//! All keys are one sale's (`{sale:ID}:*`), so both scripts run unchanged on Redis Cluster.
-//! Scripts are loaded once and called by SHA (`redis::Script` falls back to a load on
-//! `NOSCRIPT`, e.g. after a Redis restart).
+//! `REPAIR` rebuilds a sale's Redis state from Redis's own ledger (`reserved`, `returned`)
+//! plus what MariaDB, the system of record, knows; see [`repair`].
+//!
+//! All keys are one sale's (`{sale:ID}:*`), so the scripts run unchanged on Redis Cluster.
+//!
+//! The hot scripts are called with `EVALSHA` and are **never loaded on the fly**: a Redis that
+//! answers `NOSCRIPT` has restarted or failed over, and may have lost its last writes with
+//! them. Such a Redis is not trusted until [`crate::recovery`] has repaired every live sale
+//! from MariaDB; only then are the scripts loaded again ([`load_scripts`]).
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Cmd, Script, Value};
 
 use crate::keys::SaleKeys;
 use crate::redis_conn::{CallError, Redis};
 
-/// KEYS: stock, buyers, seq, queued, orders. ARGV: user_id, per_user_limit, now_ms.
+/// KEYS: stock, buyers, seq, reserved, orders. ARGV: user_id, per_user_limit, now_ms.
 /// Returns {seq, slot} when queued, or {0, reason}: 1 limit reached, 2 sold out, 3 not loaded.
 const RESERVE: &str = r#"
 local stock = redis.call('GET', KEYS[1])
@@ -36,14 +42,16 @@ if tonumber(stock) <= 0 then return {0, 2} end
 redis.call('DECR', KEYS[1])
 redis.call('HSET', KEYS[2], user, bit.bor(mask, bit.lshift(1, slot)))
 local seq = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[4], seq, user)
+redis.call('HSET', KEYS[4], seq, user .. ':' .. (slot + 1))
 redis.call('XADD', KEYS[5], '*', 'seq', seq, 'user', user, 'slot', slot + 1, 'ts', ARGV[3])
 return {seq, slot + 1}
 "#;
 
 /// KEYS: stock, buyers, returned. ARGV: seq, user_id, slot.
-/// Returns 1 when the unit went back now, 0 when this order's unit was returned before.
+/// Returns 1 when the unit went back now, 0 when this order's unit was returned before, -1
+/// when the sale is not loaded (Redis lost it: the repair from MariaDB counts the unit).
 const RELEASE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
 redis.call('INCR', KEYS[1])
 local mask = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
@@ -56,8 +64,91 @@ end
 return 1
 "#;
 
+/// KEYS: stock, buyers, seq, reserved, returned.
+/// ARGV: initial stock, highest seq in MariaDB, n, then n triples (seq, user, slot) of the
+/// orders MariaDB holds live, then the seqs MariaDB holds cancelled.
+/// Makes Redis agree with MariaDB where MariaDB has decided (live orders Redis forgot are
+/// added back; cancelled orders count as returned), then recounts stock, buyers and the
+/// sequence from the ledger in one atomic step.
+/// Returns {live, stock_left, orders_added, units_revived}.
+const REPAIR: &str = r#"
+local initial = tonumber(ARGV[1])
+local n = tonumber(ARGV[3])
+local added, revived = 0, 0
+local i = 4
+for _ = 1, n do
+  if redis.call('HSETNX', KEYS[4], ARGV[i], ARGV[i + 1] .. ':' .. ARGV[i + 2]) == 1 then
+    added = added + 1
+  end
+  revived = revived + redis.call('SREM', KEYS[5], ARGV[i])
+  i = i + 3
+end
+for j = i, #ARGV do redis.call('SADD', KEYS[5], ARGV[j]) end
+local all = redis.call('HGETALL', KEYS[4])
+local live, top, masks = 0, tonumber(ARGV[2]), {}
+for j = 1, #all, 2 do
+  local seq = tonumber(all[j])
+  if seq > top then top = seq end
+  if redis.call('SISMEMBER', KEYS[5], all[j]) == 0 then
+    live = live + 1
+    local user, slot = string.match(all[j + 1], '^(%d+):(%d+)$')
+    masks[user] = bit.bor(masks[user] or 0, bit.lshift(1, tonumber(slot) - 1))
+  end
+end
+redis.call('DEL', KEYS[2])
+for user, mask in pairs(masks) do redis.call('HSET', KEYS[2], user, mask) end
+local left = initial - live
+if left < 0 then left = 0 end
+redis.call('SET', KEYS[1], left)
+local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
+if cur > top then top = cur end
+redis.call('SET', KEYS[3], top)
+return {live, left, added, revived}
+"#;
+
+/// KEYS: stock, reserved, returned. A consistent read of the ledger:
+/// {stock or -1, [seq, user:slot, ...], [returned seq, ...]}.
+const LEDGER: &str = r#"
+local stock = redis.call('GET', KEYS[1])
+return {tonumber(stock or '-1'), redis.call('HGETALL', KEYS[2]), redis.call('SMEMBERS', KEYS[3])}
+"#;
+
 static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE));
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
+
+/// The scripts called by SHA; [`load_scripts`] loads exactly these.
+const HOT: &[&str] = &[RESERVE, RELEASE];
+
+/// The SHA1s of the hot scripts.
+pub fn hot_hashes() -> Vec<String> {
+    HOT.iter()
+        .map(|src| Script::new(src).get_hash().to_string())
+        .collect()
+}
+
+/// `EVALSHA` of a hot script with its keys; the caller appends the arguments.
+fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+    cmd
+}
+
+/// `EVAL` of a rare script (sent in full: it works on a Redis that lost its script cache).
+fn eval(src: &str, keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(src).arg(keys.len()).arg(keys);
+    cmd
+}
+
+/// Loads the hot scripts into Redis (on a Cluster, into every primary).
+pub async fn load_scripts(redis: &Redis) -> Result<(), CallError> {
+    for src in HOT {
+        let _: Value = redis
+            .cmd(redis::cmd("SCRIPT").arg("LOAD").arg(*src).clone())
+            .await?;
+    }
+    Ok(())
+}
 
 /// What a reservation attempt came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -82,21 +173,12 @@ pub async fn reserve(
     now_ms: i64,
 ) -> Result<Reservation, CallError> {
     let k = SaleKeys::new(sale_id);
-    let reply: (u64, u64) = redis
-        .call(|mut c| async move {
-            RESERVE_SCRIPT
-                .key(&k.stock)
-                .key(&k.buyers)
-                .key(&k.seq)
-                .key(&k.queued)
-                .key(&k.orders)
-                .arg(user_id)
-                .arg(per_user_limit)
-                .arg(now_ms)
-                .invoke_async(&mut c)
-                .await
-        })
-        .await?;
+    let mut cmd = evalsha(
+        &RESERVE_SCRIPT,
+        &[&k.stock, &k.buyers, &k.seq, &k.reserved, &k.orders],
+    );
+    cmd.arg(user_id).arg(per_user_limit).arg(now_ms);
+    let reply: (u64, u64) = redis.cmd(cmd).await?;
     Ok(match reply {
         (0, 1) => Reservation::LimitReached,
         (0, 2) => Reservation::SoldOut,
@@ -108,30 +190,35 @@ pub async fn reserve(
     })
 }
 
+/// What giving a unit back came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Released {
+    /// This call returned the unit.
+    Now,
+    /// An earlier call did; nothing changed.
+    Before,
+    /// The sale is not in Redis; a repair from MariaDB will count the unit.
+    NotLoaded,
+}
+
 /// Gives the unit of order `seq` back to stock and frees the buyer's slot. Idempotent per
-/// order: returns true only for the call that actually returned the unit.
+/// order: only one call ever answers [`Released::Now`].
 pub async fn release(
     redis: &Redis,
     sale_id: u64,
     seq: u64,
     user_id: u64,
     slot: u8,
-) -> Result<bool, CallError> {
+) -> Result<Released, CallError> {
     let k = SaleKeys::new(sale_id);
-    let returned: i64 = redis
-        .call(|mut c| async move {
-            RELEASE_SCRIPT
-                .key(&k.stock)
-                .key(&k.buyers)
-                .key(&k.returned)
-                .arg(seq)
-                .arg(user_id)
-                .arg(slot)
-                .invoke_async(&mut c)
-                .await
-        })
-        .await?;
-    Ok(returned == 1)
+    let mut cmd = evalsha(&RELEASE_SCRIPT, &[&k.stock, &k.buyers, &k.returned]);
+    cmd.arg(seq).arg(user_id).arg(slot);
+    let returned: i64 = redis.cmd(cmd).await?;
+    Ok(match returned {
+        1 => Released::Now,
+        0 => Released::Before,
+        _ => Released::NotLoaded,
+    })
 }
 
 /// Puts a new sale's stock into Redis (only if absent) and creates its writer group.
@@ -162,4 +249,91 @@ pub async fn stock_left(redis: &Redis, sale_id: u64) -> Result<Option<i64>, Call
     redis
         .cmd(redis::cmd("GET").arg(SaleKeys::new(sale_id).stock).clone())
         .await
+}
+
+/// What MariaDB knows of one sale, handed to [`repair`].
+#[derive(Debug, Default, Clone)]
+pub struct DbFacts {
+    pub initial: u32,
+    pub max_seq: u64,
+    /// (seq, user_id, slot) of live orders (created or paid).
+    pub live: Vec<(u64, u64, u8)>,
+    /// Seqs of cancelled orders.
+    pub cancelled: Vec<u64>,
+}
+
+/// What a repair did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Repaired {
+    pub live: i64,
+    pub stock_left: i64,
+    /// Live orders MariaDB had and Redis had forgotten.
+    pub orders_added: i64,
+    /// Orders Redis counted as returned that MariaDB holds live.
+    pub units_revived: i64,
+}
+
+/// Rebuilds a sale's stock, buyers and sequence in Redis from its ledger and MariaDB's facts,
+/// atomically. Safe while the sale takes buys: reservations made after `facts` was read are in
+/// the ledger and counted; MariaDB's facts only add what Redis forgot.
+pub async fn repair(redis: &Redis, sale_id: u64, facts: &DbFacts) -> Result<Repaired, CallError> {
+    let k = SaleKeys::new(sale_id);
+    let mut cmd = eval(
+        REPAIR,
+        &[&k.stock, &k.buyers, &k.seq, &k.reserved, &k.returned],
+    );
+    cmd.arg(facts.initial)
+        .arg(facts.max_seq)
+        .arg(facts.live.len());
+    for (seq, user, slot) in &facts.live {
+        cmd.arg(seq).arg(user).arg(slot);
+    }
+    for seq in &facts.cancelled {
+        cmd.arg(seq);
+    }
+    let (live, stock_left, orders_added, units_revived): (i64, i64, i64, i64) =
+        redis.cmd(cmd).await?;
+    ensure_group(redis, &k.orders).await?;
+    Ok(Repaired {
+        live,
+        stock_left,
+        orders_added,
+        units_revived,
+    })
+}
+
+/// Redis's ledger of one sale, read atomically.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// None when the sale is not loaded.
+    pub stock: Option<i64>,
+    /// seq -> (user_id, slot) of every order reserved.
+    pub reserved: std::collections::HashMap<u64, (u64, u8)>,
+    pub returned: std::collections::HashSet<u64>,
+}
+
+pub async fn ledger(redis: &Redis, sale_id: u64) -> Result<Ledger, CallError> {
+    let k = SaleKeys::new(sale_id);
+    let (stock, reserved, returned): (i64, Vec<String>, Vec<u64>) = redis
+        .cmd(eval(LEDGER, &[&k.stock, &k.reserved, &k.returned]))
+        .await?;
+    let mut out = Ledger {
+        stock: (stock >= 0).then_some(stock),
+        returned: returned.into_iter().collect(),
+        ..Ledger::default()
+    };
+    for pair in reserved.chunks(2) {
+        if let [seq, owner] = pair {
+            if let (Ok(seq), Some((user, slot))) = (seq.parse(), parse_owner(owner)) {
+                out.reserved.insert(seq, (user, slot));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `user:slot` as the reserve script writes it.
+pub fn parse_owner(text: &str) -> Option<(u64, u8)> {
+    let (user, slot) = text.split_once(':')?;
+    Some((user.parse().ok()?, slot.parse().ok()?))
 }

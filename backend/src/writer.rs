@@ -1,8 +1,8 @@
 //! The order writer: moves queued orders from each sale's Redis stream into MariaDB.
 //!
 //! One task per live sale reads its stream through the consumer group `writers`, inserts
-//! what it read as one multi-row `INSERT`, and only after the commit `XACK`s the entries
-//! (and clears their `queued` marks). So:
+//! what it read as one multi-row `INSERT`, and only after the commit `XACK`s the entries.
+//! So:
 //!
 //! - nothing acknowledged is lost: an entry leaves the pending list only once its row is
 //!   committed;
@@ -13,7 +13,10 @@
 //! - a failed insert (MariaDB down) is retried from this writer's own pending list, with
 //!   backoff, never skipped;
 //! - an entry that cannot be parsed goes to the sale's dead-letter stream `{sale:ID}:dead`
-//!   (with a metric) instead of blocking the others.
+//!   (with a metric) instead of blocking the others;
+//! - when MariaDB refuses a batch (an error reply, not an outage), the batch is split and
+//!   each row inserted alone; a row refused `max_failures` times (counted in Redis, so the
+//!   count survives restarts) is dead-lettered and its unit given back to stock.
 //!
 //! Blocking reads would stall other commands multiplexed on the same connection, so the
 //! writer polls without `BLOCK` on a connection of its own, backing off to `idle` when there
@@ -35,7 +38,7 @@ use crate::redis_conn::{CallError, Redis};
 use crate::sales::{self, Sale};
 
 /// Sales whose end is older than this are no longer watched.
-const RETENTION_MS: i64 = 24 * 3600 * 1000;
+pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
@@ -44,6 +47,8 @@ pub struct WriterConfig {
     pub claim_idle: Duration,
     pub discover: Duration,
     pub mysql_timeout: Duration,
+    /// A row MariaDB refuses this many times is dead-lettered.
+    pub max_failures: u32,
     /// This writer's name in the consumer group; unique per process.
     pub consumer: String,
 }
@@ -53,6 +58,13 @@ pub struct Writer {
     pub db: Pool,
     pub cfg: WriterConfig,
     pub metrics: Arc<Metrics>,
+}
+
+/// Why an insert failed: MariaDB is unreachable or slow (retry the same), or it answered
+/// with an error (some row is refused: isolate it).
+enum Insert {
+    Down(String),
+    Refused(String),
 }
 
 /// One order as the reserve script put it into the stream.
@@ -129,7 +141,7 @@ impl Writer {
         let k = SaleKeys::new(sale_id);
         if let Ok(n) = self
             .redis
-            .cmd::<i64>(redis::cmd("HLEN").arg(&k.queued).clone())
+            .cmd::<i64>(redis::cmd("XLEN").arg(&k.orders).clone())
             .await
         {
             self.metrics
@@ -304,49 +316,153 @@ impl Writer {
         if orders.is_empty() {
             return Ok(0);
         }
-        let started = Instant::now();
-        let inserted = tokio::time::timeout(
-            self.cfg.mysql_timeout,
-            insert_batch(&self.db, sale, &orders),
-        )
-        .await
-        .map_err(|_| "database: batch insert timed out".to_string())
-        .and_then(|r| r.map_err(|e| format!("database: {e}")));
-        let inserted = match inserted {
+        let inserted = match self.insert(sale, &orders).await {
             Ok(n) => n,
-            Err(e) => {
-                self.metrics
-                    .mysql_errors
-                    .with_label_values(&["insert_orders"])
-                    .inc();
-                return Err(e);
+            Err(Insert::Down(e)) => return Err(e),
+            Err(Insert::Refused(e)) => {
+                eprintln!(
+                    "writer: sale {}: MariaDB refused a batch ({e}); inserting its rows one by one",
+                    sale.id
+                );
+                return self.write_one_by_one(sale, k, orders).await;
             }
         };
-        self.metrics
-            .mysql_duration
-            .with_label_values(&["insert_orders"])
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics.writer_batch.observe(orders.len() as f64);
-        self.metrics.orders_written.inc_by(inserted);
-        // Committed: now, and only now, acknowledge.
-        let mut pipe = redis::pipe();
-        pipe.cmd("XACK").arg(&k.orders).arg(WRITER_GROUP);
-        for o in &orders {
-            pipe.arg(&o.entry_id);
-        }
-        pipe.ignore().cmd("HDEL").arg(&k.queued);
-        for o in &orders {
-            pipe.arg(o.seq);
-        }
-        pipe.ignore();
-        self.redis
-            .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
-            .await
-            .map_err(|e| {
-                self.metrics.redis_errors.with_label_values(&["xack"]).inc();
-                format!("redis: acknowledging failed (the batch will be replayed, harmlessly): {e}")
-            })?;
+        self.acknowledge(k, &orders).await?;
         Ok(inserted)
+    }
+
+    /// Inserts one batch, bounded in time, with metrics.
+    async fn insert(&self, sale: &Sale, orders: &[QueuedOrder]) -> Result<u64, Insert> {
+        let started = Instant::now();
+        let r = tokio::time::timeout(self.cfg.mysql_timeout, insert_batch(&self.db, sale, orders))
+            .await;
+        let r = match r {
+            Err(_) => Err(Insert::Down("database: batch insert timed out".into())),
+            Ok(Err(mysql_async::Error::Server(e))) => {
+                Err(Insert::Refused(format!("database: {e}")))
+            }
+            Ok(Err(e)) => Err(Insert::Down(format!("database: {e}"))),
+            Ok(Ok(n)) => Ok(n),
+        };
+        match &r {
+            Ok(n) => {
+                self.metrics
+                    .mysql_duration
+                    .with_label_values(&["insert_orders"])
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.writer_batch.observe(orders.len() as f64);
+                self.metrics.orders_written.inc_by(*n);
+            }
+            Err(_) => self
+                .metrics
+                .mysql_errors
+                .with_label_values(&["insert_orders"])
+                .inc(),
+        }
+        r
+    }
+
+    /// After a refused batch: each row alone. Rows that go in are acknowledged; a row refused
+    /// `max_failures` times is dead-lettered and its unit returned; others stay pending and
+    /// are retried (the call then fails, so the caller backs off).
+    async fn write_one_by_one(
+        &self,
+        sale: &Sale,
+        k: &SaleKeys,
+        orders: Vec<QueuedOrder>,
+    ) -> Result<u64, String> {
+        let mut inserted = 0;
+        let mut done = Vec::new();
+        let mut still_failing = 0;
+        for o in orders {
+            match self.insert(sale, std::slice::from_ref(&o)).await {
+                Ok(n) => {
+                    inserted += n;
+                    done.push(o);
+                }
+                Err(Insert::Down(e)) => {
+                    self.acknowledge(k, &done).await?;
+                    return Err(e);
+                }
+                Err(Insert::Refused(e)) => {
+                    let failures: u32 = self
+                        .redis
+                        .cmd(
+                            redis::cmd("HINCRBY")
+                                .arg(&k.failures)
+                                .arg(&o.entry_id)
+                                .arg(1)
+                                .clone(),
+                        )
+                        .await
+                        .map_err(|e| format!("redis: counting a failure: {e}"))?;
+                    eprintln!(
+                        "writer: sale {}: order {} refused ({failures}/{}): {e}",
+                        sale.id, o.seq, self.cfg.max_failures
+                    );
+                    if failures >= self.cfg.max_failures {
+                        self.give_up(sale, k, &o, &e).await?;
+                    } else {
+                        still_failing += 1;
+                    }
+                }
+            }
+        }
+        self.acknowledge(k, &done).await?;
+        if still_failing > 0 {
+            return Err(format!(
+                "{still_failing} orders refused by MariaDB, will retry"
+            ));
+        }
+        Ok(inserted)
+    }
+
+    /// Dead-letters an order MariaDB keeps refusing and gives its unit back to stock, so the
+    /// poison entry neither blocks the others nor leaks its unit.
+    async fn give_up(
+        &self,
+        sale: &Sale,
+        k: &SaleKeys,
+        o: &QueuedOrder,
+        why: &str,
+    ) -> Result<(), String> {
+        let fields = vec![
+            ("seq".to_string(), o.seq.to_string()),
+            ("user".to_string(), o.user_id.to_string()),
+            ("slot".to_string(), o.slot.to_string()),
+            ("ts".to_string(), o.queued_ms.to_string()),
+            ("error".to_string(), why.to_string()),
+        ];
+        self.dead_letter(k, &[(o.entry_id.clone(), fields)]).await?;
+        match crate::stock::release(&self.redis, sale.id, o.seq, o.user_id, o.slot).await {
+            Ok(crate::stock::Released::Now) => self.metrics.units_returned.inc(),
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "writer: sale {}: returning the unit of dead order {} failed ({e}); the reconciler will",
+                sale.id, o.seq
+            ),
+        }
+        let _: Result<i64, _> = self
+            .redis
+            .cmd(redis::cmd("HDEL").arg(&k.failures).arg(&o.entry_id).clone())
+            .await;
+        Ok(())
+    }
+
+    /// Committed: now, and only now, acknowledge.
+    async fn acknowledge(&self, k: &SaleKeys, orders: &[QueuedOrder]) -> Result<(), String> {
+        if orders.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(&k.orders).arg(WRITER_GROUP);
+        for o in orders {
+            cmd.arg(&o.entry_id);
+        }
+        self.redis.cmd::<()>(cmd).await.map_err(|e| {
+            self.metrics.redis_errors.with_label_values(&["xack"]).inc();
+            format!("redis: acknowledging failed (the batch will be replayed, harmlessly): {e}")
+        })
     }
 
     async fn dead_letter(

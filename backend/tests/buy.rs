@@ -70,17 +70,11 @@ async fn crowd_gets_exactly_the_stock(target: Target) {
     );
     let stock = b.stock_left(sale).await;
     assert_eq!(stock, Some(0), "Redis stock ends at 0, never negative");
-    let queued_left = b
-        .redis_int(
-            redis::cmd("HLEN")
-                .arg(format!("{{sale:{sale}}}:queued"))
-                .clone(),
-        )
-        .await;
+    let check = b.check(sale).await;
     assert_eq!(
-        queued_left,
-        Some(0),
-        "every queued mark cleared after the commit"
+        (check.drift, check.queued, check.live_in_db),
+        (0, 0, 100),
+        "every unit accounted for, nothing left in flight: {check:?}"
     );
     Arc::try_unwrap(b)
         .ok()
@@ -168,13 +162,18 @@ async fn release_returns_a_unit_exactly_once() {
     let other = b.login(&format!("undo-other-{sale}")).await;
     let other_path = b.path(sale, &other).await;
     assert_eq!(b.buy(&other_path, &other).await.0, StatusCode::GONE);
-    assert!(seckill::stock::release(&b.app.redis, sale, seq, user, 1)
-        .await
-        .unwrap());
-    assert!(
-        !seckill::stock::release(&b.app.redis, sale, seq, user, 1)
+    use seckill::stock::Released;
+    assert_eq!(
+        seckill::stock::release(&b.app.redis, sale, seq, user, 1)
             .await
             .unwrap(),
+        Released::Now
+    );
+    assert_eq!(
+        seckill::stock::release(&b.app.redis, sale, seq, user, 1)
+            .await
+            .unwrap(),
+        Released::Before,
         "second release is a no-op"
     );
     let stock = b.stock_left(sale).await;

@@ -46,6 +46,13 @@ pub fn error(e: &ApiError) -> Resp {
 /// Reads a JSON body of at most `max` bytes. The content type is not checked: the body must
 /// be JSON whatever the client called it (plain `curl -d` says form-urlencoded).
 pub async fn read_json(req: Request<Incoming>, max: usize) -> Result<Value, ApiError> {
+    let bytes = read_body(req, max).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad("bad_json", format!("body: invalid JSON: {e}")))
+}
+
+/// Reads a non-empty body of at most `max` bytes, as sent (signatures are over these bytes).
+pub async fn read_body(req: Request<Incoming>, max: usize) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::BadRequest(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -79,6 +86,5 @@ pub async fn read_json(req: Request<Incoming>, max: usize) -> Result<Value, ApiE
             "body: required (a JSON object)",
         ));
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad("bad_json", format!("body: invalid JSON: {e}")))
+    Ok(bytes)
 }

@@ -3,8 +3,10 @@
 //! into a response in one place ([`reply::error`]).
 //!
 //! Shopper API (behind the edge): `POST /api/login`, `GET /api/time`, `GET /api/sales/{id}`,
-//! `POST /api/sales/{id}/path`, `POST /api/sales/{id}/buy/{sig}`, `GET /api/orders/{id}`.
-//! Operator API: `POST /admin/sales` (bearer admin token). Loopback: `GET /metrics`, `/healthz`.
+//! `POST /api/sales/{id}/path`, `POST /api/sales/{id}/buy/{sig}`, `GET /api/orders/{id}`,
+//! `POST /api/orders/{id}/pay`. Payment provider: `POST /api/payments/notify` (signed).
+//! Operator API: `POST /admin/sales`, `POST /admin/reconcile` (bearer admin token).
+//! Loopback: `GET /metrics`, `/healthz`, `/internal/sales`.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -72,6 +74,9 @@ fn route_name(seg: &[&str]) -> &'static str {
         ["api", "sales", _, "captcha"] => "captcha",
         ["api", "sales", _, "buy", _] => "buy",
         ["api", "orders", _] => "order",
+        ["api", "orders", _, "pay"] => "pay",
+        ["api", "payments", "notify"] => "pay_notify",
+        ["admin", "reconcile"] => "admin_reconcile",
         ["admin", "sales"] => "admin_sales",
         ["metrics"] => "metrics",
         ["healthz"] => "healthz",
@@ -88,6 +93,9 @@ async fn dispatch(app: &App, req: Request<Incoming>, seg: &[&str]) -> Result<Res
         (&Method::POST, ["api", "sales", sale, "path"]) => purchase_path(app, &req, sale).await,
         (&Method::POST, ["api", "sales", sale, "captcha"]) => new_captcha(app, &req, sale).await,
         (&Method::GET, ["api", "orders", id]) => order_status(app, &req, id).await,
+        (&Method::POST, ["api", "orders", id, "pay"]) => pay(app, &req, id).await,
+        (&Method::POST, ["api", "payments", "notify"]) => payment_notify(app, req).await,
+        (&Method::POST, ["admin", "reconcile"]) => reconcile(app, &req).await,
         (&Method::GET, ["api", "time"]) => {
             Ok(reply::json(StatusCode::OK, &json!({"now_ms": now_ms()})))
         }
@@ -229,9 +237,19 @@ async fn buy(app: &App, req: &Request<Incoming>, sale: &str, sig: &str) -> Resul
         }
         Ok(Reservation::NotLoaded) => {
             outcome("not_loaded");
+            app.recovery.trigger(&app.redis, &app.db, &app.metrics);
             Err(ApiError::Unavailable(
                 "stock_not_loaded",
-                format!("sale {sale_id}: stock is not in Redis"),
+                format!("sale {sale_id}: stock is not in Redis (being rebuilt from MariaDB)"),
+            ))
+        }
+        Err(e) if e.is_noscript() => {
+            // Redis restarted: nothing is reserved until it has been rebuilt.
+            outcome("recovering");
+            app.recovery.trigger(&app.redis, &app.db, &app.metrics);
+            Err(ApiError::Unavailable(
+                "redis_recovering",
+                "redis: restarted; its state is being rebuilt from MariaDB".to_string(),
             ))
         }
         Err(e) => {
@@ -329,6 +347,97 @@ async fn order_status(app: &App, req: &Request<Incoming>, id: &str) -> Result<Re
     .await
     .map_err(|_| ApiError::mysql("order lookup timed out"))??;
     Ok(reply::json(StatusCode::OK, &body))
+}
+
+/// Starts paying the shopper's own order; the provider notifies `/api/payments/notify`.
+async fn pay(app: &App, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
+    let id = orders::parse_id(id)?;
+    let user_id = user_of(app, req)?;
+    let started = tokio::time::timeout(
+        app.cfg.mysql_timeout,
+        crate::payment::start(&app.db, user_id, id, now_ms()),
+    )
+    .await
+    .map_err(|_| ApiError::mysql("starting the payment timed out"))??;
+    let url = app
+        .cfg
+        .pay_notify_url
+        .clone()
+        .or_else(|| {
+            app.base_url
+                .get()
+                .map(|b| format!("{b}/api/payments/notify"))
+        })
+        .ok_or_else(|| ApiError::Unavailable("not_ready", "backend: not listening yet".into()))?;
+    app.provider.pay(url, &started);
+    Ok(reply::json(
+        StatusCode::ACCEPTED,
+        &json!({
+            "payment_id": started.payment_id,
+            "order_id": started.order_id.to_string(),
+            "amount_cents": started.amount_cents,
+            "status": "pending",
+        }),
+    ))
+}
+
+/// The payment provider's signed notification. Always answered 200 once verified and
+/// recorded (the provider stops retrying), whatever the outcome for the order.
+async fn payment_notify(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let signature = req
+        .headers()
+        .get(crate::payment::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = reply::read_body(req, app.cfg.max_body).await?;
+    let n =
+        crate::payment::Notification::verify(&app.cfg.secrets.pay_key, &body, signature.as_deref())
+            .inspect_err(|_| app.metrics.payments.with_label_values(&["forged"]).inc())?;
+    let applied = tokio::time::timeout(
+        app.cfg.mysql_timeout,
+        crate::payment::apply(&app.db, &n, now_ms()),
+    )
+    .await
+    .map_err(|_| ApiError::mysql("recording the payment timed out"))??;
+    app.metrics
+        .payments
+        .with_label_values(&[applied.as_str()])
+        .inc();
+    let mut body = json!({"result": applied.as_str(), "order_id": n.order_id.to_string()});
+    if let crate::payment::Applied::RefundDue(reason) = applied {
+        body["reason"] = json!(reason);
+    }
+    Ok(reply::json(StatusCode::OK, &body))
+}
+
+/// Checks every sale of the last day (`?repair=1`: and repairs what drifted). `ok` is true
+/// when every sale's drift is 0.
+async fn reconcile(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    require_admin(app, req)?;
+    let repair = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "repair=1" || kv == "repair=true")
+    });
+    let since = now_ms() - crate::writer::RETENTION_MS;
+    let list = sales::ending_after(&app.db, since)
+        .await
+        .map_err(ApiError::mysql)?;
+    let mut checks = Vec::with_capacity(list.len());
+    for sale in &list {
+        let c = crate::reconcile::reconcile_sale(&app.redis, &app.db, &app.metrics, sale, repair)
+            .await
+            .map_err(|e| {
+                ApiError::Unavailable("reconcile_failed", format!("sale {}: {e}", sale.id))
+            })?;
+        checks.push(c);
+    }
+    let ok = checks
+        .iter()
+        .all(|c| c.drift == 0 && c.stock_left.is_some());
+    Ok(reply::json(
+        StatusCode::OK,
+        &json!({"ok": ok, "repaired": repair, "sales": checks}),
+    ))
 }
 
 async fn login(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {

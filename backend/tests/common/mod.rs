@@ -18,6 +18,7 @@ use seckill::app::App;
 use seckill::config::Config;
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
+pub const PAY_KEY: &str = "test-pay-key-0123456789";
 
 /// The servers `scripts/test` started; a test run without them fails, it never skips.
 pub fn env(key: &str) -> String {
@@ -31,12 +32,25 @@ pub enum Target {
     Cluster,
 }
 
+/// A backend running in this process, and a client for its HTTP API.
 pub struct Backend {
     pub app: Arc<App>,
-    pub base: String,
-    pub client: Client<HttpConnector, Full<Bytes>>,
+    pub api: Api,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// An HTTP client for one backend (in this process or another).
+pub struct Api {
+    pub base: String,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl std::ops::Deref for Backend {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 pub fn config(target: &Target, extra: &[(&str, &str)]) -> Config {
@@ -53,6 +67,7 @@ pub fn config(target: &Target, extra: &[(&str, &str)]) -> Config {
             "SECKILL_CAPTCHA_KEY".into(),
             "test-captcha-key-0123456789".into(),
         ),
+        ("SECKILL_PAY_KEY".into(), PAY_KEY.into()),
         ("SECKILL_WRITER_CLAIM_IDLE_MS".into(), "1000".into()),
         ("SECKILL_REDIS_TIMEOUT_MS".into(), "2000".into()),
     ];
@@ -76,42 +91,12 @@ pub fn config(target: &Target, extra: &[(&str, &str)]) -> Config {
     .expect("the test configuration is valid")
 }
 
-impl Backend {
-    pub async fn start(target: Target, extra: &[(&str, &str)]) -> Backend {
-        let cfg = config(&target, extra);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = App::connect(cfg)
-            .await
-            .expect("connects to the test Redis and MariaDB");
-        let (tx, rx) = oneshot::channel::<()>();
-        let run_app = app.clone();
-        let task = tokio::spawn(async move {
-            seckill::app::run(run_app, listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("the backend runs");
-        });
+impl Api {
+    pub fn new(base: String) -> Api {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(512)
             .build_http();
-        Backend {
-            app,
-            base,
-            client,
-            stop: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
-        }
+        Api { base, client }
     }
 
     /// Sends a request; returns the status and the JSON body (Null when not JSON).
@@ -198,6 +183,41 @@ impl Backend {
     pub async fn buy(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(token), None).await
     }
+}
+
+impl Backend {
+    pub async fn start(target: Target, extra: &[(&str, &str)]) -> Backend {
+        let cfg = config(&target, extra);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = App::connect(cfg)
+            .await
+            .expect("connects to the test Redis and MariaDB");
+        let (tx, rx) = oneshot::channel::<()>();
+        let run_app = app.clone();
+        let task = tokio::spawn(async move {
+            seckill::app::run(run_app, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("the backend runs");
+        });
+        Backend {
+            app,
+            api: Api::new(base),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
+        }
+    }
 
     pub async fn sql_count(&self, sql: &str) -> i64 {
         let mut c = self.app.db.get_conn().await.unwrap();
@@ -244,6 +264,17 @@ impl Backend {
     /// Units left in Redis for a sale.
     pub async fn stock_left(&self, sale: u64) -> Option<i64> {
         seckill::stock::stock_left(&self.app.redis, sale)
+            .await
+            .unwrap()
+    }
+
+    /// The reconciler's view of a sale now.
+    pub async fn check(&self, sale: u64) -> seckill::reconcile::SaleCheck {
+        let s = seckill::sales::load(&self.app.db, sale)
+            .await
+            .unwrap()
+            .expect("the sale exists");
+        seckill::reconcile::check(&self.app.redis, &self.app.db, &s)
             .await
             .unwrap()
     }

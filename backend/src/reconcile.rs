@@ -1,0 +1,262 @@
+//! The reconciler: per sale, every unit is in exactly one place,
+//! `Redis stock left + live orders (queued, created, paid) = initial stock`.
+//!
+//! A check reads Redis's ledger of the sale atomically (stock, every order reserved, every
+//! unit returned), then MariaDB's orders, and counts as live each order MariaDB holds live
+//! plus each order Redis holds live that MariaDB does not know yet (still in the stream).
+//! The difference is the drift, exported as `seckill_stock_drift{sale}`.
+//!
+//! Orders move between the two reads, so a sale under load may show a passing drift; only a
+//! drift seen twice in a row with the same value is repaired. What is safe to repair:
+//! - a cancelled order whose unit Redis still holds (a sweeper died between its two steps,
+//!   or Redis lost the return): the unit is given back, once (`RELEASE` is idempotent);
+//! - anything else (Redis lost writes, stock missing): the sale's Redis state is rebuilt by
+//!   the `REPAIR` script from Redis's ledger plus MariaDB, the system of record.
+
+use std::collections::{HashMap, HashSet};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Pool;
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+use crate::orders::order_id;
+use crate::redis_conn::Redis;
+use crate::sales::Sale;
+use crate::stock::{self, DbFacts};
+
+/// One order as MariaDB holds it.
+#[derive(Debug, Clone)]
+pub struct DbOrder {
+    pub seq: u64,
+    pub user_id: u64,
+    pub slot: u8,
+    pub live: bool,
+    /// Cancelled and its unit not yet given back.
+    pub unreleased: bool,
+}
+
+pub async fn db_orders(db: &Pool, sale_id: u64) -> Result<Vec<DbOrder>, mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    let rows: Vec<(u64, u64, u8, String, bool)> = conn
+        .exec(
+            "SELECT seq, user_id, slot, CAST(status AS CHAR), released_ms IS NULL
+               FROM orders WHERE id BETWEEN ? AND ?",
+            (order_id(sale_id, 0), order_id(sale_id, 0xffff_ffff)),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, user_id, slot, status, not_released)| DbOrder {
+            seq,
+            user_id,
+            slot,
+            live: status != "cancelled",
+            unreleased: status == "cancelled" && not_released,
+        })
+        .collect())
+}
+
+/// MariaDB's facts for a repair.
+pub fn facts(sale: &Sale, orders: &[DbOrder]) -> DbFacts {
+    DbFacts {
+        initial: sale.stock,
+        max_seq: orders.iter().map(|o| o.seq).max().unwrap_or(0),
+        live: orders
+            .iter()
+            .filter(|o| o.live)
+            .map(|o| (o.seq, o.user_id, o.slot))
+            .collect(),
+        cancelled: orders.iter().filter(|o| !o.live).map(|o| o.seq).collect(),
+    }
+}
+
+/// The state of one sale at one check.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SaleCheck {
+    pub sale_id: u64,
+    pub initial: u32,
+    /// None when the sale's stock is not in Redis.
+    pub stock_left: Option<i64>,
+    /// Orders in MariaDB, live (created or paid).
+    pub live_in_db: i64,
+    /// Orders reserved in Redis that MariaDB does not hold yet (in the stream).
+    pub queued: i64,
+    /// Cancelled in MariaDB, unit still held in Redis.
+    pub unreleased: Vec<u64>,
+    /// initial - stock_left - (live_in_db + queued). 0 when every unit is accounted for.
+    pub drift: i64,
+}
+
+pub async fn check(redis: &Redis, db: &Pool, sale: &Sale) -> Result<SaleCheck, String> {
+    // Redis first: an order reserved after this read and written before the MariaDB read
+    // is counted once (from MariaDB) and only skews this one check.
+    let ledger = stock::ledger(redis, sale.id)
+        .await
+        .map_err(|e| format!("redis: {e}"))?;
+    let orders = db_orders(db, sale.id)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let in_db: HashMap<u64, &DbOrder> = orders.iter().map(|o| (o.seq, o)).collect();
+    let redis_live = |seq: &u64| !ledger.returned.contains(seq);
+    let live_in_db = orders.iter().filter(|o| o.live).count() as i64;
+    let queued = ledger
+        .reserved
+        .keys()
+        .filter(|seq| redis_live(seq) && !in_db.contains_key(seq))
+        .count() as i64;
+    let unreleased: Vec<u64> = orders
+        .iter()
+        .filter(|o| !o.live && ledger.reserved.contains_key(&o.seq) && redis_live(&o.seq))
+        .map(|o| o.seq)
+        .collect();
+    let left = ledger.stock.unwrap_or(0);
+    Ok(SaleCheck {
+        sale_id: sale.id,
+        initial: sale.stock,
+        stock_left: ledger.stock,
+        live_in_db,
+        queued,
+        unreleased,
+        drift: i64::from(sale.stock) - left - live_in_db - queued,
+    })
+}
+
+/// Gives back the units of cancelled orders that Redis still holds, and marks them released.
+pub async fn finish_releases(
+    redis: &Redis,
+    db: &Pool,
+    metrics: &Metrics,
+    sale_id: u64,
+    seqs: &[u64],
+) -> Result<u64, String> {
+    let mut done = 0;
+    let orders = db_orders(db, sale_id)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let wanted: HashSet<u64> = seqs.iter().copied().collect();
+    for o in orders.iter().filter(|o| !o.live && wanted.contains(&o.seq)) {
+        let r = stock::release(redis, sale_id, o.seq, o.user_id, o.slot)
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
+        if r == stock::Released::Now {
+            done += 1;
+            metrics.units_returned.inc();
+            metrics.repairs.with_label_values(&["release"]).inc();
+        }
+        crate::sweeper::mark_released(db, order_id(sale_id, o.seq))
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+    }
+    Ok(done)
+}
+
+/// Rebuilds the sale's Redis state from its ledger and MariaDB.
+pub async fn rebuild(
+    redis: &Redis,
+    db: &Pool,
+    metrics: &Metrics,
+    sale: &Sale,
+) -> Result<stock::Repaired, String> {
+    let orders = db_orders(db, sale.id)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let r = stock::repair(redis, sale.id, &facts(sale, &orders))
+        .await
+        .map_err(|e| format!("redis: {e}"))?;
+    metrics.repairs.with_label_values(&["rebuild"]).inc();
+    // The unreleased cancelled orders now count as returned in Redis.
+    for o in orders.iter().filter(|o| o.unreleased) {
+        crate::sweeper::mark_released(db, order_id(sale.id, o.seq))
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+    }
+    Ok(r)
+}
+
+/// Checks one sale and, when `repair` and the drift is not 0, repairs it and checks again.
+pub async fn reconcile_sale(
+    redis: &Redis,
+    db: &Pool,
+    metrics: &Metrics,
+    sale: &Sale,
+    repair: bool,
+) -> Result<SaleCheck, String> {
+    let mut c = check(redis, db, sale).await?;
+    if repair && (c.drift != 0 || c.stock_left.is_none() || !c.unreleased.is_empty()) {
+        if !c.unreleased.is_empty() {
+            finish_releases(redis, db, metrics, sale.id, &c.unreleased).await?;
+            c = check(redis, db, sale).await?;
+        }
+        if c.drift != 0 || c.stock_left.is_none() {
+            rebuild(redis, db, metrics, sale).await?;
+            c = check(redis, db, sale).await?;
+        }
+    }
+    record(metrics, &c);
+    Ok(c)
+}
+
+fn record(metrics: &Metrics, c: &SaleCheck) {
+    let sale = c.sale_id.to_string();
+    metrics.stock_drift.with_label_values(&[&sale]).set(c.drift);
+    if let Some(left) = c.stock_left {
+        metrics.stock_left.with_label_values(&[&sale]).set(left);
+    }
+}
+
+/// The periodic reconciler: checks every sale that ended less than a day ago; repairs a sale
+/// whose drift was the same, non-zero, at two checks in a row.
+pub struct Reconciler {
+    last: HashMap<u64, i64>,
+}
+
+impl Default for Reconciler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reconciler {
+    pub fn new() -> Reconciler {
+        Reconciler {
+            last: HashMap::new(),
+        }
+    }
+
+    pub async fn pass(&mut self, redis: &Redis, db: &Pool, metrics: &Metrics) {
+        let since = crate::clock::now_ms() - crate::writer::RETENTION_MS;
+        let list = match crate::sales::ending_after(db, since).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("reconciler: listing sales failed: {e}");
+                return;
+            }
+        };
+        for sale in list {
+            let first = match check(redis, db, &sale).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("reconciler: sale {}: {e}", sale.id);
+                    continue;
+                }
+            };
+            let persistent = self.last.get(&sale.id) == Some(&first.drift) && first.drift != 0;
+            if !persistent && first.stock_left.is_some() {
+                record(metrics, &first);
+                self.last.insert(sale.id, first.drift);
+                continue;
+            }
+            eprintln!(
+                "reconciler: sale {}: drift {} seen twice (stock left {:?}), repairing",
+                sale.id, first.drift, first.stock_left
+            );
+            match reconcile_sale(redis, db, metrics, &sale, true).await {
+                Ok(c) => {
+                    self.last.insert(sale.id, c.drift);
+                }
+                Err(e) => eprintln!("reconciler: sale {}: {e}", sale.id),
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Recovery after Redis restarted or failed over.
+//!
+//! Such a Redis may have lost its last writes (with `appendfsync everysec`, up to a second;
+//! without AOF, everything): orders MariaDB already holds may be missing from its ledger and
+//! its order sequence may be behind, so a new reservation could reuse an order number. It has
+//! certainly lost its script cache, which is how it is recognised: the hot scripts are called
+//! by SHA and never loaded on the fly, so after a restart every buy answers `NOSCRIPT` (and
+//! the shopper a fast `503`) until a recovery has rebuilt every live sale from its ledger and
+//! MariaDB ([`crate::reconcile::rebuild`]) and then loaded the scripts again.
+//!
+//! Several backends may recover at once; the rebuild is atomic and idempotent, so that is
+//! safe. A Redis that lost a sale's keys but kept its scripts (a flush) shows up as "stock not
+//! loaded" and is recovered the same way.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use mysql_async::Pool;
+
+use crate::metrics::Metrics;
+use crate::redis_conn::{CallError, Redis};
+
+#[derive(Default)]
+pub struct Recovery {
+    running: AtomicBool,
+}
+
+impl Recovery {
+    pub fn new() -> Recovery {
+        Recovery::default()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Starts a recovery in the background unless one is running in this process.
+    pub fn trigger(self: &Arc<Self>, redis: &Redis, db: &Pool, metrics: &Arc<Metrics>) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (me, redis, db, metrics) = (self.clone(), redis.clone(), db.clone(), metrics.clone());
+        tokio::spawn(async move {
+            if let Err(e) = recover(&redis, &db, &metrics).await {
+                eprintln!("recovery: {e} (will retry)");
+            }
+            me.running.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Whether Redis knows the hot scripts (on a Cluster: every primary does).
+pub async fn scripts_loaded(redis: &Redis) -> Result<bool, CallError> {
+    let mut cmd = redis::cmd("SCRIPT");
+    cmd.arg("EXISTS");
+    for sha in crate::stock::hot_hashes() {
+        cmd.arg(sha);
+    }
+    let found: Vec<i64> = redis.cmd(cmd).await?;
+    Ok(!found.is_empty() && found.iter().all(|f| *f == 1))
+}
+
+/// Rebuilds every sale that ended less than a day ago, then loads the scripts.
+pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usize, String> {
+    let since = crate::clock::now_ms() - crate::writer::RETENTION_MS;
+    let result = async {
+        let sales = crate::sales::ending_after(db, since)
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+        for sale in &sales {
+            let r = crate::reconcile::rebuild(redis, db, metrics, sale).await?;
+            eprintln!(
+                "recovery: sale {}: {} live, {} left, {} orders restored from MariaDB",
+                sale.id, r.live, r.stock_left, r.orders_added
+            );
+        }
+        crate::stock::load_scripts(redis)
+            .await
+            .map_err(|e| format!("redis: loading scripts: {e}"))?;
+        Ok(sales.len())
+    };
+    let r = result.await;
+    metrics
+        .recoveries
+        .with_label_values(&[if r.is_ok() { "ok" } else { "failed" }])
+        .inc();
+    r
+}
+
+/// Recovers if Redis does not know the scripts (at start, and on every lifecycle pass).
+pub async fn recover_if_needed(
+    redis: &Redis,
+    db: &Pool,
+    metrics: &Metrics,
+) -> Result<bool, String> {
+    if scripts_loaded(redis)
+        .await
+        .map_err(|e| format!("redis: {e}"))?
+    {
+        return Ok(false);
+    }
+    recover(redis, db, metrics).await.map(|_| true)
+}

@@ -1,0 +1,117 @@
+//! The sweeper: closes created orders left unpaid past their deadline and gives their units
+//! back to Redis stock, exactly once.
+//!
+//! Two steps, each safe to repeat and to run in several backends at once:
+//! 1. [`close_expired`]: `UPDATE ... SET status = 'cancelled' WHERE id = ? AND status =
+//!    'created' AND pay_by_ms < now`. The guard makes the transition happen once; a payment
+//!    racing it (`... WHERE status = 'created' AND pay_by_ms >= now`) is decided by the same
+//!    row lock, so exactly one of the two wins.
+//! 2. [`release_pending`]: for every cancelled order whose `released_ms` is NULL, the
+//!    `RELEASE` script gives the unit back (idempotent per order through `{sale}:returned`),
+//!    then `released_ms` is set. A sweeper that dies between the steps leaves the order
+//!    cancelled and unreleased, and the next pass (of any backend) finishes it.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Pool;
+
+use crate::metrics::Metrics;
+use crate::orders::order_id;
+use crate::redis_conn::Redis;
+use crate::stock::{self, Released};
+
+/// Orders handled per query; a pass repeats until none are left.
+const BATCH: usize = 500;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub closed: u64,
+    pub released: u64,
+}
+
+/// Both steps, as one pass.
+pub async fn sweep(redis: &Redis, db: &Pool, metrics: &Metrics, now: i64) -> Result<Swept, String> {
+    let closed = close_expired(db, metrics, now)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let released = release_pending(redis, db, metrics).await?;
+    Ok(Swept { closed, released })
+}
+
+/// Step 1: cancels unpaid orders past their deadline. Returns how many this call cancelled.
+pub async fn close_expired(
+    db: &Pool,
+    metrics: &Metrics,
+    now: i64,
+) -> Result<u64, mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    let mut closed = 0;
+    loop {
+        let ids: Vec<u64> = conn
+            .exec(
+                "SELECT id FROM orders WHERE status = 'created' AND pay_by_ms < ?
+                   ORDER BY pay_by_ms LIMIT ?",
+                (now, BATCH),
+            )
+            .await?;
+        let mut this_round = 0;
+        for id in &ids {
+            conn.exec_drop(
+                "UPDATE orders SET status = 'cancelled', live_slot = NULL, closed_ms = ?
+                   WHERE id = ? AND status = 'created' AND pay_by_ms < ?",
+                (now, id, now),
+            )
+            .await?;
+            this_round += conn.affected_rows();
+        }
+        closed += this_round;
+        metrics.orders_expired.inc_by(this_round);
+        if ids.len() < BATCH {
+            return Ok(closed);
+        }
+    }
+}
+
+/// Step 2: gives back the units of cancelled orders not yet released. Returns how many
+/// units this call gave back (units another sweeper returned first are not counted).
+pub async fn release_pending(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<u64, String> {
+    let rows: Vec<(u64, u64, u64, u8)> = {
+        let mut conn = db.get_conn().await.map_err(|e| format!("database: {e}"))?;
+        conn.exec(
+            "SELECT sale_id, seq, user_id, slot FROM orders
+               WHERE status = 'cancelled' AND released_ms IS NULL LIMIT ?",
+            (BATCH * 4,),
+        )
+        .await
+        .map_err(|e| format!("database: {e}"))?
+    };
+    let mut released = 0;
+    for (sale_id, seq, user_id, slot) in rows {
+        match stock::release(redis, sale_id, seq, user_id, slot).await {
+            Ok(Released::Now) => {
+                released += 1;
+                metrics.units_returned.inc();
+            }
+            Ok(Released::Before) => {}
+            // Redis lost the sale: the rebuild from MariaDB counts this unit as returned
+            // and marks the order released. Leave it until then.
+            Ok(Released::NotLoaded) => continue,
+            // A Redis that forgot its scripts is recovered first (see `recovery`).
+            Err(e) => return Err(format!("redis: {e}")),
+        }
+        mark_released(db, order_id(sale_id, seq))
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+    }
+    Ok(released)
+}
+
+/// Records that a cancelled order's unit is back in Redis.
+pub async fn mark_released(db: &Pool, id: u64) -> Result<(), mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    conn.exec_drop(
+        "UPDATE orders SET released_ms = ? WHERE id = ? AND status = 'cancelled'
+           AND released_ms IS NULL",
+        (crate::clock::now_ms(), id),
+    )
+    .await
+}

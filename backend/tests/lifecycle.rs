@@ -1,0 +1,506 @@
+//! The order lifecycle against the real Redis and MariaDB: payment with signed, idempotent
+//! notifications; the deadline sweeper returning each unit exactly once (two sweepers at once,
+//! a sweeper dying between its steps); the timeout racing a late payment; the reconciler
+//! finding and repairing drift.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, Target, ADMIN, PAY_KEY};
+use hyper::{Method, StatusCode};
+use mysql_async::prelude::Queryable;
+use seckill::payment::{self, Applied, Notification};
+use seckill::sweeper;
+use serde_json::{json, Value};
+
+/// Sweeps close every expired order of every sale: the tests of this file run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The background sweeper and reconciler stay out of the way: tests drive them by hand.
+const MANUAL: &[(&str, &str)] = &[
+    ("SECKILL_SWEEP_INTERVAL_MS", "3600000"),
+    ("SECKILL_PAY_DELAY_MS", "50"),
+];
+
+/// Creates a sale with a pay window of `pay_window_s` and buys one unit each for `n` users;
+/// returns the sale and (token, order id) per buyer, once all orders are in MariaDB.
+async fn sale_with_orders(
+    b: &Backend,
+    stock: u32,
+    pay_window_s: u32,
+    n: usize,
+) -> (u64, Vec<(String, u64)>) {
+    let starts = seckill::clock::now_ms() - 1000;
+    let body = json!({"title": "Lifecycle", "price_cents": 4200, "stock": stock,
+        "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": 1,
+        "pay_window_s": pay_window_s});
+    let (status, v) = b
+        .call(
+            Method::POST,
+            "/admin/sales",
+            Some(ADMIN),
+            Some(body.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let sale = v["id"].as_u64().unwrap();
+    let mut buyers = Vec::new();
+    for i in 0..n {
+        let token = b.login(&format!("life-{sale}-{i}")).await;
+        let path = b.path(sale, &token).await;
+        let (status, v) = b.buy(&path, &token).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        buyers.push((token, v["order_id"].as_str().unwrap().parse().unwrap()));
+    }
+    assert_eq!(b.wait_orders(sale, n as i64).await, n as i64);
+    (sale, buyers)
+}
+
+async fn order(b: &Backend, token: &str, id: u64) -> Value {
+    let (status, v) = b
+        .call(Method::GET, &format!("/api/orders/{id}"), Some(token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v
+}
+
+/// Sends a provider notification signed with `key`.
+async fn notify(b: &Backend, body: &str, key: Option<&[u8]>) -> (StatusCode, Value) {
+    let mut req = hyper::Request::builder()
+        .method(Method::POST)
+        .uri(format!("{}/api/payments/notify", b.base));
+    if let Some(key) = key {
+        req = req.header(
+            "x-pay-signature",
+            seckill::crypto::sign_hex(key, body.as_bytes()),
+        );
+    }
+    let req = req
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let resp = b.client.request(req).await.unwrap();
+    let status = resp.status();
+    use http_body_util::BodyExt;
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn payment_status(b: &Backend, payment_id: &str) -> Option<String> {
+    let mut c = b.app.db.get_conn().await.unwrap();
+    c.exec_first(
+        "SELECT CAST(status AS CHAR) FROM payments WHERE id = ?",
+        (payment_id,),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_is_paid_once_and_forged_notifications_are_refused() {
+    let _serial = SERIAL.lock().await;
+    let b = Backend::start(Target::Single, MANUAL).await;
+    let (_, buyers) = sale_with_orders(&b, 5, 900, 1).await;
+    let (token, id) = &buyers[0];
+    assert_eq!(order(&b, token, *id).await["status"], "created");
+
+    // The shopper pays; the simulated provider notifies the backend, signed.
+    let (status, started) = b
+        .call(
+            Method::POST,
+            &format!("/api/orders/{id}/pay"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let payment_id = started["payment_id"].as_str().unwrap().to_string();
+    let mut paid = false;
+    for _ in 0..100 {
+        if order(&b, token, *id).await["status"] == "paid" {
+            paid = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(paid, "the provider's notification made the order paid");
+    assert_eq!(
+        payment_status(&b, &payment_id).await.as_deref(),
+        Some("succeeded")
+    );
+
+    // The same notification again changes nothing.
+    let n = Notification {
+        payment_id: payment_id.clone(),
+        order_id: *id,
+        amount_cents: 4200,
+    };
+    let (status, v) = notify(&b, &n.body(), Some(PAY_KEY.as_bytes())).await;
+    assert_eq!(
+        (status, v["result"].as_str()),
+        (StatusCode::OK, Some("already_paid")),
+        "{v}"
+    );
+    let paid_ms = order(&b, token, *id).await["paid_ms"].clone();
+    let (status, _) = notify(&b, &n.body(), Some(PAY_KEY.as_bytes())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        order(&b, token, *id).await["paid_ms"],
+        paid_ms,
+        "a replay changes nothing"
+    );
+
+    // A second, different payment for a paid order is refused and owed back.
+    let other = Notification {
+        payment_id: "ab".repeat(16),
+        order_id: *id,
+        amount_cents: 4200,
+    };
+    let (_, v) = notify(&b, &other.body(), Some(PAY_KEY.as_bytes())).await;
+    assert_eq!(v["result"], "refund_due", "{v}");
+    assert_eq!(
+        payment_status(&b, &"ab".repeat(16)).await.as_deref(),
+        Some("refund_due")
+    );
+
+    // Unsigned and mis-signed notifications are refused and change nothing.
+    let forged = Notification {
+        payment_id: "cd".repeat(16),
+        order_id: *id,
+        amount_cents: 1,
+    };
+    let (status, v) = notify(&b, &forged.body(), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    let (status, v) = notify(&b, &forged.body(), Some(b"not-the-provider-key")).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("bad_signature"))
+    );
+    assert_eq!(
+        payment_status(&b, &"cd".repeat(16)).await,
+        None,
+        "nothing recorded"
+    );
+
+    // Paying a paid order again is refused up front.
+    let (status, v) = b
+        .call(
+            Method::POST,
+            &format!("/api/orders/{id}/pay"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("already_paid"))
+    );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sweepers_return_each_expired_unit_exactly_once() {
+    let _serial = SERIAL.lock().await;
+    let b = Backend::start(Target::Single, MANUAL).await;
+    let (sale, buyers) = sale_with_orders(&b, 6, 1, 6).await;
+    assert_eq!(b.stock_left(sale).await, Some(0));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let now = seckill::clock::now_ms();
+    let (a, c) = tokio::join!(
+        sweeper::sweep(&b.app.redis, &b.app.db, &b.app.metrics, now),
+        sweeper::sweep(&b.app.redis, &b.app.db, &b.app.metrics, now),
+    );
+    let (a, c) = (a.unwrap(), c.unwrap());
+    assert_eq!(
+        a.closed + c.closed,
+        6,
+        "each order closed once: {a:?} {c:?}"
+    );
+    assert_eq!(
+        a.released + c.released,
+        6,
+        "each unit returned once: {a:?} {c:?}"
+    );
+    assert_eq!(b.stock_left(sale).await, Some(6));
+    let again = sweeper::sweep(&b.app.redis, &b.app.db, &b.app.metrics, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.closed, again.released),
+        (0, 0),
+        "a third pass finds nothing"
+    );
+    let check = b.check(sale).await;
+    assert_eq!((check.drift, check.live_in_db), (0, 0), "{check:?}");
+    let (token, id) = &buyers[0];
+    assert_eq!(order(&b, token, *id).await["status"], "cancelled");
+    // The buyer was released from the per-user limit and may buy again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let path = b.path(sale, token).await;
+    assert_eq!(b.buy(&path, token).await.0, StatusCode::OK);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweeper_dying_between_its_steps_leaves_work_the_next_one_finishes_once() {
+    let _serial = SERIAL.lock().await;
+    let b = Backend::start(Target::Single, MANUAL).await;
+    let (sale, _) = sale_with_orders(&b, 3, 1, 3).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Step one only: the orders are cancelled, and the sweeper "dies".
+    let closed = sweeper::close_expired(&b.app.db, &b.app.metrics, seckill::clock::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(closed, 3);
+    assert_eq!(b.stock_left(sale).await, Some(0), "units not returned yet");
+    let check = b.check(sale).await;
+    assert_eq!(
+        (check.drift, check.unreleased.len()),
+        (3, 3),
+        "the reconciler sees the owed units"
+    );
+    // Two sweepers pick up the unfinished step two at once.
+    let (x, y) = tokio::join!(
+        sweeper::release_pending(&b.app.redis, &b.app.db, &b.app.metrics),
+        sweeper::release_pending(&b.app.redis, &b.app.db, &b.app.metrics),
+    );
+    assert_eq!(x.unwrap() + y.unwrap(), 3, "each unit returned once");
+    assert_eq!(b.stock_left(sale).await, Some(3));
+    assert_eq!(b.check(sale).await.drift, 0);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_racing_a_late_payment_returns_the_unit_once_or_takes_the_money() {
+    let _serial = SERIAL.lock().await;
+    let b = Backend::start(Target::Single, MANUAL).await;
+    let n = 40;
+    let (sale, buyers) = sale_with_orders(&b, n as u32, 2, n).await;
+    // Every shopper starts paying in time...
+    let mut payments = Vec::new();
+    for (token, id) in &buyers {
+        let started = payment::start(
+            &b.app.db,
+            seckill::session::verify(b"test-session-key-0123456789", token, 0).unwrap(),
+            *id,
+            seckill::clock::now_ms(),
+        )
+        .await
+        .unwrap();
+        payments.push(started);
+    }
+    // ...and each notification arrives right at the deadline, racing the sweepers.
+    let b = std::sync::Arc::new(b);
+    let mut tasks = Vec::new();
+    for p in payments {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let pay_by: i64 = {
+                let mut c = b.app.db.get_conn().await.unwrap();
+                c.exec_first("SELECT pay_by_ms FROM orders WHERE id = ?", (p.order_id,))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            };
+            let wait = pay_by - seckill::clock::now_ms() + (p.order_id % 5) as i64 - 2;
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            let n = Notification {
+                payment_id: p.payment_id.clone(),
+                order_id: p.order_id,
+                amount_cents: p.amount_cents,
+            };
+            let (applied, swept) = tokio::join!(
+                payment::apply(&b.app.db, &n, seckill::clock::now_ms()),
+                sweeper::sweep(
+                    &b.app.redis,
+                    &b.app.db,
+                    &b.app.metrics,
+                    seckill::clock::now_ms()
+                ),
+            );
+            swept.unwrap();
+            (p, applied.unwrap())
+        }));
+    }
+    let mut paid = 0;
+    for t in tasks {
+        let (p, applied) = t.await.unwrap();
+        let status = payment_status(&b, &p.payment_id).await;
+        match applied {
+            Applied::Paid => {
+                paid += 1;
+                assert_eq!(status.as_deref(), Some("succeeded"));
+            }
+            Applied::RefundDue(_) => assert_eq!(status.as_deref(), Some("refund_due")),
+            Applied::AlreadyPaid => panic!("first delivery cannot be a replay"),
+        }
+    }
+    // Whatever is still expired and unswept is closed now.
+    sweeper::sweep(
+        &b.app.redis,
+        &b.app.db,
+        &b.app.metrics,
+        seckill::clock::now_ms() + 10_000,
+    )
+    .await
+    .unwrap();
+    let paid_rows = b
+        .sql_count(&format!(
+            "SELECT COUNT(*) FROM orders WHERE sale_id = {sale} AND status = 'paid'"
+        ))
+        .await;
+    let refunds = b
+        .sql_count(&format!(
+            "SELECT COUNT(*) FROM payments p JOIN orders o ON o.id = p.order_id
+          WHERE o.sale_id = {sale} AND p.status = 'refund_due' AND o.status = 'cancelled'"
+        ))
+        .await;
+    assert_eq!(
+        paid_rows, paid,
+        "paid orders are exactly the accepted payments"
+    );
+    assert_eq!(
+        refunds,
+        n as i64 - paid,
+        "every refused payment is owed back, on a closed order"
+    );
+    assert_eq!(
+        b.stock_left(sale).await,
+        Some(n as i64 - paid),
+        "each closed order's unit came back once"
+    );
+    assert_eq!(b.check(sale).await.drift, 0);
+    eprintln!("race: {paid} of {n} payments won against the deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_after_the_close_is_refused_and_owed_back() {
+    let _serial = SERIAL.lock().await;
+    let b = Backend::start(Target::Single, MANUAL).await;
+    let (sale, buyers) = sale_with_orders(&b, 2, 1, 1).await;
+    let (token, id) = &buyers[0];
+    let user = seckill::session::verify(b"test-session-key-0123456789", token, 0).unwrap();
+    let started = payment::start(&b.app.db, user, *id, seckill::clock::now_ms())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sweeper::sweep(
+        &b.app.redis,
+        &b.app.db,
+        &b.app.metrics,
+        seckill::clock::now_ms(),
+    )
+    .await
+    .unwrap();
+    let n = Notification {
+        payment_id: started.payment_id.clone(),
+        order_id: *id,
+        amount_cents: 4200,
+    };
+    let (status, v) = notify(&b, &n.body(), Some(PAY_KEY.as_bytes())).await;
+    assert_eq!(
+        (status, v["result"].as_str(), v["reason"].as_str()),
+        (StatusCode::OK, Some("refund_due"), Some("order_closed")),
+        "{v}"
+    );
+    assert_eq!(order(&b, token, *id).await["status"], "cancelled");
+    assert_eq!(b.stock_left(sale).await, Some(2), "the unit came back once");
+    let (status, v) = b
+        .call(
+            Method::POST,
+            &format!("/api/orders/{id}/pay"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::GONE, Some("order_closed"))
+    );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_reports_drift_and_repairs_it() {
+    let _serial = SERIAL.lock().await;
+    let b = Backend::start(Target::Single, MANUAL).await;
+    let (sale, _) = sale_with_orders(&b, 10, 900, 4).await;
+    let check = b.check(sale).await;
+    assert_eq!(
+        (check.drift, check.stock_left, check.live_in_db),
+        (0, Some(6), 4),
+        "{check:?}"
+    );
+
+    // Redis loses two units (as if a return were lost): drift 2, reported, then repaired.
+    b.redis_int(
+        redis::cmd("DECRBY")
+            .arg(format!("{{sale:{sale}}}:stock"))
+            .arg(2)
+            .clone(),
+    )
+    .await;
+    let reconcile = |repair: bool| {
+        let path = if repair {
+            "/admin/reconcile?repair=1"
+        } else {
+            "/admin/reconcile"
+        };
+        b.call(Method::POST, path, Some(ADMIN), None)
+    };
+    let (status, v) = reconcile(false).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["ok"], false, "{v}");
+    let mine = |v: &Value| {
+        v["sales"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["sale_id"] == sale)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(mine(&v)["drift"], 2);
+    let (_, v) = reconcile(true).await;
+    assert_eq!(mine(&v)["drift"], 0, "{v}");
+    assert_eq!(b.stock_left(sale).await, Some(6));
+    let metrics = b.call(Method::GET, "/metrics", None, None).await;
+    let _ = metrics;
+
+    // Redis forgets an order MariaDB holds and the stock key (data loss): rebuilt from MariaDB.
+    b.redis_int(
+        redis::cmd("DEL")
+            .arg(format!("{{sale:{sale}}}:reserved"))
+            .arg(format!("{{sale:{sale}}}:stock"))
+            .arg(format!("{{sale:{sale}}}:seq"))
+            .clone(),
+    )
+    .await;
+    let (_, v) = reconcile(true).await;
+    assert_eq!(mine(&v)["drift"], 0, "{v}");
+    assert_eq!(
+        b.stock_left(sale).await,
+        Some(6),
+        "stock rebuilt from MariaDB's live orders"
+    );
+    // The sequence moved past MariaDB's highest order: a new buy gets a fresh id and lands.
+    let token = b.login(&format!("after-repair-{sale}")).await;
+    let path = b.path(sale, &token).await;
+    let (status, v) = b.buy(&path, &token).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, seq) = seckill::orders::split(v["order_id"].as_str().unwrap().parse().unwrap());
+    assert_eq!(seq, 5);
+    assert_eq!(b.wait_orders(sale, 5).await, 5);
+    // Buyers held in MariaDB are still held after the rebuild.
+    let first = b.login(&format!("life-{sale}-0")).await;
+    let path = b.path(sale, &first).await;
+    assert_eq!(b.buy(&path, &first).await.0, StatusCode::CONFLICT);
+    b.stop().await;
+}
