@@ -151,17 +151,19 @@ pub async fn finish_releases(
     Ok(done)
 }
 
-/// Rebuilds the sale's Redis state from its ledger and MariaDB.
+/// Rebuilds the sale's Redis state from its ledger and MariaDB, moving the order sequence
+/// `gap` past the highest known number (see [`stock::repair`]).
 pub async fn rebuild(
     redis: &Redis,
     db: &Pool,
     metrics: &Metrics,
     sale: &Sale,
+    gap: u64,
 ) -> Result<stock::Repaired, String> {
     let orders = db_orders(db, sale.id)
         .await
         .map_err(|e| format!("database: {e}"))?;
-    let r = stock::repair(redis, sale.id, &facts(sale, &orders))
+    let r = stock::repair(redis, sale.id, &facts(sale, &orders), gap)
         .await
         .map_err(|e| format!("redis: {e}"))?;
     metrics.repairs.with_label_values(&["rebuild"]).inc();
@@ -189,7 +191,13 @@ pub async fn reconcile_sale(
             c = check(redis, db, sale).await?;
         }
         if c.drift != 0 || c.stock_left.is_none() {
-            rebuild(redis, db, metrics, sale).await?;
+            // Stock gone means Redis lost this sale's keys, sequence included.
+            let gap = if c.stock_left.is_none() {
+                stock::SEQ_GAP
+            } else {
+                0
+            };
+            rebuild(redis, db, metrics, sale, gap).await?;
             c = check(redis, db, sale).await?;
         }
     }

@@ -68,7 +68,8 @@ pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usiz
             .await
             .map_err(|e| format!("database: {e}"))?;
         for sale in &sales {
-            let r = crate::reconcile::rebuild(redis, db, metrics, sale).await?;
+            let r =
+                crate::reconcile::rebuild(redis, db, metrics, sale, crate::stock::SEQ_GAP).await?;
             eprintln!(
                 "recovery: sale {}: {} live, {} left, {} orders restored from MariaDB",
                 sale.id, r.live, r.stock_left, r.orders_added

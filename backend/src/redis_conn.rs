@@ -1,15 +1,22 @@
-//! One Redis handle for the whole process: a standalone server through a reconnecting
-//! `ConnectionManager`, or a Redis Cluster through `ClusterConnection`, chosen by
-//! configuration. Both are multiplexed and cheap to clone; callers never care which it is.
+//! One Redis handle for the whole process: a standalone server through a multiplexed
+//! connection, or a Redis Cluster through `ClusterConnection`, chosen by configuration. Both
+//! are cheap to clone; callers never care which it is.
+//!
+//! A standalone connection that fails (Redis killed, restarted, frozen) is replaced in the
+//! background by a fresh one, retried until Redis answers again; calls meanwhile fail fast.
+//! (redis-rs's `ConnectionManager` was tried first: after a server restart, calls cut short
+//! by our timeouts left it waiting on a dead reconnect.)
 //! Every call is bounded by [`Redis::timeout`] and goes through a circuit breaker, so a Redis
 //! that is down or frozen costs callers nothing once the breaker is open.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
+use redis::AsyncConnectionConfig;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::breaker::Breaker;
@@ -17,7 +24,7 @@ use crate::config::RedisTarget;
 
 #[derive(Clone)]
 pub enum Conn {
-    Single(ConnectionManager),
+    Single(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
 
@@ -52,7 +59,10 @@ impl ConnectionLike for Conn {
 /// A Redis handle plus the bound on each call.
 #[derive(Clone)]
 pub struct Redis {
-    pub conn: Conn,
+    conn: Arc<RwLock<Conn>>,
+    /// Set for a standalone server: how to connect again.
+    client: Option<redis::Client>,
+    reconnecting: Arc<AtomicBool>,
     pub timeout: Duration,
     pub breaker: Arc<Breaker>,
 }
@@ -112,29 +122,48 @@ impl From<RedisError> for CallError {
     }
 }
 
+async fn connect_single(
+    client: &redis::Client,
+    timeout: Duration,
+) -> Result<MultiplexedConnection, RedisError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(timeout.max(Duration::from_secs(1)))
+        .set_response_timeout(timeout.max(Duration::from_secs(1)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
 impl Redis {
     pub async fn connect(target: &RedisTarget, timeout: Duration) -> Result<Redis, RedisError> {
-        let conn = match target {
+        let (conn, client) = match target {
             RedisTarget::Single(url) => {
                 let client = redis::Client::open(url.as_str())?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(timeout.max(Duration::from_secs(1)))
-                    .set_number_of_retries(2);
-                Conn::Single(ConnectionManager::new_with_config(client, config).await?)
+                let conn = connect_single(&client, timeout).await?;
+                (Conn::Single(conn), Some(client))
             }
             RedisTarget::Cluster(nodes) => {
                 let client = redis::cluster::ClusterClient::builder(nodes.clone())
                     .connection_timeout(timeout.max(Duration::from_secs(1)))
                     .response_timeout(timeout)
                     .build()?;
-                Conn::Cluster(client.get_async_connection().await?)
+                (Conn::Cluster(client.get_async_connection().await?), None)
             }
         };
         Ok(Redis {
-            conn,
+            conn: Arc::new(RwLock::new(conn)),
+            client,
+            reconnecting: Arc::new(AtomicBool::new(false)),
             timeout,
             breaker: Arc::new(Breaker::new(BREAKER_FAILURES, BREAKER_OPEN)),
         })
+    }
+
+    fn conn(&self) -> Conn {
+        self.conn
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Runs one Redis operation on a clone of the handle, bounded by the configured timeout.
@@ -146,15 +175,41 @@ impl Redis {
         if !self.breaker.allow() {
             return Err(CallError::Open);
         }
-        let result = match tokio::time::timeout(self.timeout, op(self.conn.clone())).await {
+        let result = match tokio::time::timeout(self.timeout, op(self.conn())).await {
             Ok(r) => r.map_err(CallError::Redis),
             Err(_) => Err(CallError::Timeout(self.timeout)),
         };
         match &result {
-            Err(e) if e.is_outage() => self.breaker.failure(),
+            Err(e) if e.is_outage() => {
+                self.breaker.failure();
+                self.reconnect();
+            }
             _ => self.breaker.success(),
         }
         result
+    }
+
+    /// Replaces a standalone connection in the background, retrying until Redis answers.
+    fn reconnect(&self) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        if self.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (slot, flag, timeout) = (self.conn.clone(), self.reconnecting.clone(), self.timeout);
+        tokio::spawn(async move {
+            loop {
+                match connect_single(&client, timeout).await {
+                    Ok(fresh) => {
+                        *slot.write().unwrap_or_else(|p| p.into_inner()) = Conn::Single(fresh);
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+            flag.store(false, Ordering::Release);
+        });
     }
 
     /// Runs one command.

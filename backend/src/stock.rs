@@ -65,7 +65,7 @@ return 1
 "#;
 
 /// KEYS: stock, buyers, seq, reserved, returned.
-/// ARGV: initial stock, highest seq in MariaDB, n, then n triples (seq, user, slot) of the
+/// ARGV: initial stock, highest seq in MariaDB, gap, n, then n triples (seq, user, slot) of the
 /// orders MariaDB holds live, then the seqs MariaDB holds cancelled.
 /// Makes Redis agree with MariaDB where MariaDB has decided (live orders Redis forgot are
 /// added back; cancelled orders count as returned), then recounts stock, buyers and the
@@ -73,9 +73,9 @@ return 1
 /// Returns {live, stock_left, orders_added, units_revived}.
 const REPAIR: &str = r#"
 local initial = tonumber(ARGV[1])
-local n = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
 local added, revived = 0, 0
-local i = 4
+local i = 5
 for _ = 1, n do
   if redis.call('HSETNX', KEYS[4], ARGV[i], ARGV[i + 1] .. ':' .. ARGV[i + 2]) == 1 then
     added = added + 1
@@ -102,7 +102,7 @@ if left < 0 then left = 0 end
 redis.call('SET', KEYS[1], left)
 local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
 if cur > top then top = cur end
-redis.call('SET', KEYS[3], top)
+redis.call('SET', KEYS[3], top + tonumber(ARGV[3]))
 return {live, left, added, revived}
 "#;
 
@@ -251,6 +251,10 @@ pub async fn stock_left(redis: &Redis, sale_id: u64) -> Result<Option<i64>, Call
         .await
 }
 
+/// How far a repair after lost writes moves the order sequence (far more orders than one
+/// second of a sale, the loss window of `appendfsync everysec`).
+pub const SEQ_GAP: u64 = 1_000_000;
+
 /// What MariaDB knows of one sale, handed to [`repair`].
 #[derive(Debug, Default, Clone)]
 pub struct DbFacts {
@@ -276,7 +280,16 @@ pub struct Repaired {
 /// Rebuilds a sale's stock, buyers and sequence in Redis from its ledger and MariaDB's facts,
 /// atomically. Safe while the sale takes buys: reservations made after `facts` was read are in
 /// the ledger and counted; MariaDB's facts only add what Redis forgot.
-pub async fn repair(redis: &Redis, sale_id: u64, facts: &DbFacts) -> Result<Repaired, CallError> {
+///
+/// `gap` moves the order sequence that far past the highest number either side knows: after
+/// Redis lost writes, order ids it handed out in the lost window are in neither, and must not
+/// be handed out again to someone else.
+pub async fn repair(
+    redis: &Redis,
+    sale_id: u64,
+    facts: &DbFacts,
+    gap: u64,
+) -> Result<Repaired, CallError> {
     let k = SaleKeys::new(sale_id);
     let mut cmd = eval(
         REPAIR,
@@ -284,6 +297,7 @@ pub async fn repair(redis: &Redis, sale_id: u64, facts: &DbFacts) -> Result<Repa
     );
     cmd.arg(facts.initial)
         .arg(facts.max_seq)
+        .arg(gap)
         .arg(facts.live.len());
     for (seq, user, slot) in &facts.live {
         cmd.arg(seq).arg(user).arg(slot);

@@ -471,8 +471,11 @@ async fn the_reconciler_reports_drift_and_repairs_it() {
     let (_, v) = reconcile(true).await;
     assert_eq!(mine(&v)["drift"], 0, "{v}");
     assert_eq!(b.stock_left(sale).await, Some(6));
-    let metrics = b.call(Method::GET, "/metrics", None, None).await;
-    let _ = metrics;
+    let metrics = b.get_text("/metrics").await;
+    assert!(
+        metrics.contains(&format!("seckill_stock_drift{{sale=\"{sale}\"}} 0")),
+        "{metrics}"
+    );
 
     // Redis forgets an order MariaDB holds and the stock key (data loss): rebuilt from MariaDB.
     b.redis_int(
@@ -490,13 +493,14 @@ async fn the_reconciler_reports_drift_and_repairs_it() {
         Some(6),
         "stock rebuilt from MariaDB's live orders"
     );
-    // The sequence moved past MariaDB's highest order: a new buy gets a fresh id and lands.
+    // The sequence moved well past MariaDB's highest order: a new buy gets a fresh id, never
+    // one Redis may have handed out before it lost its keys, and lands.
     let token = b.login(&format!("after-repair-{sale}")).await;
     let path = b.path(sale, &token).await;
     let (status, v) = b.buy(&path, &token).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let (_, seq) = seckill::orders::split(v["order_id"].as_str().unwrap().parse().unwrap());
-    assert_eq!(seq, 5);
+    assert_eq!(seq, 4 + seckill::stock::SEQ_GAP + 1);
     assert_eq!(b.wait_orders(sale, 5).await, 5);
     // Buyers held in MariaDB are still held after the rebuild.
     let first = b.login(&format!("life-{sale}-0")).await;

@@ -17,6 +17,8 @@ use tokio::sync::oneshot;
 use seckill::app::App;
 use seckill::config::Config;
 
+pub mod world;
+
 pub const ADMIN: &str = "test-admin-token-0123456789";
 pub const PAY_KEY: &str = "test-pay-key-0123456789";
 
@@ -107,6 +109,19 @@ impl Api {
         bearer: Option<&str>,
         body: Option<String>,
     ) -> (StatusCode, Value) {
+        self.try_call(method, path, bearer, body)
+            .await
+            .expect("the backend answers")
+    }
+
+    /// Like [`Api::call`], but a backend that is gone (or silent for 10 s) is an `Err`.
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<String>,
+    ) -> Result<(StatusCode, Value), String> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
@@ -116,13 +131,34 @@ impl Api {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .unwrap();
-        let resp = self.client.request(req).await.expect("the backend answers");
-        let status = resp.status();
+        let answer = async {
+            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok((
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            ))
+        };
+        tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .map_err(|_| "no answer within 10 s".to_string())?
+    }
+
+    /// A GET whose body is text (`/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let resp = self
+            .client
+            .get(format!("{}{}", self.base, path).parse().unwrap())
+            .await
+            .expect("the backend answers");
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Creates a sale that started a second ago and runs for ten minutes.
