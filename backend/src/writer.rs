@@ -342,6 +342,7 @@ impl Writer {
                 Err(Insert::Refused(format!("database: {e}")))
             }
             Ok(Err(e)) => Err(Insert::Down(format!("database: {e}"))),
+            Ok(Ok(n)) if (n as usize) < orders.len() => self.all_present(sale, orders, n).await,
             Ok(Ok(n)) => Ok(n),
         };
         match &r {
@@ -360,6 +361,38 @@ impl Writer {
                 .inc(),
         }
         r
+    }
+
+    /// Fewer rows went in than were sent: replays (the order is there already) are fine; an
+    /// order that is not there hit the one-live-order-per-(user, slot) key, i.e. MariaDB holds
+    /// another live order of that user and slot. That is refused, never silently dropped.
+    async fn all_present(
+        &self,
+        sale: &Sale,
+        orders: &[QueuedOrder],
+        n: u64,
+    ) -> Result<u64, Insert> {
+        let ids: Vec<String> = orders
+            .iter()
+            .map(|o| order_id(sale.id, o.seq).to_string())
+            .collect();
+        let sql = format!(
+            "SELECT COUNT(*) FROM orders WHERE id IN ({})",
+            ids.join(",")
+        );
+        let present: Option<u64> = async {
+            let mut conn = self.db.get_conn().await?;
+            conn.query_first(sql).await
+        }
+        .await
+        .map_err(|e: mysql_async::Error| Insert::Down(format!("database: {e}")))?;
+        if present.unwrap_or(0) as usize == orders.len() {
+            Ok(n)
+        } else {
+            Err(Insert::Refused(
+                "database: an order conflicts with a live order of the same user and slot".into(),
+            ))
+        }
     }
 
     /// After a refused batch: each row alone. Rows that go in are acknowledged; a row refused

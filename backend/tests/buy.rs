@@ -148,38 +148,3 @@ async fn per_user_limit_two_allows_two_orders() {
     assert_eq!(b.wait_orders(sale, 2).await, 2);
     b.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_returns_a_unit_exactly_once() {
-    let b = Backend::start(Target::Single, &[("SECKILL_WRITER", "false")]).await;
-    let sale = b.create_sale(1, 1).await;
-    let token = b.login(&format!("undo-{sale}")).await;
-    let path = b.path(sale, &token).await;
-    let (status, v) = b.buy(&path, &token).await;
-    assert_eq!(status, StatusCode::OK);
-    let (_, seq) = seckill::orders::split(v["order_id"].as_str().unwrap().parse().unwrap());
-    let user = seckill::session::verify(b"test-session-key-0123456789", &token, 0).unwrap();
-    let other = b.login(&format!("undo-other-{sale}")).await;
-    let other_path = b.path(sale, &other).await;
-    assert_eq!(b.buy(&other_path, &other).await.0, StatusCode::GONE);
-    use seckill::stock::Released;
-    assert_eq!(
-        seckill::stock::release(&b.app.redis, sale, seq, user, 1)
-            .await
-            .unwrap(),
-        Released::Now
-    );
-    assert_eq!(
-        seckill::stock::release(&b.app.redis, sale, seq, user, 1)
-            .await
-            .unwrap(),
-        Released::Before,
-        "second release is a no-op"
-    );
-    let stock = b.stock_left(sale).await;
-    assert_eq!(stock, Some(1), "the unit came back once");
-    // The released buyer may buy again (after the local sold-out flag expires).
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(b.buy(&path, &token).await.0, StatusCode::OK);
-    b.stop().await;
-}
