@@ -1,0 +1,166 @@
+//! Command-line options. Every option has a default; a bad one names itself.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub users: usize,
+    pub stock: u32,
+    pub per_user_limit: u32,
+    /// Closed loop: this many shoppers in flight. Open loop (`rate`): the most in flight.
+    pub concurrency: usize,
+    /// Open loop: shoppers arriving per second (0: closed loop, everyone at once).
+    pub rate: f64,
+    /// Longest sale phase; shoppers not started by then are counted as not arrived.
+    pub duration: Duration,
+    /// Share of shoppers who retry a 429 or 503 (up to three times).
+    pub retry: f64,
+    /// Share of shoppers who also cheat: replay another's link, reuse a spent captcha,
+    /// forge a link, spoof `X-Forwarded-For` from an untrusted address.
+    pub cheaters: f64,
+    /// The sale starts this long after it is created (shoppers get ready meanwhile).
+    pub start_in: Duration,
+    pub edge: String,
+    pub backend: String,
+    pub secrets: PathBuf,
+    pub redis_url: String,
+    pub mysql_url: String,
+    pub report: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--rate R] [--duration SECS]
+             [--per-user-limit L] [--retry FRACTION] [--cheaters FRACTION] [--start-in MS]
+             [--edge URL] [--backend URL] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
+             [--report FILE] [--quiet]";
+
+impl Args {
+    pub fn parse(argv: &[String]) -> Result<Args, String> {
+        let mut a = Args {
+            users: 5000,
+            stock: 200,
+            per_user_limit: 1,
+            concurrency: 256,
+            rate: 0.0,
+            duration: Duration::from_secs(60),
+            retry: 0.3,
+            cheaters: 0.01,
+            start_in: Duration::from_millis(3000),
+            edge: "http://127.0.0.1:8080".into(),
+            backend: "http://127.0.0.1:8081".into(),
+            secrets: PathBuf::from("var/secrets"),
+            redis_url: String::new(),
+            mysql_url: String::new(),
+            report: None,
+            quiet: false,
+        };
+        let mut var: Option<PathBuf> = None;
+        let mut it = argv.iter();
+        while let Some(flag) = it.next() {
+            if flag == "--quiet" {
+                a.quiet = true;
+                continue;
+            }
+            if flag == "--help" || flag == "-h" {
+                return Err(USAGE.into());
+            }
+            let value = it
+                .next()
+                .ok_or_else(|| format!("{flag}: needs a value\n{USAGE}"))?;
+            let num = |what: &str| -> Result<f64, String> {
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| format!("{flag}: expected {what}, got {value:?}"))
+            };
+            match flag.as_str() {
+                "--users" => a.users = num("a number of shoppers")? as usize,
+                "--stock" => a.stock = num("a number of units")? as u32,
+                "--per-user-limit" => a.per_user_limit = num("1..30")? as u32,
+                "--concurrency" => a.concurrency = num("a number of requests in flight")? as usize,
+                "--rate" => a.rate = num("shoppers per second")?,
+                "--duration" => a.duration = Duration::from_secs_f64(num("seconds")?),
+                "--retry" => a.retry = num("a fraction from 0 to 1")?.min(1.0),
+                "--cheaters" => a.cheaters = num("a fraction from 0 to 1")?.min(1.0),
+                "--start-in" => a.start_in = Duration::from_millis(num("milliseconds")? as u64),
+                "--edge" => a.edge = value.trim_end_matches('/').to_string(),
+                "--backend" => a.backend = value.trim_end_matches('/').to_string(),
+                "--var" => var = Some(PathBuf::from(value)),
+                "--secrets" => a.secrets = PathBuf::from(value),
+                "--redis-url" => a.redis_url = value.clone(),
+                "--mysql-url" => a.mysql_url = value.clone(),
+                "--report" => a.report = Some(PathBuf::from(value)),
+                other => return Err(format!("{other}: unknown option\n{USAGE}")),
+            }
+        }
+        if a.users == 0 || a.stock == 0 || a.concurrency == 0 {
+            return Err("--users, --stock and --concurrency must be at least 1".into());
+        }
+        if !(1..=30).contains(&a.per_user_limit) {
+            return Err(format!(
+                "--per-user-limit: expected 1..30, got {}",
+                a.per_user_limit
+            ));
+        }
+        // scripts/up writes the stack's addresses to var/seckill.env.
+        let var = var.unwrap_or_else(|| PathBuf::from("var"));
+        if a.redis_url.is_empty() || a.mysql_url.is_empty() {
+            let env = std::fs::read_to_string(var.join("seckill.env")).map_err(|e| {
+                format!(
+                    "{}: {e} (run scripts/up first, or pass --redis-url and --mysql-url)",
+                    var.join("seckill.env").display()
+                )
+            })?;
+            for line in env.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    match k.trim() {
+                        "SECKILL_REDIS_URL" if a.redis_url.is_empty() => {
+                            a.redis_url = v.trim().into()
+                        }
+                        "SECKILL_MYSQL_URL" if a.mysql_url.is_empty() => {
+                            a.mysql_url = v.trim().into()
+                        }
+                        "SECKILL_SECRETS_DIR" => a.secrets = PathBuf::from(v.trim()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if a.report.is_none() {
+            a.report = Some(var.join("crowd"));
+        }
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Args, String> {
+        let mut v: Vec<String> = s.split_whitespace().map(String::from).collect();
+        v.extend(["--redis-url", "redis://x", "--mysql-url", "mysql://y"].map(String::from));
+        Args::parse(&v)
+    }
+
+    #[test]
+    fn reads_the_contract_options() {
+        let a = args("--users 100000 --stock 1000 --concurrency 512 --rate 20000").unwrap();
+        assert_eq!(
+            (a.users, a.stock, a.concurrency, a.rate),
+            (100_000, 1000, 512, 20_000.0)
+        );
+    }
+
+    #[test]
+    fn bad_options_name_themselves() {
+        assert!(args("--users lots").unwrap_err().starts_with("--users"));
+        assert!(args("--stock").unwrap_err().starts_with("--stock"));
+        assert!(args("--frobnicate 1")
+            .unwrap_err()
+            .starts_with("--frobnicate"));
+        assert!(args("--stock 0").is_err());
+    }
+}

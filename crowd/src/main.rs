@@ -1,0 +1,319 @@
+//! `crowd`: creates a sale, plays a crowd of shoppers against the real edge at its start,
+//! waits for the writer to drain, and prints, as its last line, one JSON object with what
+//! MariaDB, Redis and the metrics say happened. See `scripts/crowd` and the README.
+
+mod args;
+mod facts;
+mod http;
+mod report;
+mod shopper;
+mod stats;
+
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use serde_json::json;
+
+use crate::http::Http;
+use crate::shopper::{Ctx, Keys, Shopper};
+use crate::stats::{quantile_ms, Stats};
+
+#[tokio::main]
+async fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match args::Args::parse(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    match run(args).await {
+        Ok(ok) => std::process::exit(if ok { 0 } else { 1 }),
+        Err(e) => {
+            eprintln!("crowd: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn secret(dir: &std::path::Path, name: &str) -> Result<Vec<u8>, String> {
+    let path = dir.join(name);
+    let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(String::from_utf8_lossy(&raw).trim().as_bytes().to_vec())
+}
+
+/// A deterministic share: shopper `i` is in the first `fraction` of every hundred.
+fn chosen(i: usize, fraction: f64, salt: usize) -> bool {
+    (((i.wrapping_mul(2654435761) ^ salt) % 10_000) as f64) < fraction * 10_000.0
+}
+
+async fn run(a: args::Args) -> Result<bool, String> {
+    let keys = Keys {
+        session: secret(&a.secrets, "session.key")?,
+        captcha: secret(&a.secrets, "captcha.key")?,
+    };
+    let admin = String::from_utf8_lossy(&secret(&a.secrets, "admin.token")?).into_owned();
+    let redis = seckill::redis_conn::Redis::connect(
+        &seckill::config::RedisTarget::Single(a.redis_url.clone()),
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| format!("redis {}: {e}", a.redis_url))?;
+    let db = seckill::db::pool(&a.mysql_url, 4)?;
+    let edge = Http::new(&a.edge, a.concurrency, None);
+    let backend = Http::new(&a.backend, 4, None);
+
+    // The sale, created through the edge's admin location, starting `start_in` from now.
+    let starts = seckill::clock::now_ms() + a.start_in.as_millis() as i64;
+    let body = json!({"title": format!("Crowd of {}", a.users), "price_cents": 100,
+        "stock": a.stock, "per_user_limit": a.per_user_limit,
+        "starts_at": starts, "ends_at": starts + 3_600_000});
+    let auth = format!("Bearer {admin}");
+    let (status, created) = edge
+        .send(
+            Method::POST,
+            "/admin/sales",
+            &[("authorization", auth.as_str())],
+            Some(("application/json", body.to_string())),
+        )
+        .await;
+    if status != 201 {
+        return Err(format!(
+            "creating the sale: {status} {}",
+            String::from_utf8_lossy(&created)
+        ));
+    }
+    let sale_id = serde_json::from_slice::<serde_json::Value>(&created)
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+        .ok_or("creating the sale: no id in the answer")?;
+    let sale = seckill::sales::load(&db, sale_id)
+        .await
+        .map_err(|e| format!("database: {e}"))?
+        .ok_or("the new sale is not in MariaDB")?;
+    if !a.quiet {
+        eprintln!(
+            "crowd: sale {sale_id}: {} units, {} shoppers, starts in {} ms",
+            a.stock,
+            a.users,
+            a.start_in.as_millis()
+        );
+    }
+
+    let shoppers: Arc<Vec<Shopper>> = Arc::new(
+        (0..a.users)
+            .map(|i| {
+                Shopper::new(
+                    &keys,
+                    sale_id,
+                    i,
+                    chosen(i, a.retry, 1),
+                    chosen(i, a.cheaters, 7),
+                )
+            })
+            .collect(),
+    );
+    let stats = Arc::new(Stats::new());
+    let ctx = Arc::new(Ctx {
+        edge,
+        untrusted: Http::new(&a.edge, 16, Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))),
+        sale_id,
+        keys,
+        stats: stats.clone(),
+    });
+    let edge_before = ctx.edge.get_text("/metrics").await.unwrap_or_default();
+    let backend_before = backend.get_text("/metrics").await.unwrap_or_default();
+
+    let wait = starts - seckill::clock::now_ms();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
+    let started = Instant::now();
+    let progress = (!a.quiet).then(|| tokio::spawn(progress(stats.clone(), a.users, started)));
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    if a.rate > 0.0 {
+        // Open loop: shoppers arrive on schedule whatever the system's speed; latency counts
+        // from the scheduled arrival, so a stall shows instead of slowing the arrivals.
+        let gate = Arc::new(tokio::sync::Semaphore::new(a.concurrency));
+        for i in 0..a.users {
+            let due = started + Duration::from_secs_f64(i as f64 / a.rate);
+            if due.duration_since(started) > a.duration {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            let (ctx, shoppers, gate) = (ctx.clone(), shoppers.clone(), gate.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                shopper::run(&ctx, &shoppers[i], due).await;
+                ctx.stats.shoppers_done.fetch_add(1, Ordering::Relaxed);
+            }));
+        }
+    } else {
+        // Closed loop: everyone presses buy at zero, `concurrency` at a time.
+        for _ in 0..a.concurrency.min(a.users) {
+            let (ctx, shoppers, next) = (ctx.clone(), shoppers.clone(), next.clone());
+            let deadline = started + a.duration;
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= shoppers.len() || Instant::now() > deadline {
+                        break;
+                    }
+                    shopper::run(&ctx, &shoppers[i], Instant::now()).await;
+                    ctx.stats.shoppers_done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed();
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!();
+    }
+
+    // The edge flushes its counters once a second; the writer drains meanwhile.
+    let answered = stats.order_ids.lock().unwrap().clone();
+    let f = facts::read(&redis, &db, &sale, &answered, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let edge_after = ctx.edge.get_text("/metrics").await.unwrap_or_default();
+    let backend_after = backend.get_text("/metrics").await.unwrap_or_default();
+    let delta = |before: &str, after: &str, name: &str, want: &[(&str, &str)]| {
+        (facts::counter(after, name, want) - facts::counter(before, name, want)).round() as i64
+    };
+    let edge_total = delta(
+        &edge_before,
+        &edge_after,
+        "seckill_edge_requests_total",
+        &[],
+    );
+    let passed = delta(
+        &edge_before,
+        &edge_after,
+        "seckill_edge_requests_total",
+        &[("route", "buy"), ("outcome", "passed")],
+    );
+    let issued = delta(
+        &edge_before,
+        &edge_after,
+        "seckill_edge_requests_total",
+        &[("route", "path"), ("outcome", "issued")],
+    );
+    let reached_backend = delta(
+        &backend_before,
+        &backend_after,
+        "seckill_http_requests_total",
+        &[("route", "buy")],
+    );
+    let lat = stats.sorted_latencies();
+    let requests = stats.requests();
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    let outcomes: serde_json::Map<String, serde_json::Value> = stats
+        .statuses()
+        .into_iter()
+        .map(|(s, c)| {
+            (
+                if s == 0 {
+                    "no_answer".into()
+                } else {
+                    s.to_string()
+                },
+                json!(c),
+            )
+        })
+        .collect();
+    let summary = json!({
+        "sale_id": sale_id,
+        "stock": a.stock,
+        "users": a.users,
+        "requests": requests,
+        "sold": f.sold,
+        "orders_in_db": f.orders_in_db,
+        "duplicate_buyers": f.duplicate_buyers,
+        "oversold": f.oversold,
+        "rejected_at_edge": edge_total - passed - issued,
+        "reached_backend": reached_backend,
+        "rps": (requests as f64 / secs).round(),
+        "p50_ms": quantile_ms(&lat, 0.50),
+        "p99_ms": quantile_ms(&lat, 0.99),
+        "p999_ms": quantile_ms(&lat, 0.999),
+        "max_ms": quantile_ms(&lat, 1.0),
+        "queued_answers": stats.queued.load(Ordering::Relaxed),
+        "queued_lost": f.lost,
+        "undrained": f.undrained,
+        "drift": f.drift,
+        "cheats": stats.cheats.load(Ordering::Relaxed),
+        "cheats_passed": stats.cheats_passed.load(Ordering::Relaxed),
+        "no_answer": stats.count(0),
+        "outcomes": outcomes,
+        "mode": if a.rate > 0.0 { format!("open loop, {} shoppers/s", a.rate) } else { format!("closed loop, {} at a time", a.concurrency) },
+        "seconds": (secs * 1000.0).round() / 1000.0,
+    });
+    let funnel = vec![
+        ("shoppers".to_string(), a.users as f64),
+        ("requests at the edge".to_string(), requests as f64),
+        ("paths issued (captcha ok)".to_string(), issued as f64),
+        ("buys passed to the backend".to_string(), passed as f64),
+        (
+            "buys seen by the backend".to_string(),
+            reached_backend as f64,
+        ),
+        (
+            "queued (reserved in Redis)".to_string(),
+            stats.queued.load(Ordering::Relaxed) as f64,
+        ),
+        ("orders in MariaDB".to_string(), f.orders_in_db as f64),
+    ];
+    if let Some(dir) = &a.report {
+        let path = if dir.extension().is_some_and(|e| e == "html") {
+            dir.clone()
+        } else {
+            dir.join(format!("crowd-{sale_id}.html"))
+        };
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        match std::fs::write(&path, report::html(&summary, &funnel, &lat)) {
+            Ok(()) if !a.quiet => eprintln!("crowd: report written to {}", path.display()),
+            Ok(()) => {}
+            Err(e) => eprintln!("crowd: cannot write the report {}: {e}", path.display()),
+        }
+    }
+    let ok = f.orders_in_db == f.sold
+        && f.duplicate_buyers == 0
+        && f.oversold == 0
+        && f.lost == 0
+        && f.drift == 0
+        && summary["cheats_passed"] == 0;
+    println!("{summary}");
+    Ok(ok)
+}
+
+/// A live progress line on stderr, twice a second.
+async fn progress(stats: Arc<Stats>, users: usize, started: Instant) {
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let req = stats.requests();
+        let t = started.elapsed().as_secs_f64();
+        eprint!(
+            "\rcrowd: {t:5.1}s  shoppers {}/{users}  requests {req}  ({}/s)  queued {}  410 {}  429 {}  503 {}  ",
+            stats.shoppers_done.load(Ordering::Relaxed),
+            (req - last) * 2,
+            stats.queued.load(Ordering::Relaxed),
+            stats.count(410),
+            stats.count(429),
+            stats.count(503),
+        );
+        let _ = std::io::stderr().flush();
+        last = req;
+    }
+}

@@ -1,0 +1,99 @@
+//! What the crowd saw, counted while it runs: answers by status code, request latencies.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub struct Stats {
+    /// Answers by HTTP status (index = status; 0 = no answer).
+    by_status: Vec<AtomicU64>,
+    /// Buys answered `queued`.
+    pub queued: AtomicU64,
+    /// Cheating attempts, and those the system let through (must stay 0).
+    pub cheats: AtomicU64,
+    pub cheats_passed: AtomicU64,
+    /// Shoppers done.
+    pub shoppers_done: AtomicU64,
+    /// Latency of every request, in microseconds.
+    latencies: Mutex<Vec<u32>>,
+    /// Order ids answered `queued`.
+    pub order_ids: Mutex<Vec<u64>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Stats {
+        Stats {
+            by_status: (0..600).map(|_| AtomicU64::new(0)).collect(),
+            queued: AtomicU64::new(0),
+            cheats: AtomicU64::new(0),
+            cheats_passed: AtomicU64::new(0),
+            shoppers_done: AtomicU64::new(0),
+            latencies: Mutex::new(Vec::new()),
+            order_ids: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// One request's answer (`status` 0: none) after `took`.
+    pub fn record(&self, status: u16, took: Duration) {
+        self.by_status[usize::from(status).min(599)].fetch_add(1, Ordering::Relaxed);
+        let us = took.as_micros().min(u32::MAX as u128) as u32;
+        self.latencies.lock().unwrap().push(us);
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.by_status
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn count(&self, status: u16) -> u64 {
+        self.by_status[usize::from(status)].load(Ordering::Relaxed)
+    }
+
+    /// (status, count) for every status seen.
+    pub fn statuses(&self) -> Vec<(u16, u64)> {
+        self.by_status
+            .iter()
+            .enumerate()
+            .map(|(s, c)| (s as u16, c.load(Ordering::Relaxed)))
+            .filter(|(_, c)| *c > 0)
+            .collect()
+    }
+
+    /// Latencies in microseconds, sorted.
+    pub fn sorted_latencies(&self) -> Vec<u32> {
+        let mut v = self.latencies.lock().unwrap().clone();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// The `q` quantile (0..=1) of sorted values, in milliseconds.
+pub fn quantile_ms(sorted_us: &[u32], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_us.len() as f64 - 1.0) * q).round() as usize;
+    f64::from(sorted_us[i.min(sorted_us.len() - 1)]) / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_of_a_known_set() {
+        let v: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(quantile_ms(&v, 0.5), 51.0);
+        assert_eq!(quantile_ms(&v, 0.99), 99.0);
+        assert_eq!(quantile_ms(&v, 1.0), 100.0);
+        assert_eq!(quantile_ms(&[], 0.5), 0.0);
+    }
+}
