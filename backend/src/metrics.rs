@@ -105,7 +105,7 @@ impl Metrics {
         registry
             .register(Box::new(writer_batch.clone()))
             .expect("unique metric");
-        Metrics {
+        let m = Metrics {
             http_requests: counter_vec(
                 "seckill_http_requests_total",
                 "HTTP requests by route and status",
@@ -204,7 +204,28 @@ impl Metrics {
                 &["dep"],
             ),
             registry,
+        };
+        // Series that alerts and dashboards use exist from the start, at 0: an absent
+        // series would make `rate(...) > x` silently never fire.
+        for op in ["reserve", "xreadgroup", "xack"] {
+            m.redis_errors.with_label_values(&[op]);
         }
+        m.mysql_errors.with_label_values(&["insert_orders"]);
+        m.mysql_duration.with_label_values(&["insert_orders"]);
+        m.redis_duration.with_label_values(&["reserve"]);
+        m.breaker_open.with_label_values(&["redis"]);
+        for kind in ["release", "rebuild"] {
+            m.repairs.with_label_values(&[kind]);
+        }
+        for result in ["paid", "already_paid", "refund_due", "forged"] {
+            m.payments.with_label_values(&[result]);
+        }
+        for outcome in ["queued", "sold_out", "duplicate", "error"] {
+            m.reservations.with_label_values(&[outcome]);
+        }
+        m.http_requests.with_label_values(&["buy", "200"]);
+        m.http_duration.with_label_values(&["buy"]);
+        m
     }
 
     /// The Prometheus text exposition of every metric.

@@ -137,17 +137,21 @@ impl Writer {
         }
     }
 
+    /// Backlog = entries the writers' group has not acknowledged: read but pending, plus not
+    /// yet read (`lag`), from `XINFO GROUPS`.
     async fn report_backlog(&self, sale_id: u64) {
         let k = SaleKeys::new(sale_id);
-        if let Ok(n) = self
+        if let Ok(reply) = self
             .redis
-            .cmd::<i64>(redis::cmd("XLEN").arg(&k.orders).clone())
+            .cmd::<Value>(redis::cmd("XINFO").arg("GROUPS").arg(&k.orders).clone())
             .await
         {
-            self.metrics
-                .stream_pending
-                .with_label_values(&[&sale_id.to_string()])
-                .set(n);
+            if let Some(n) = group_backlog(&reply) {
+                self.metrics
+                    .stream_pending
+                    .with_label_values(&[&sale_id.to_string()])
+                    .set(n);
+            }
         }
     }
 
@@ -591,6 +595,32 @@ fn parse_order(id: &str, fields: &[(String, String)]) -> Option<QueuedOrder> {
     })
 }
 
+/// pending + lag of the writers' group in an `XINFO GROUPS` reply.
+fn group_backlog(reply: &Value) -> Option<i64> {
+    let Value::Array(groups) = reply else {
+        return None;
+    };
+    groups.iter().find_map(|g| {
+        let pairs: Vec<(String, &Value)> = match g {
+            Value::Array(kv) => kv
+                .chunks(2)
+                .filter_map(|c| Some((text(c.first()?)?, c.get(1)?)))
+                .collect(),
+            Value::Map(kv) => kv.iter().filter_map(|(k, v)| Some((text(k)?, v))).collect(),
+            _ => return None,
+        };
+        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        if get("name").and_then(text).as_deref() != Some(WRITER_GROUP) {
+            return None;
+        }
+        let num = |v: Option<&Value>| match v {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        };
+        Some(num(get("pending")) + num(get("lag")))
+    })
+}
+
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
@@ -658,6 +688,28 @@ mod tests {
         )
         .is_none());
         assert!(parse_order("1-0", &f(&[("user", "9"), ("slot", "1"), ("ts", "5")])).is_none());
+    }
+
+    #[test]
+    fn backlog_is_pending_plus_lag_of_the_writers_group() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let group = |name: &str, pending: i64, lag: Value| {
+            Value::Array(vec![
+                bulk("name"),
+                bulk(name),
+                bulk("pending"),
+                Value::Int(pending),
+                bulk("lag"),
+                lag,
+            ])
+        };
+        let reply = Value::Array(vec![
+            group("others", 100, Value::Int(100)),
+            group(WRITER_GROUP, 3, Value::Int(4)),
+        ]);
+        assert_eq!(group_backlog(&reply), Some(7));
+        let unknown_lag = Value::Array(vec![group(WRITER_GROUP, 2, Value::Nil)]);
+        assert_eq!(group_backlog(&unknown_lag), Some(2));
     }
 
     #[test]
