@@ -1,6 +1,6 @@
 //! `seckill`: reads its configuration, connects, and serves until SIGINT or SIGTERM.
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 #[tokio::main]
 async fn main() {
@@ -12,9 +12,8 @@ async fn main() {
 
 async fn start() -> Result<(), String> {
     let cfg = seckill::config::Config::from_env().map_err(|e| format!("config: {e}"))?;
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let listener =
+        listen(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let app = seckill::app::App::connect(cfg).await?;
     eprintln!(
         "seckill: listening on {}",
@@ -23,6 +22,19 @@ async fn start() -> Result<(), String> {
     seckill::app::run(app, listener, shutdown_signal()).await?;
     eprintln!("seckill: stopped");
     Ok(())
+}
+
+/// A listener with a deep accept queue: at a sale's start the edge opens hundreds of
+/// connections at once, and a full queue drops SYNs (a one-second stall per retry).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn shutdown_signal() {

@@ -129,6 +129,9 @@ async fn run(a: args::Args) -> Result<bool, String> {
     let edge_before = ctx.edge.get_text("/metrics").await.unwrap_or_default();
     let backend_before = backend.get_text("/metrics").await.unwrap_or_default();
 
+    // Shoppers sit on the page during the countdown: their connections are open when the
+    // sale starts (the page polls the sale's state, through the edge to the backend).
+    warm_up(&ctx.edge, sale_id, a.concurrency).await;
     let wait = starts - seckill::clock::now_ms();
     if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
@@ -295,6 +298,21 @@ async fn run(a: args::Args) -> Result<bool, String> {
         && summary["cheats_passed"] == 0;
     println!("{summary}");
     Ok(ok)
+}
+
+/// Opens `n` keep-alive connections (and the edge's to the backend) before the start.
+async fn warm_up(edge: &Http, sale_id: u64, n: usize) {
+    let path = format!("/api/sales/{sale_id}");
+    let mut tasks = Vec::new();
+    for _ in 0..n.min(2048) {
+        let (edge, path) = (edge.clone(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            edge.send(Method::GET, &path, &[], None).await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 /// A live progress line on stderr, twice a second.

@@ -1,0 +1,243 @@
+//! `benchkit`: the helpers `scripts/bench` needs beyond wrk and redis-benchmark.
+//!
+//! - `hello ADDR`: a hyper hello-world, the baseline behind nginx for the full buy path;
+//! - `shoppers SECRETS_DIR SALE N OUT`: N shoppers' sessions and signed buy paths (minted with
+//!   the operator's keys) as `path token address` lines, for wrk's Lua script;
+//! - `reserve-prep REDIS_URL SALE STOCK`: loads the hot scripts and a sale's stock, prints
+//!   the reserve script's SHA for `redis-benchmark EVALSHA`;
+//! - `writer REDIS_URL MYSQL_URL N`: queues N orders, then times the real order writer
+//!   draining them into MariaDB, next to one-row autocommit inserts on the same server.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use mysql_async::prelude::Queryable;
+use seckill::config::RedisTarget;
+use seckill::redis_conn::Redis;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = match argv.as_slice() {
+        ["hello", addr] => hello(addr).await,
+        ["shoppers", dir, sale, n, out] => shoppers(dir, sale, n, out),
+        ["reserve-prep", url, sale, stock] => reserve_prep(url, sale, stock).await,
+        ["writer", redis, mysql, n] => writer(redis, mysql, n).await,
+        _ => Err(
+            "usage: benchkit hello ADDR | shoppers SECRETS_DIR SALE N OUT | \
+                  reserve-prep REDIS_URL SALE STOCK | writer REDIS_URL MYSQL_URL N"
+                .into(),
+        ),
+    };
+    if let Err(e) = r {
+        eprintln!("benchkit: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn num<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("{what}: not a number: {v:?}"))
+}
+
+async fn hello(addr: &str) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let svc = service_fn(|_req: Request<hyper::body::Incoming>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn secret(dir: &str, name: &str) -> Result<Vec<u8>, String> {
+    let path = std::path::Path::new(dir).join(name);
+    let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(String::from_utf8_lossy(&raw).trim().as_bytes().to_vec())
+}
+
+fn shoppers(dir: &str, sale: &str, n: &str, out: &str) -> Result<(), String> {
+    let (sale, n): (u64, usize) = (num("SALE", sale)?, num("N", n)?);
+    let session_key = secret(dir, "session.key")?;
+    let link_key = secret(dir, "link.key")?;
+    let now_s = seckill::clock::now_ms() / 1000;
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(out).map_err(|e| format!("{out}: {e}"))?);
+    for i in 0..n {
+        let user = seckill::session::user_id_for(&session_key, &format!("bench-{sale}-{i}"));
+        let token = seckill::session::issue(&session_key, user, now_s + 3600);
+        let sig = seckill::link::sign(&link_key, user, sale, now_s, 60);
+        writeln!(
+            f,
+            "/api/sales/{sale}/buy/{sig} {token} 10.{}.{}.{}",
+            (i >> 16) & 0xff,
+            (i >> 8) & 0xff,
+            i & 0xff
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    f.flush().map_err(|e| e.to_string())
+}
+
+async fn redis(url: &str) -> Result<Redis, String> {
+    Redis::connect(
+        &RedisTarget::Single(url.to_string()),
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| format!("redis {url}: {e}"))
+}
+
+async fn reserve_prep(url: &str, sale: &str, stock: &str) -> Result<(), String> {
+    let (sale, stock): (u64, u32) = (num("SALE", sale)?, num("STOCK", stock)?);
+    let r = redis(url).await?;
+    seckill::stock::load_scripts(&r)
+        .await
+        .map_err(|e| e.to_string())?;
+    seckill::stock::preheat(&r, sale, stock)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{}", seckill::stock::hot_hashes()[0]);
+    Ok(())
+}
+
+/// Times the real writer: N orders queued first (not timed), then one writer drains them.
+async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String> {
+    let n: u32 = num("N", n)?;
+    let r = redis(redis_url).await?;
+    let db = seckill::db::pool(mysql_url, 16)?;
+    seckill::db::migrate(&db, Duration::from_secs(30)).await?;
+    seckill::stock::load_scripts(&r)
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = seckill::clock::now_ms();
+    let new = seckill::sales::NewSale {
+        title: "writer bench".into(),
+        price_cents: 1,
+        stock: n,
+        per_user_limit: 1,
+        starts_ms: now - 1000,
+        ends_ms: now + 3_600_000,
+        pay_window_s: 900,
+    };
+    let sale = seckill::sales::insert(&db, &new, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    seckill::stock::preheat(&r, sale.id, n)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Queue N orders through the reserve script, 64 at a time.
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (r, next, sale_id) = (r.clone(), next.clone(), sale.id);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                seckill::stock::reserve(&r, sale_id, u64::from(i) + 1, 1, now)
+                    .await
+                    .expect("reserve");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())?;
+    }
+    // The writer, as the backend runs it.
+    let metrics = Arc::new(seckill::metrics::Metrics::new());
+    let w = Arc::new(seckill::writer::Writer {
+        redis: redis(redis_url).await?,
+        db: db.clone(),
+        metrics,
+        cfg: seckill::writer::WriterConfig {
+            batch: 500,
+            idle: Duration::from_millis(20),
+            claim_idle: Duration::from_secs(30),
+            discover: Duration::from_millis(100),
+            mysql_timeout: Duration::from_secs(10),
+            max_failures: 5,
+            consumer: seckill::writer::consumer_name(),
+        },
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let running = tokio::spawn(w.run(stop_rx));
+    let count = |sale_id: u64| {
+        let db = db.clone();
+        async move {
+            let mut c = db.get_conn().await?;
+            c.exec_first::<u64, _, _>("SELECT COUNT(*) FROM orders WHERE sale_id = ?", (sale_id,))
+                .await
+        }
+    };
+    loop {
+        if count(sale.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or(0)
+            >= u64::from(n)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err("the writer did not finish in 5 minutes".into());
+        }
+    }
+    let batched = f64::from(n) / started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let _ = running.await;
+    // Baseline: one-row autocommit inserts, one connection.
+    let single_n = (n / 20).clamp(500, 5000);
+    let mut c = db.get_conn().await.map_err(|e| e.to_string())?;
+    let base_id: u64 = (u64::from(u32::MAX) << 32) | 1;
+    c.query_drop(format!("DELETE FROM orders WHERE id >= {base_id}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    for i in 0..u64::from(single_n) {
+        c.exec_drop(
+            "INSERT INTO orders (id, sale_id, seq, user_id, slot, live_slot, status, price_cents,
+               queued_ms, created_ms, pay_by_ms) VALUES (?, ?, ?, ?, 1, 1, 'created', 1, ?, ?, ?)",
+            (
+                base_id + i,
+                u64::from(u32::MAX),
+                i + 1,
+                i + 1,
+                now,
+                now,
+                now + 900_000,
+            ),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    let single = f64::from(single_n) / t.elapsed().as_secs_f64();
+    c.query_drop(format!("DELETE FROM orders WHERE id >= {base_id}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{} {}", batched.round(), single.round());
+    Ok(())
+}
