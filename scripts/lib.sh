@@ -147,6 +147,27 @@ render_nginx() {
       -e "s#var/#$var/#g" "$ROOT/nginx.conf" >"$out"
 }
 
+# render_pop OUT POP_PORT EDGE_PORT VARDIR: the CDN POP config with its ports and var/ moved.
+render_pop() {
+  local out=$1 pop=$2 edge=$3 var=$4
+  sed -e "s#127.0.0.1:8090#127.0.0.1:$pop#g" \
+      -e "s#127.0.0.1:8080#127.0.0.1:$edge#g" \
+      -e "s#var/#$var/#g" "$ROOT/cdn/pop.conf" >"$out"
+}
+
+# start_pop CONF VARDIR: the POP, an nginx of its own (pid under VARDIR/cdn).
+start_pop() {
+  local conf=$1 var=$2
+  mkdir -p "$var/cdn" "$var/log"
+  if pid_alive "$var/cdn/nginx.pid"; then
+    nginx -p "$ROOT/" -c "$conf" -e "$var/log/cdn-error.log" -s reload
+    return 0
+  fi
+  say "starting the CDN POP ($conf)"
+  nginx -p "$ROOT/" -c "$conf" -e "$var/log/cdn-error.log" -t -q
+  nginx -p "$ROOT/" -c "$conf" -e "$var/log/cdn-error.log"
+}
+
 # start_nginx CONF VARDIR: nginx with the repo as its prefix (for edge/lua and static/).
 start_nginx() {
   local conf=$1 var=$2

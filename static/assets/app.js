@@ -1,0 +1,237 @@
+// The shopper's side of a flash sale. The HTML carries no per-user data and no stock
+// numbers (it is cached by the CDN); everything live comes from the API:
+//   GET /api/time (clock offset), GET /api/sales/{id} (state), POST /api/login,
+//   POST /api/sales/{id}/captcha, POST /api/sales/{id}/path, POST <path> (buy),
+//   GET /api/orders/{id} (poll), POST /api/orders/{id}/pay.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const show = (id, on = true) => { $(id).hidden = !on; };
+
+  async function api(method, path, body, form) {
+    const opts = { method, credentials: "same-origin", headers: {} };
+    if (form) {
+      opts.headers["Content-Type"] = "application/x-www-form-urlencoded";
+      opts.body = new URLSearchParams(form).toString();
+    } else if (body) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch (e) {
+      return { status: 0, body: {} };
+    }
+    let data = {};
+    try { data = await res.json(); } catch (e) { /* not JSON */ }
+    return { status: res.status, body: data };
+  }
+
+  // ---- Server clock: offset = server - local, from the sample with the shortest round trip.
+  const clock = { offset: 0, rtt: Infinity };
+  async function syncClock(samples) {
+    let best = { rtt: Infinity, offset: clock.offset };
+    for (let i = 0; i < samples; i++) {
+      const t0 = Date.now();
+      const r = await api("GET", "/api/time");
+      const t1 = Date.now();
+      if (r.status === 200 && typeof r.body.now_ms === "number" && t1 - t0 < best.rtt) {
+        best = { rtt: t1 - t0, offset: r.body.now_ms - (t0 + t1) / 2 };
+      }
+    }
+    if (best.rtt < Infinity) { clock.offset = best.offset; clock.rtt = best.rtt; }
+  }
+  const serverNow = () => Date.now() + clock.offset;
+
+  const money = (cents) => (cents / 100).toLocaleString(undefined, { style: "currency", currency: "EUR" });
+  const hms = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
+  function stockText(s) {
+    switch (s.status) {
+      case "sold_out": return "Sold out";
+      case "ended": return "This sale has ended";
+      case "upcoming": return `${s.stock} ${s.stock === 1 ? "unit" : "units"} at ${hms(s.starts_ms)}`;
+      default: return s.stock_left == null ? "On sale now" : `${s.stock_left} of ${s.stock} left`;
+    }
+  }
+
+  // ---- The sale list.
+  async function listPage() {
+    for (const li of document.querySelectorAll("[data-sale-id]")) {
+      const r = await api("GET", `/api/sales/${li.dataset.saleId}`);
+      if (r.status === 200) li.querySelector(".state").textContent = stockText(r.body);
+    }
+  }
+
+  // ---- The sale page.
+  async function salePage(body) {
+    const saleId = body.dataset.saleId;
+    const startsMs = Number(body.dataset.startsMs);
+    let sale = null;
+    let captcha = null;
+    let done = false;
+
+    async function refreshSale() {
+      const r = await api("GET", `/api/sales/${saleId}`);
+      if (r.status === 200) {
+        sale = r.body;
+        $("stock").textContent = stockText(sale);
+      }
+      return sale;
+    }
+
+    function say(text, cls, buttons = {}) {
+      show("result");
+      $("message").textContent = text;
+      $("message").className = cls || "";
+      show("pay-button", !!buttons.pay);
+      show("retry-button", !!buttons.retry);
+    }
+
+    async function signIn() {
+      const name = $("name").value.trim();
+      if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(name)) {
+        say("Use letters, digits and _ . - @ for your name.", "bad");
+        return;
+      }
+      const r = await api("POST", "/api/login", { user: name });
+      if (r.status !== 200) { say(r.body.message || "Could not sign in, try again.", "bad"); return; }
+      localStorage.setItem("seckill.signedIn", "1");
+      show("signin", false);
+      $("result").hidden = true;
+      countdown();
+    }
+
+    async function loadCaptcha() {
+      const r = await api("POST", `/api/sales/${saleId}/captcha`);
+      if (r.status === 401 || r.status === 403) { localStorage.removeItem("seckill.signedIn"); show("signin"); return false; }
+      if (r.status !== 200) return false;
+      captcha = r.body;
+      $("captcha-image").src = "data:image/svg+xml;base64," + btoa(captcha.svg);
+      $("answer").value = "";
+      return true;
+    }
+
+    function countdown() {
+      show("countdown");
+      let captchaAsked = false;
+      const tick = async () => {
+        if (done) return;
+        const left = startsMs - serverNow();
+        if (left > 0) {
+          const s = Math.ceil(left / 1000);
+          $("clock").textContent = [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60]
+            .map((n) => String(n).padStart(2, "0")).join(":");
+          // The captcha is ready a few seconds before zero, and shown at zero.
+          if (left < 5000 && !captchaAsked) { captchaAsked = true; loadCaptcha(); }
+          setTimeout(tick, Math.min(100, left));
+          return;
+        }
+        $("clock").textContent = "00:00:00";
+        show("countdown", false);
+        refreshSale();
+        if (!captcha && !(await loadCaptcha())) { say("Could not load the challenge, reload the page.", "bad"); return; }
+        show("captcha");
+        $("answer").focus();
+      };
+      tick();
+    }
+
+    async function buy() {
+      $("buy-button").disabled = true;
+      try {
+        const p = await api("POST", `/api/sales/${saleId}/path`, null,
+          { captcha_token: captcha.token, answer: $("answer").value.trim().toUpperCase() });
+        captcha = null;
+        if (p.status !== 200) return refused(p);
+        const b = await api("POST", p.body.path);
+        if (b.status !== 200) return refused(b);
+        show("captcha", false);
+        say("You are in the queue…", "");
+        await followOrder(b.body.order_id);
+      } finally {
+        $("buy-button").disabled = false;
+      }
+    }
+
+    function refused(r) {
+      const messages = {
+        403: "That was not right. Try again.",
+        409: "You already bought this one.",
+        410: "Sold out. Better luck next time!",
+        425: "Not yet: wait for the countdown.",
+        429: "So many people! Try again in a moment.",
+        503: "We are very busy. Try again in a moment.",
+      };
+      const final = r.status === 409 || r.status === 410;
+      if (final) { done = true; show("captcha", false); }
+      say(messages[r.status] || (r.body.message || "Something went wrong, try again."),
+        final ? "bad" : "", { retry: !final });
+      if (r.status === 410) refreshSale();
+    }
+
+    async function retry() {
+      $("result").hidden = true;
+      if (await loadCaptcha()) show("captcha");
+    }
+
+    let order = null;
+    async function followOrder(id) {
+      for (let i = 0; i < 240; i++) {
+        const r = await api("GET", `/api/orders/${id}`);
+        if (r.status === 200) {
+          order = r.body;
+          if (order.status === "created") {
+            done = true;
+            refreshSale();
+            say(`You got it! Pay before ${hms(order.pay_by_ms)}.`, "ok", { pay: true });
+            return;
+          }
+          if (order.status === "paid") { done = true; say("Paid. Thank you!", "ok"); return; }
+          if (order.status === "cancelled") { done = true; say("Your order was cancelled.", "bad"); return; }
+        }
+        await new Promise((ok) => setTimeout(ok, 500));
+      }
+      say("Still in the queue; check back in a minute.", "");
+    }
+
+    async function pay() {
+      $("pay-button").disabled = true;
+      const r = await api("POST", `/api/orders/${order.order_id}/pay`);
+      if (r.status !== 202) {
+        $("pay-button").disabled = false;
+        say(r.body.message || "The payment could not start.", "bad", { pay: r.status === 409 });
+        return;
+      }
+      say("Paying…", "");
+      for (let i = 0; i < 120; i++) {
+        const o = await api("GET", `/api/orders/${order.order_id}`);
+        if (o.status === 200 && o.body.status === "paid") { say("Paid. Thank you!", "ok"); return; }
+        if (o.status === 200 && o.body.status === "cancelled") { say("Too late: the order was closed.", "bad"); return; }
+        await new Promise((ok) => setTimeout(ok, 500));
+      }
+      say("The payment is taking long; check your order later.", "");
+    }
+
+    $("signin-button").addEventListener("click", signIn);
+    $("buy-button").addEventListener("click", buy);
+    $("answer").addEventListener("keydown", (e) => { if (e.key === "Enter") buy(); });
+    $("pay-button").addEventListener("click", pay);
+    $("retry-button").addEventListener("click", retry);
+
+    await syncClock(5);
+    setInterval(() => syncClock(3), 30000);
+    await refreshSale();
+    setInterval(() => { if (!done) refreshSale(); }, 5000);
+    if (sale && (sale.status === "sold_out" || sale.status === "ended")) {
+      say(sale.status === "sold_out" ? "Sold out. Better luck next time!" : "This sale has ended.", "bad");
+      return;
+    }
+    if (localStorage.getItem("seckill.signedIn")) countdown(); else show("signin");
+  }
+
+  const body = document.body;
+  if (body.dataset.saleId) salePage(body); else listPage();
+})();

@@ -1,0 +1,123 @@
+// The shopper's path in a real browser (Debian's Chromium, driven by playwright-core),
+// through the CDN POP, against the real edge, backend, Redis and MariaDB; then the POP's
+// caching rules. Run by scripts/test, which starts everything and sets:
+//   POP, EDGE (base URLs), ADMIN_TOKEN, PUBLIC_DIR, ARTIFACTS (where screenshots go).
+// The backend runs with SECKILL_CAPTCHA_TEST_HOOK=true: the captcha response carries its
+// answer, which this test reads from the network (never from the page).
+import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+import path from "node:path";
+
+const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
+const POP = env("POP"), EDGE = env("EDGE"), ADMIN = env("ADMIN_TOKEN"), ARTIFACTS = env("ARTIFACTS");
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+mkdirSync(ARTIFACTS, { recursive: true });
+let passed = 0;
+const ok = (what) => { passed++; console.log(`  ok ${passed} - ${what}`); };
+
+async function createSale(title, stock, startsInMs) {
+  const starts = Date.now() + startsInMs;
+  const res = await fetch(`${EDGE}/admin/sales`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ title, price_cents: 4999, stock, per_user_limit: 1,
+      starts_at: starts, ends_at: starts + 3600_000 }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 201, text);
+  return { id: JSON.parse(text).id, starts };
+}
+
+function publish(...ids) {
+  return execFileSync(path.join(ROOT, "scripts/publish"), ids.map(String), {
+    env: { ...process.env, EDGE, POP, PUBLIC_DIR: env("PUBLIC_DIR") }, encoding: "utf8" });
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run"],
+});
+try {
+  // ---- A shopper watches the countdown, answers the captcha, buys and pays.
+  const sale = await createSale("Browser test phone", 1, 9000);
+  publish(sale.id);
+  const ctxA = await browser.newContext({ viewport: { width: 390, height: 844 } }); // a phone
+  const a = await ctxA.newPage();
+  await a.goto(`${POP}/sales/${sale.id}/`);
+  await a.fill("#name", `alice-${sale.id}`);
+  await a.click("#signin-button");
+  await a.waitForSelector("#countdown:not([hidden])");
+  await a.waitForFunction(() => /^\d\d:\d\d:\d\d$/.test(document.getElementById("clock").textContent)
+    && document.getElementById("clock").textContent !== "00:00:00");
+  const shownAt = await a.textContent("#clock");
+  ok(`the countdown runs (${shownAt} before the start)`);
+  const captchaAnswer = a.waitForResponse((r) => r.url().endsWith(`/api/sales/${sale.id}/captcha`))
+    .then((r) => r.json()).then((j) => j.answer);
+  await a.waitForSelector("#captcha:not([hidden])", { timeout: 30000 });
+  const visibleAt = Date.now();
+  assert.ok(visibleAt >= sale.starts - 150, `captcha shown ${sale.starts - visibleAt} ms before the start`);
+  assert.ok(visibleAt <= sale.starts + 1500, `captcha shown ${visibleAt - sale.starts} ms after the start`);
+  ok(`the captcha appears at zero (${visibleAt - sale.starts} ms from the server's start)`);
+  const answer = await captchaAnswer;
+  assert.match(answer, /^[A-Z2-9]{5}$/);
+  await a.fill("#answer", answer);
+  await a.click("#buy-button");
+  await a.waitForFunction(() => /You got it/.test(document.getElementById("message").textContent), null, { timeout: 30000 });
+  const got = await a.textContent("#message");
+  assert.match(got, /Pay before \d\d:\d\d:\d\d/);
+  ok(`the shopper got it: "${got}"`);
+  await a.screenshot({ path: path.join(ARTIFACTS, "browser-got-it.png"), fullPage: true });
+  await a.click("#pay-button");
+  await a.waitForFunction(() => /Paid/.test(document.getElementById("message").textContent), null, { timeout: 30000 });
+  ok("the shopper paid");
+  await a.screenshot({ path: path.join(ARTIFACTS, "browser-paid.png"), fullPage: true });
+
+  // ---- A second shopper comes to the sold-out sale.
+  const ctxB = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const b = await ctxB.newPage();
+  await b.goto(`${POP}/sales/${sale.id}/`);
+  await b.waitForFunction(() => /Sold out/.test(document.body.textContent), null, { timeout: 20000 });
+  ok("a second shopper sees sold out");
+  await b.screenshot({ path: path.join(ARTIFACTS, "browser-sold-out.png"), fullPage: true });
+
+  // ---- The POP: hashed assets are cache hits; HTML revalidates; a publish refreshes only
+  // the pages it changed.
+  const head = async (p, headers = {}) => {
+    const r = await fetch(`${POP}${p}`, { headers });
+    return { status: r.status, cache: r.headers.get("x-cache"), cc: r.headers.get("cache-control"), body: await r.text() };
+  };
+  const html = (await head(`/sales/${sale.id}/`)).body;
+  const asset = /\/assets\/app\.[0-9a-f]{12}\.js/.exec(html)[0];
+  await head(asset);
+  const second = await head(asset);
+  assert.equal(second.cache, "HIT");
+  assert.match(second.cc, /immutable/);
+  ok(`a hashed asset is a cache HIT the second time (${asset}, ${second.cc})`);
+  await head(`/sales/${sale.id}/`);
+  assert.equal((await head(`/sales/${sale.id}/`)).cache, "HIT");
+  await new Promise((r) => setTimeout(r, 6000));
+  const stale = await head(`/sales/${sale.id}/`);
+  assert.equal(stale.cache, "REVALIDATED", `HTML after its max-age: ${stale.cache}`);
+  ok("HTML past its max-age is revalidated with the origin (ETag, 304)");
+  await head("/");
+  assert.equal((await head("/")).cache, "HIT");
+  const other = await createSale("Browser test tablet", 5, 3600_000);
+  const out = publish(other.id);
+  assert.match(out, /published \/\n/);
+  assert.match(out, new RegExp(`published /sales/${other.id}/`));
+  assert.doesNotMatch(out, new RegExp(`/sales/${sale.id}/`));
+  const index = await head("/");
+  assert.equal(index.cache, "HIT", "the refreshed list is served from the cache");
+  assert.match(index.body, /Browser test tablet/, "the list was refreshed at once, not after max-age");
+  assert.equal((await head(`/sales/${sale.id}/`)).cache, "HIT", "the unchanged page was not purged");
+  ok("a publish refreshes the changed list page only; the unchanged sale page stays cached");
+  assert.equal((await head("/ops/")).status, 404);
+  assert.equal((await head("/metrics")).status, 404);
+  ok("operator pages are not served through the POP");
+  console.log(`browser: ${passed} passed; screenshots in ${ARTIFACTS}`);
+} finally {
+  await browser.close();
+}
