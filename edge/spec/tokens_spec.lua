@@ -16,6 +16,16 @@ describe("hmac", function()
         assert.equal("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
             hmac.sign("Jefe", "what do ya want for nothing?"))
     end)
+    it("matches RFC 4231 test cases 1 and 6 (a key longer than the block is hashed first)", function()
+        assert.equal("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+            hmac.sign(string.rep("\11", 20), "Hi There"))
+        assert.equal("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            hmac.sign(string.rep("\170", 131), "Test Using Larger Than Block-Size Key - Hash Key First"))
+    end)
+    it("gives the same answer for the same key twice (cached pads)", function()
+        assert.equal(hmac.sign("k", "m"), hmac.sign("k", "m"))
+        assert.are_not.equal(hmac.sign("k", "m"), hmac.sign("k2", "m"))
+    end)
     it("compares in constant time but correctly", function()
         assert.is_true(hmac.equal("abc", "abc"))
         assert.is_false(hmac.equal("abc", "abd"))
