@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::world::World;
-use common::{Api, ADMIN};
+use common::Api;
 use hyper::{Method, StatusCode};
 use mysql_async::prelude::Queryable;
 use serde_json::json;
@@ -36,18 +36,9 @@ enum Outcome {
 
 async fn create_sale(api: &Api, stock: u32) -> u64 {
     let starts = seckill::clock::now_ms() - 1000;
-    let body = json!({"title": "Fault", "price_cents": 100, "stock": stock,
-        "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": 1});
-    let (status, v) = api
-        .call(
-            Method::POST,
-            "/admin/sales",
-            Some(ADMIN),
-            Some(body.to_string()),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    v["id"].as_u64().unwrap()
+    api.create_sale_from(json!({"title": "Fault", "price_cents": 100, "stock": stock,
+        "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": 1}))
+        .await
 }
 
 async fn shoppers(api: &Api, sale: u64, prefix: &str, n: usize) -> Vec<Arc<Shopper>> {

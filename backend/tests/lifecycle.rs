@@ -32,19 +32,13 @@ async fn sale_with_orders(
     n: usize,
 ) -> (u64, Vec<(String, u64)>) {
     let starts = seckill::clock::now_ms() - 1000;
-    let body = json!({"title": "Lifecycle", "price_cents": 4200, "stock": stock,
-        "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": 1,
-        "pay_window_s": pay_window_s});
-    let (status, v) = b
-        .call(
-            Method::POST,
-            "/admin/sales",
-            Some(ADMIN),
-            Some(body.to_string()),
+    let sale = b
+        .create_sale_from(
+            json!({"title": "Lifecycle", "price_cents": 4200, "stock": stock,
+            "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": 1,
+            "pay_window_s": pay_window_s}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    let sale = v["id"].as_u64().unwrap();
     let mut buyers = Vec::new();
     for i in 0..n {
         let token = b.login(&format!("life-{sale}-{i}")).await;
@@ -55,6 +49,16 @@ async fn sale_with_orders(
     }
     assert_eq!(b.wait_orders(sale, n as i64).await, n as i64);
     (sale, buyers)
+}
+
+async fn pay(b: &Backend, token: &str, id: u64) -> (StatusCode, Value) {
+    b.call(
+        Method::POST,
+        &format!("/api/orders/{id}/pay"),
+        Some(token),
+        None,
+    )
+    .await
 }
 
 async fn order(b: &Backend, token: &str, id: u64) -> Value {
@@ -110,14 +114,7 @@ async fn a_paid_order_is_paid_once_and_forged_notifications_are_refused() {
     assert_eq!(order(&b, token, *id).await["status"], "created");
 
     // The shopper pays; the simulated provider notifies the backend, signed.
-    let (status, started) = b
-        .call(
-            Method::POST,
-            &format!("/api/orders/{id}/pay"),
-            Some(token),
-            None,
-        )
-        .await;
+    let (status, started) = pay(&b, token, *id).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let payment_id = started["payment_id"].as_str().unwrap().to_string();
     let mut paid = false;
@@ -188,14 +185,7 @@ async fn a_paid_order_is_paid_once_and_forged_notifications_are_refused() {
     );
 
     // Paying a paid order again is refused up front.
-    let (status, v) = b
-        .call(
-            Method::POST,
-            &format!("/api/orders/{id}/pay"),
-            Some(token),
-            None,
-        )
-        .await;
+    let (status, v) = pay(&b, token, *id).await;
     assert_eq!(
         (status, v["error"].as_str()),
         (StatusCode::CONFLICT, Some("already_paid"))
@@ -412,14 +402,7 @@ async fn a_payment_after_the_close_is_refused_and_owed_back() {
     );
     assert_eq!(order(&b, token, *id).await["status"], "cancelled");
     assert_eq!(b.stock_left(sale).await, Some(2), "the unit came back once");
-    let (status, v) = b
-        .call(
-            Method::POST,
-            &format!("/api/orders/{id}/pay"),
-            Some(token),
-            None,
-        )
-        .await;
+    let (status, v) = pay(&b, token, *id).await;
     assert_eq!(
         (status, v["error"].as_str()),
         (StatusCode::GONE, Some("order_closed"))

@@ -176,8 +176,15 @@ impl Api {
         starts_in_ms: i64,
     ) -> u64 {
         let starts = seckill::clock::now_ms() + starts_in_ms;
-        let body = json!({"title": "Test phone", "price_cents": 9900, "stock": stock,
-            "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": per_user_limit});
+        self.create_sale_from(
+            json!({"title": "Test phone", "price_cents": 9900, "stock": stock,
+            "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": per_user_limit}),
+        )
+        .await
+    }
+
+    /// `POST /admin/sales` with this body; the new sale's id.
+    pub async fn create_sale_from(&self, body: Value) -> u64 {
         let (status, v) = self
             .call(
                 Method::POST,
