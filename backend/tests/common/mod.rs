@@ -226,6 +226,20 @@ impl Api {
     pub async fn buy(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(token), None).await
     }
+
+    /// Buys as a shopper does: a `503` (overloaded, dependency slow) means "outcome unknown,
+    /// try again", so it retries those, with a pause, until a final answer. Also says whether
+    /// a 503 came first (then a `409` means an earlier try did reserve).
+    pub async fn buy_until_answered(&self, path: &str, token: &str) -> (StatusCode, Value, bool) {
+        for i in 0..50 {
+            let (status, v) = self.buy(path, token).await;
+            if status != StatusCode::SERVICE_UNAVAILABLE {
+                return (status, v, i > 0);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("still 503 after 50 tries");
+    }
 }
 
 impl Backend {
