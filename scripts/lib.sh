@@ -135,8 +135,9 @@ SQL
 # random_secret FILE: 32 random bytes as hex, written once.
 random_secret() {
   [ -s "$1" ] && return 0
-  umask 077
-  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"
+  # Only the secret is private: the umask must not leak into the caller (nginx's workers,
+  # running as nobody, read the web root and write the POP cache created later).
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1")
 }
 
 # render_nginx OUT EDGE_PORT BACKEND_PORT VARDIR: nginx.conf with its ports and var/ moved.
