@@ -255,6 +255,8 @@ async fn run(a: args::Args) -> Result<bool, String> {
         "drift": f.drift,
         "cheats": stats.cheats.load(Ordering::Relaxed),
         "cheats_passed": stats.cheats_passed.load(Ordering::Relaxed),
+        "spoofed": stats.spoofed.load(Ordering::Relaxed),
+        "spoofed_limited": stats.spoofed_limited.load(Ordering::Relaxed),
         "no_answer": stats.count(0),
         "outcomes": outcomes,
         "mode": if a.rate > 0.0 { format!("open loop, {} shoppers/s", a.rate) } else { format!("closed loop, {} at a time", a.concurrency) },

@@ -177,7 +177,7 @@ pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) -> Outcome {
     outcome
 }
 
-/// Tries what bots try. None of it may ever answer 200.
+/// Tries what bots try: reused captchas, stolen and forged links never answer 200.
 async fn cheat(ctx: &Ctx, s: &Shopper, path_url: &str, spent_form: &str, path: &str) {
     use std::sync::atomic::Ordering::Relaxed;
     let now = Instant::now;
@@ -203,18 +203,22 @@ async fn cheat(ctx: &Ctx, s: &Shopper, path_url: &str, spent_form: &str, path: &
             .await
             .0,
     );
-    // Many buys from an untrusted address, each claiming another client address.
-    for i in 0..10 {
-        let spoofed = format!("172.16.{}.{}", s.index & 0xff, i);
-        tries.push(
-            request(ctx, &ctx.untrusted, path, &spoofed, &s.token, None, now())
-                .await
-                .0,
-        );
-    }
+    // None of those may ever succeed.
     ctx.stats.cheats.fetch_add(tries.len() as u64, Relaxed);
     ctx.stats.cheats_passed.fetch_add(
         tries.iter().filter(|st| **st == 200).count() as u64,
         Relaxed,
     );
+    // Many buys from an untrusted address, each claiming another client address: the edge
+    // must limit them by the real address (the buys themselves are the shopper's own).
+    for i in 0..10 {
+        let spoofed = format!("172.16.{}.{}", s.index & 0xff, i);
+        let status = request(ctx, &ctx.untrusted, path, &spoofed, &s.token, None, now())
+            .await
+            .0;
+        ctx.stats.spoofed.fetch_add(1, Relaxed);
+        if status == 429 {
+            ctx.stats.spoofed_limited.fetch_add(1, Relaxed);
+        }
+    }
 }

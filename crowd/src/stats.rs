@@ -12,6 +12,10 @@ pub struct Stats {
     /// Cheating attempts, and those the system let through (must stay 0).
     pub cheats: AtomicU64,
     pub cheats_passed: AtomicU64,
+    /// Buys sent from an untrusted address with a spoofed `X-Forwarded-For`, and how many of
+    /// them the edge rate-limited (by the real address).
+    pub spoofed: AtomicU64,
+    pub spoofed_limited: AtomicU64,
     /// Shoppers done.
     pub shoppers_done: AtomicU64,
     /// Latency of every request, in microseconds.
@@ -33,6 +37,8 @@ impl Stats {
             queued: AtomicU64::new(0),
             cheats: AtomicU64::new(0),
             cheats_passed: AtomicU64::new(0),
+            spoofed: AtomicU64::new(0),
+            spoofed_limited: AtomicU64::new(0),
             shoppers_done: AtomicU64::new(0),
             latencies: Mutex::new(Vec::new()),
             order_ids: Mutex::new(Vec::new()),
