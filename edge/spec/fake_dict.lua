@@ -5,6 +5,7 @@ local _M = {}
 function _M.new(entries)
     local d = { data = entries or {} }
     function d:get(k) return self.data[k] end
+    function d:set(k, v) self.data[k] = v return true end
     function d:incr(k, by, init)
         if self.data[k] == nil and init == nil then return nil, "not found" end
         self.data[k] = (self.data[k] or init) + by

@@ -38,12 +38,11 @@ local REFUSALS = {
         .. '"message":"too many buyers right now for the units left, try again"}' },
 }
 
+-- The location sets Content-Type (default_type) and Cache-Control (add_header) in C.
 local function refuse(reason, route)
     metrics.inc(route or "buy", reason)
     local r = REFUSALS[reason]
     ngx.status = r[1]
-    ngx.header["Content-Type"] = "application/json"
-    ngx.header["Cache-Control"] = "no-store"
     ngx_say(r[2])
     return ngx_exit(r[1])
 end
@@ -99,8 +98,6 @@ function _M.path(sale_id)
     end
     local sig = link.sign(cfg.link_key, user_id, sale_id, now, cfg.link_window_s)
     metrics.inc("path", "issued")
-    ngx.header["Content-Type"] = "application/json"
-    ngx.header["Cache-Control"] = "no-store"
     ngx_say('{"path":"/api/sales/', sale_id, '/buy/', sig, '"}')
 end
 

@@ -28,22 +28,44 @@ end
 
 -- Why the edge refuses ("not_started", "ended", "sold_out"), or nil and the units left
 -- (nil too when the sale is unknown) when it lets the request through.
+-- sale id -> the state last parsed in this worker, keyed by the raw dict value: the pattern
+-- match runs once per change of a sale's state, not once per request.
+local parsed = {}
+
+local function parse(sale_id, v)
+    local p = parsed[sale_id]
+    if p and p.raw == v then
+        return p
+    end
+    local starts, ends, sold, left = match(v, "^(%-?%d+) (%-?%d+) ([01]) (%d+)$")
+    if not starts then
+        return nil
+    end
+    p = { raw = v, starts = tonumber(starts), ends = tonumber(ends), sold = sold == "1",
+          left = tonumber(left) }
+    parsed[sale_id] = p
+    return p
+end
+
 function _M.check(dict, sale_id, now_ms)
     local v = dict:get(sale_id)
     if not v then
         return nil
     end
-    local starts, ends, sold, left = match(v, "^(%-?%d+) (%-?%d+) ([01]) (%d+)$")
-    if now_ms < tonumber(starts) then
+    local p = parse(sale_id, v)
+    if not p then
+        return nil
+    end
+    if now_ms < p.starts then
         return "not_started"
     end
-    if now_ms >= tonumber(ends) then
+    if now_ms >= p.ends then
         return "ended"
     end
-    if sold == "1" then
+    if p.sold then
         return "sold_out"
     end
-    return nil, tonumber(left)
+    return nil, p.left
 end
 
 -- Fetches the backend's list over a plain HTTP/1.0 cosocket request.
