@@ -33,6 +33,9 @@ pub struct App {
     pub provider: Provider,
     /// This backend's own base URL, once it listens (the provider's default notify target).
     pub base_url: OnceLock<String>,
+    /// The circuit breaker in front of MariaDB for request-path calls (the writer retries on
+    /// its own and does not use it).
+    pub db_breaker: Arc<crate::breaker::Breaker>,
 }
 
 impl App {
@@ -53,10 +56,23 @@ impl App {
             recovery: Arc::new(Recovery::new()),
             provider: Provider::new(cfg.secrets.pay_key.clone(), cfg.pay_delay),
             base_url: OnceLock::new(),
+            db_breaker: Arc::new(crate::breaker::Breaker::new(
+                crate::redis_conn::BREAKER_FAILURES,
+                crate::redis_conn::BREAKER_OPEN,
+            )),
             redis,
             db,
             cfg,
         }))
+    }
+
+    /// One request's MariaDB work: bounded by the timeout, through the breaker.
+    pub async fn db_call<T>(
+        &self,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T, crate::error::ApiError>>,
+    ) -> Result<T, crate::error::ApiError> {
+        crate::db::guarded(&self.db_breaker, self.cfg.mysql_timeout, what, work).await
     }
 
     /// A writer on a Redis connection of its own (its polling never delays the buy path).
@@ -136,6 +152,10 @@ async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             .breaker_open
             .with_label_values(&["redis"])
             .set(i64::from(app.redis.breaker.is_open()));
+        app.metrics
+            .breaker_open
+            .with_label_values(&["mariadb"])
+            .set(i64::from(app.db_breaker.is_open()));
         if !app.recovery.is_running() {
             if let Err(e) =
                 crate::recovery::recover_if_needed(&app.redis, &app.db, &app.metrics).await

@@ -4,6 +4,7 @@
 //! start, each recorded in `schema_migrations`. A named lock (`GET_LOCK`) makes concurrent
 //! starts of several backends apply each migration once.
 
+use std::future::Future;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -14,6 +15,32 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_lifecycle.sql")),
 ];
+
+/// Runs one request's MariaDB work bounded by `timeout`, through the breaker: while it is
+/// open the call fails at once with 503; timeouts and lost connections count as failures,
+/// answers (a row, no row, a refused write) as successes.
+pub async fn guarded<T>(
+    breaker: &crate::breaker::Breaker,
+    timeout: Duration,
+    what: &str,
+    work: impl Future<Output = Result<T, crate::error::ApiError>>,
+) -> Result<T, crate::error::ApiError> {
+    use crate::error::ApiError;
+    if !breaker.allow() {
+        return Err(ApiError::mysql(format!(
+            "{what}: failing fast, recent calls failed (circuit open)"
+        )));
+    }
+    let r = match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::mysql(format!("{what}: timed out"))),
+    };
+    match &r {
+        Err(ApiError::Unavailable("database_unavailable", _)) => breaker.failure(),
+        _ => breaker.success(),
+    }
+    r
+}
 
 pub fn pool(url: &str, max: usize) -> Result<Pool, String> {
     let opts = Opts::from_url(url).map_err(|e| format!("SECKILL_MYSQL_URL: {e}"))?;

@@ -493,3 +493,77 @@ async fn an_order_mariadb_keeps_refusing_is_dead_lettered_and_its_unit_returned(
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_mariadb_gets_fast_503s_from_the_breaker_while_buying_goes_on() {
+    let _serial = SERIAL.lock().await;
+    let mut w = World::new("dbfreeze", &[], &[("SECKILL_MYSQL_TIMEOUT_MS", "300")]);
+    w.start_backend().await;
+    let api = Arc::new(Api::new(w.api.base.clone()));
+    let sale = create_sale(&api, 50).await;
+    let crowd = shoppers(&api, sale, "df", 20).await;
+    let first = burst(
+        api.clone(),
+        crowd[..10].to_vec(),
+        4,
+        Arc::new(AtomicUsize::new(0)),
+    )
+    .await;
+    let ids = queued_ids(&first);
+    assert_eq!(ids.len(), 10);
+    settle(&w, sale).await;
+    let (who, id) = (&crowd[0].token, ids[0]);
+    let order_path = format!("/api/orders/{id}");
+    assert_eq!(
+        api.call(Method::GET, &order_path, Some(who), None).await.0,
+        StatusCode::OK
+    );
+
+    w.freeze_mariadb();
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let (status, v) = api.call(Method::GET, &order_path, Some(who), None).await;
+        took.push(t.elapsed());
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    }
+    assert!(
+        took.iter().all(|t| *t < Duration::from_secs(1)),
+        "every answer bounded: {took:?}"
+    );
+    let fast = took
+        .iter()
+        .filter(|t| **t < Duration::from_millis(50))
+        .count();
+    assert!(
+        fast >= 3,
+        "once the breaker is open, answers come at once: {took:?}"
+    );
+    // Buying needs no MariaDB: it goes on while MariaDB is frozen.
+    let second = burst(
+        api.clone(),
+        crowd[10..].to_vec(),
+        4,
+        Arc::new(AtomicUsize::new(0)),
+    )
+    .await;
+    assert_eq!(
+        queued_ids(&second).len(),
+        10,
+        "{:?}",
+        second.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>()
+    );
+
+    w.thaw_mariadb();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.call(Method::GET, &order_path, Some(who), None).await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "order lookups never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let check = settle(&w, sale).await;
+    assert_eq!(
+        (check.live_in_db, check.drift, check.queued),
+        (20, 0, 0),
+        "{check:?}"
+    );
+}

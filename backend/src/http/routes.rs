@@ -156,6 +156,7 @@ fn cookie<'r>(req: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
 async fn sale_or_404(app: &App, id: u64) -> Result<Arc<Sale>, ApiError> {
     let db = app.db.clone();
     let timeout = app.cfg.mysql_timeout;
+    let breaker = app.db_breaker.clone();
     let hit = app.cache.is_cached(id);
     app.metrics
         .cache
@@ -164,10 +165,11 @@ async fn sale_or_404(app: &App, id: u64) -> Result<Arc<Sale>, ApiError> {
     let sale = app
         .cache
         .sale(id, async move {
-            match tokio::time::timeout(timeout, sales::load(&db, id)).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err("loading the sale timed out".to_string()),
-            }
+            crate::db::guarded(&breaker, timeout, "loading the sale", async {
+                sales::load(&db, id).await.map_err(ApiError::mysql)
+            })
+            .await
+            .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| ApiError::mysql(e.as_str()))?;
@@ -340,12 +342,12 @@ async fn new_captcha(app: &App, req: &Request<Incoming>, sale: &str) -> Result<R
 async fn order_status(app: &App, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
     let id = orders::parse_id(id)?;
     let user_id = user_of(app, req)?;
-    let body = tokio::time::timeout(
-        app.cfg.mysql_timeout,
-        orders::status(&app.db, &app.redis, user_id, id),
-    )
-    .await
-    .map_err(|_| ApiError::mysql("order lookup timed out"))??;
+    let body = app
+        .db_call(
+            "order lookup",
+            orders::status(&app.db, &app.redis, user_id, id),
+        )
+        .await?;
     Ok(reply::json(StatusCode::OK, &body))
 }
 
@@ -353,12 +355,12 @@ async fn order_status(app: &App, req: &Request<Incoming>, id: &str) -> Result<Re
 async fn pay(app: &App, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
     let id = orders::parse_id(id)?;
     let user_id = user_of(app, req)?;
-    let started = tokio::time::timeout(
-        app.cfg.mysql_timeout,
-        crate::payment::start(&app.db, user_id, id, now_ms()),
-    )
-    .await
-    .map_err(|_| ApiError::mysql("starting the payment timed out"))??;
+    let started = app
+        .db_call(
+            "starting the payment",
+            crate::payment::start(&app.db, user_id, id, now_ms()),
+        )
+        .await?;
     let url = app
         .cfg
         .pay_notify_url
@@ -393,12 +395,12 @@ async fn payment_notify(app: &App, req: Request<Incoming>) -> Result<Resp, ApiEr
     let n =
         crate::payment::Notification::verify(&app.cfg.secrets.pay_key, &body, signature.as_deref())
             .inspect_err(|_| app.metrics.payments.with_label_values(&["forged"]).inc())?;
-    let applied = tokio::time::timeout(
-        app.cfg.mysql_timeout,
-        crate::payment::apply(&app.db, &n, now_ms()),
-    )
-    .await
-    .map_err(|_| ApiError::mysql("recording the payment timed out"))??;
+    let applied = app
+        .db_call(
+            "recording the payment",
+            crate::payment::apply(&app.db, &n, now_ms()),
+        )
+        .await?;
     app.metrics
         .payments
         .with_label_values(&[applied.as_str()])
@@ -476,13 +478,13 @@ async fn login(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
 async fn edge_sale_states(app: &App) -> Result<Resp, ApiError> {
     use std::fmt::Write;
     let now = now_ms();
-    let list = tokio::time::timeout(
-        app.cfg.mysql_timeout,
-        sales::ending_after(&app.db, now - 60_000),
-    )
-    .await
-    .map_err(|_| ApiError::mysql("listing sales timed out"))?
-    .map_err(ApiError::mysql)?;
+    let list = app
+        .db_call("listing sales", async {
+            sales::ending_after(&app.db, now - 60_000)
+                .await
+                .map_err(ApiError::mysql)
+        })
+        .await?;
     let mut out = String::with_capacity(list.len() * 48);
     for s in list {
         let left = stock::stock_left(&app.redis, s.id)
@@ -522,10 +524,13 @@ async fn create_sale(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError
     let body = reply::read_json(req, app.cfg.max_body).await?;
     let now = now_ms();
     let new = NewSale::from_json(&body, now)?;
-    let sale = tokio::time::timeout(app.cfg.mysql_timeout, sales::insert(&app.db, &new, now))
-        .await
-        .map_err(|_| ApiError::mysql("creating the sale timed out"))?
-        .map_err(ApiError::mysql)?;
+    let sale = app
+        .db_call("creating the sale", async {
+            sales::insert(&app.db, &new, now)
+                .await
+                .map_err(ApiError::mysql)
+        })
+        .await?;
     stock::preheat(&app.redis, sale.id, sale.stock)
         .await
         .map_err(|e| {

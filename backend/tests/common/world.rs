@@ -147,6 +147,25 @@ impl World {
         kill9(&self.mysql_dir().join("mariadb.pid"));
     }
 
+    /// Freezes MariaDB (SIGSTOP): connections hang instead of failing.
+    pub fn freeze_mariadb(&self) {
+        self.signal_mariadb("-STOP");
+    }
+
+    pub fn thaw_mariadb(&self) {
+        self.signal_mariadb("-CONT");
+    }
+
+    fn signal_mariadb(&self, sig: &str) {
+        let pid = pid_in(&self.mysql_dir().join("mariadb.pid")).expect("mariadb runs");
+        let ok = Command::new("kill")
+            .arg(sig)
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
     /// Runs SQL as MariaDB's root (over the socket).
     pub fn root_sql(&self, sql: &str) {
         let out = Command::new("mariadb")
@@ -238,6 +257,12 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        if let Some(pid) = pid_in(&self.mysql_dir().join("mariadb.pid")) {
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(pid.to_string())
+                .status();
+        }
         self.kill_backend();
         self.kill_redis();
         kill9(&self.mysql_dir().join("mariadb.pid"));
