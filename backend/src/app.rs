@@ -22,7 +22,11 @@ use crate::writer::{Writer, WriterConfig};
 
 pub struct App {
     pub cfg: Config,
+    /// The request path's Redis handle (short timeout, its own breaker).
     pub redis: Redis,
+    /// Background work's Redis handle: recovery, sweeper, reconciler. A connection of its own
+    /// with a long timeout, so a big sale's ledger neither times out nor queues buys behind it.
+    pub bg_redis: Redis,
     pub db: Pool,
     pub cache: SaleCache,
     pub metrics: Arc<Metrics>,
@@ -38,6 +42,9 @@ pub struct App {
     pub db_breaker: Arc<crate::breaker::Breaker>,
 }
 
+/// Bound on one background Redis call (a whole sale's ledger, a rebuild).
+const BACKGROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl App {
     /// Connects to Redis and MariaDB and applies the schema migrations.
     pub async fn connect(cfg: Config) -> Result<Arc<App>, String> {
@@ -46,10 +53,17 @@ impl App {
             .map_err(|e| format!("redis: cannot connect to {:?}: {e}", cfg.redis))?;
         let db = crate::db::pool(&cfg.mysql_url, cfg.mysql_pool_max)?;
         crate::db::migrate(&db, cfg.mysql_timeout).await?;
+        let bg_redis = Redis::connect(&cfg.redis, cfg.redis_timeout.max(BACKGROUND_TIMEOUT))
+            .await
+            .map_err(|e| format!("redis: cannot connect to {:?}: {e}", cfg.redis))?;
         let metrics = Arc::new(Metrics::new());
-        // A Redis that does not know our scripts is new or restarted: rebuild it first.
-        crate::recovery::recover_if_needed(&redis, &db, &metrics).await?;
+        // A Redis that does not know our scripts is new or restarted: rebuild it first. If
+        // that fails, buys answer 503 until the lifecycle loop's next attempt succeeds.
+        if let Err(e) = crate::recovery::recover_if_needed(&bg_redis, &db, &metrics).await {
+            eprintln!("seckill: recovery at start failed ({e}); retrying in the background");
+        }
         Ok(Arc::new(App {
+            bg_redis,
             cache: SaleCache::new(cfg.sold_out_ttl),
             metrics,
             inflight: AtomicUsize::new(0),
@@ -158,19 +172,19 @@ async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             .set(i64::from(app.db_breaker.is_open()));
         if !app.recovery.is_running() {
             if let Err(e) =
-                crate::recovery::recover_if_needed(&app.redis, &app.db, &app.metrics).await
+                crate::recovery::recover_if_needed(&app.bg_redis, &app.db, &app.metrics).await
             {
                 eprintln!("lifecycle: recovery: {e}");
                 continue;
             }
         }
         let now = crate::clock::now_ms();
-        if let Err(e) = crate::sweeper::sweep(&app.redis, &app.db, &app.metrics, now).await {
+        if let Err(e) = crate::sweeper::sweep(&app.bg_redis, &app.db, &app.metrics, now).await {
             eprintln!("lifecycle: sweeper: {e}");
         }
         if last_reconcile.elapsed() >= app.cfg.reconcile_interval {
             last_reconcile = std::time::Instant::now();
-            reconciler.pass(&app.redis, &app.db, &app.metrics).await;
+            reconciler.pass(&app.bg_redis, &app.db, &app.metrics).await;
         }
     }
 }

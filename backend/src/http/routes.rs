@@ -239,7 +239,7 @@ async fn buy(app: &App, req: &Request<Incoming>, sale: &str, sig: &str) -> Resul
         }
         Ok(Reservation::NotLoaded) => {
             outcome("not_loaded");
-            app.recovery.trigger(&app.redis, &app.db, &app.metrics);
+            app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
             Err(ApiError::Unavailable(
                 "stock_not_loaded",
                 format!("sale {sale_id}: stock is not in Redis (being rebuilt from MariaDB)"),
@@ -248,7 +248,7 @@ async fn buy(app: &App, req: &Request<Incoming>, sale: &str, sig: &str) -> Resul
         Err(e) if e.is_noscript() => {
             // Redis restarted: nothing is reserved until it has been rebuilt.
             outcome("recovering");
-            app.recovery.trigger(&app.redis, &app.db, &app.metrics);
+            app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
             Err(ApiError::Unavailable(
                 "redis_recovering",
                 "redis: restarted; its state is being rebuilt from MariaDB".to_string(),
@@ -426,11 +426,12 @@ async fn reconcile(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError>
         .map_err(ApiError::mysql)?;
     let mut checks = Vec::with_capacity(list.len());
     for sale in &list {
-        let c = crate::reconcile::reconcile_sale(&app.redis, &app.db, &app.metrics, sale, repair)
-            .await
-            .map_err(|e| {
-                ApiError::Unavailable("reconcile_failed", format!("sale {}: {e}", sale.id))
-            })?;
+        let c =
+            crate::reconcile::reconcile_sale(&app.bg_redis, &app.db, &app.metrics, sale, repair)
+                .await
+                .map_err(|e| {
+                    ApiError::Unavailable("reconcile_failed", format!("sale {}: {e}", sale.id))
+                })?;
         checks.push(c);
     }
     let ok = checks
