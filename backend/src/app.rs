@@ -59,7 +59,8 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         // A Redis that does not know our scripts is new or restarted: rebuild it first. If
         // that fails, buys answer 503 until the lifecycle loop's next attempt succeeds.
-        if let Err(e) = crate::recovery::recover_if_needed(&bg_redis, &db, &metrics).await {
+        let recovery = Arc::new(Recovery::new());
+        if let Err(e) = recovery.if_needed(&bg_redis, &db, &metrics).await {
             eprintln!("seckill: recovery at start failed ({e}); retrying in the background");
         }
         Ok(Arc::new(App {
@@ -67,7 +68,7 @@ impl App {
             cache: SaleCache::new(cfg.sold_out_ttl),
             metrics,
             inflight: AtomicUsize::new(0),
-            recovery: Arc::new(Recovery::new()),
+            recovery,
             provider: Provider::new(cfg.secrets.pay_key.clone(), cfg.pay_delay),
             base_url: OnceLock::new(),
             db_breaker: Arc::new(crate::breaker::Breaker::new(
@@ -170,13 +171,13 @@ async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             .breaker_open
             .with_label_values(&["mariadb"])
             .set(i64::from(app.db_breaker.is_open()));
-        if !app.recovery.is_running() {
-            if let Err(e) =
-                crate::recovery::recover_if_needed(&app.bg_redis, &app.db, &app.metrics).await
-            {
-                eprintln!("lifecycle: recovery: {e}");
-                continue;
-            }
+        if let Err(e) = app
+            .recovery
+            .if_needed(&app.bg_redis, &app.db, &app.metrics)
+            .await
+        {
+            eprintln!("lifecycle: recovery: {e}");
+            continue;
         }
         let now = crate::clock::now_ms();
         if let Err(e) = crate::sweeper::sweep(&app.bg_redis, &app.db, &app.metrics, now).await {

@@ -135,6 +135,7 @@ pub async fn finish_releases(
         .await
         .map_err(|e| format!("database: {e}"))?;
     let wanted: HashSet<u64> = seqs.iter().copied().collect();
+    let mut marked = Vec::new();
     for o in orders.iter().filter(|o| !o.live && wanted.contains(&o.seq)) {
         let r = stock::release(redis, sale_id, o.seq, o.user_id, o.slot)
             .await
@@ -144,10 +145,13 @@ pub async fn finish_releases(
             metrics.units_returned.inc();
             metrics.repairs.with_label_values(&["release"]).inc();
         }
-        crate::sweeper::mark_released(db, order_id(sale_id, o.seq))
-            .await
-            .map_err(|e| format!("database: {e}"))?;
+        if r != stock::Released::NotLoaded {
+            marked.push(order_id(sale_id, o.seq));
+        }
     }
+    crate::sweeper::mark_released(db, &marked)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
     Ok(done)
 }
 
@@ -167,12 +171,15 @@ pub async fn rebuild(
         .await
         .map_err(|e| format!("redis: {e}"))?;
     metrics.repairs.with_label_values(&["rebuild"]).inc();
-    // The unreleased cancelled orders now count as returned in Redis.
-    for o in orders.iter().filter(|o| o.unreleased) {
-        crate::sweeper::mark_released(db, order_id(sale.id, o.seq))
-            .await
-            .map_err(|e| format!("database: {e}"))?;
-    }
+    // The unreleased cancelled orders of the snapshot now count as returned in Redis.
+    let unreleased: Vec<u64> = orders
+        .iter()
+        .filter(|o| o.unreleased)
+        .map(|o| order_id(sale.id, o.seq))
+        .collect();
+    crate::sweeper::mark_released(db, &unreleased)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
     Ok(r)
 }
 

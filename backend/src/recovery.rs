@@ -34,17 +34,44 @@ impl Recovery {
         self.running.load(Ordering::Relaxed)
     }
 
+    /// Recovers now, unless a recovery is already running in this process (then returns
+    /// `Ok(false)` at once).
+    pub async fn run(&self, redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<bool, String> {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        let r = recover(redis, db, metrics).await;
+        self.running.store(false, Ordering::Release);
+        r.map(|_| true)
+    }
+
+    /// Recovers if Redis does not know the scripts (at start, and on every lifecycle pass).
+    pub async fn if_needed(
+        &self,
+        redis: &Redis,
+        db: &Pool,
+        metrics: &Metrics,
+    ) -> Result<bool, String> {
+        if self.is_running()
+            || scripts_loaded(redis)
+                .await
+                .map_err(|e| format!("redis: {e}"))?
+        {
+            return Ok(false);
+        }
+        self.run(redis, db, metrics).await
+    }
+
     /// Starts a recovery in the background unless one is running in this process.
     pub fn trigger(self: &Arc<Self>, redis: &Redis, db: &Pool, metrics: &Arc<Metrics>) {
-        if self.running.swap(true, Ordering::AcqRel) {
+        if self.is_running() {
             return;
         }
         let (me, redis, db, metrics) = (self.clone(), redis.clone(), db.clone(), metrics.clone());
         tokio::spawn(async move {
-            if let Err(e) = recover(&redis, &db, &metrics).await {
+            if let Err(e) = me.run(&redis, &db, &metrics).await {
                 eprintln!("recovery: {e} (will retry)");
             }
-            me.running.store(false, Ordering::Release);
         });
     }
 }
@@ -60,24 +87,27 @@ pub async fn scripts_loaded(redis: &Redis) -> Result<bool, CallError> {
     Ok(!found.is_empty() && found.iter().all(|f| *f == 1))
 }
 
-/// Rebuilds every sale that ended less than a day ago, then loads the scripts.
+/// Rebuilds every sale that has not ended, loads the scripts (buys resume: an ended sale takes
+/// no buys, so it may wait), then rebuilds the sales that ended less than a day ago.
 pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usize, String> {
-    let since = crate::clock::now_ms() - crate::writer::RETENTION_MS;
+    let now = crate::clock::now_ms();
     let result = async {
-        let sales = crate::sales::ending_after(db, since)
+        let sales = crate::sales::ending_after(db, now - crate::writer::RETENTION_MS)
             .await
             .map_err(|e| format!("database: {e}"))?;
-        for sale in &sales {
-            let r =
-                crate::reconcile::rebuild(redis, db, metrics, sale, crate::stock::SEQ_GAP).await?;
-            eprintln!(
-                "recovery: sale {}: {} live, {} left, {} orders restored from MariaDB",
-                sale.id, r.live, r.stock_left, r.orders_added
-            );
+        let (open, ended): (Vec<_>, Vec<_>) = sales.iter().partition(|s| s.ends_ms > now);
+        for sale in &open {
+            rebuild(redis, db, metrics, sale).await?;
         }
         crate::stock::load_scripts(redis)
             .await
             .map_err(|e| format!("redis: loading scripts: {e}"))?;
+        for sale in &ended {
+            // Buys are back on; a failure here leaves an ended sale to the reconciler.
+            if let Err(e) = rebuild(redis, db, metrics, sale).await {
+                eprintln!("recovery: ended sale {}: {e}", sale.id);
+            }
+        }
         Ok(sales.len())
     };
     let r = result.await;
@@ -88,17 +118,16 @@ pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usiz
     r
 }
 
-/// Recovers if Redis does not know the scripts (at start, and on every lifecycle pass).
-pub async fn recover_if_needed(
+async fn rebuild(
     redis: &Redis,
     db: &Pool,
     metrics: &Metrics,
-) -> Result<bool, String> {
-    if scripts_loaded(redis)
-        .await
-        .map_err(|e| format!("redis: {e}"))?
-    {
-        return Ok(false);
-    }
-    recover(redis, db, metrics).await.map(|_| true)
+    sale: &crate::sales::Sale,
+) -> Result<(), String> {
+    let r = crate::reconcile::rebuild(redis, db, metrics, sale, crate::stock::SEQ_GAP).await?;
+    eprintln!(
+        "recovery: sale {}: {} live, {} left, {} orders restored from MariaDB",
+        sale.id, r.live, r.stock_left, r.orders_added
+    );
+    Ok(())
 }

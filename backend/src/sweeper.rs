@@ -2,10 +2,10 @@
 //! back to Redis stock, exactly once.
 //!
 //! Two steps, each safe to repeat and to run in several backends at once:
-//! 1. [`close_expired`]: `UPDATE ... SET status = 'cancelled' WHERE id = ? AND status =
-//!    'created' AND pay_by_ms < now`. The guard makes the transition happen once; a payment
-//!    racing it (`... WHERE status = 'created' AND pay_by_ms >= now`) is decided by the same
-//!    row lock, so exactly one of the two wins.
+//! 1. [`close_expired`]: `UPDATE ... SET status = 'cancelled' WHERE status = 'created' AND
+//!    pay_by_ms < now`, a batch at a time. The guard makes each transition happen once; a
+//!    payment racing it (`... WHERE status = 'created' AND pay_by_ms >= now`) is decided by the
+//!    same row lock, so exactly one of the two wins.
 //! 2. [`release_pending`]: for every cancelled order whose `released_ms` is NULL, the
 //!    `RELEASE` script gives the unit back (idempotent per order through `{sale}:returned`),
 //!    then `released_ms` is set. A sweeper that dies between the steps leaves the order
@@ -38,6 +38,9 @@ pub async fn sweep(redis: &Redis, db: &Pool, metrics: &Metrics, now: i64) -> Res
 }
 
 /// Step 1: cancels unpaid orders past their deadline. Returns how many this call cancelled.
+/// One guarded `UPDATE` per batch: each row changes only if it is still `created` and past its
+/// deadline, so a payment committed first keeps its order, and two sweepers never both count
+/// a row.
 pub async fn close_expired(
     db: &Pool,
     metrics: &Metrics,
@@ -46,26 +49,16 @@ pub async fn close_expired(
     let mut conn = db.get_conn().await?;
     let mut closed = 0;
     loop {
-        let ids: Vec<u64> = conn
-            .exec(
-                "SELECT id FROM orders WHERE status = 'created' AND pay_by_ms < ?
-                   ORDER BY pay_by_ms LIMIT ?",
-                (now, BATCH),
-            )
-            .await?;
-        let mut this_round = 0;
-        for id in &ids {
-            conn.exec_drop(
-                "UPDATE orders SET status = 'cancelled', live_slot = NULL, closed_ms = ?
-                   WHERE id = ? AND status = 'created' AND pay_by_ms < ?",
-                (now, id, now),
-            )
-            .await?;
-            this_round += conn.affected_rows();
-        }
-        closed += this_round;
-        metrics.orders_expired.inc_by(this_round);
-        if ids.len() < BATCH {
+        conn.exec_drop(
+            "UPDATE orders SET status = 'cancelled', live_slot = NULL, closed_ms = ?
+               WHERE status = 'created' AND pay_by_ms < ? ORDER BY pay_by_ms LIMIT ?",
+            (now, now, BATCH),
+        )
+        .await?;
+        let n = conn.affected_rows();
+        closed += n;
+        metrics.orders_expired.inc_by(n);
+        if n < BATCH as u64 {
             return Ok(closed);
         }
     }
@@ -85,6 +78,8 @@ pub async fn release_pending(redis: &Redis, db: &Pool, metrics: &Metrics) -> Res
         .map_err(|e| format!("database: {e}"))?
     };
     let mut released = 0;
+    let mut done = Vec::with_capacity(rows.len());
+    let mut outcome = Ok(());
     for (sale_id, seq, user_id, slot) in rows {
         match stock::release(redis, sale_id, seq, user_id, slot).await {
             Ok(Released::Now) => {
@@ -96,22 +91,38 @@ pub async fn release_pending(redis: &Redis, db: &Pool, metrics: &Metrics) -> Res
             // and marks the order released. Leave it until then.
             Ok(Released::NotLoaded) => continue,
             // A Redis that forgot its scripts is recovered first (see `recovery`).
-            Err(e) => return Err(format!("redis: {e}")),
+            Err(e) => {
+                outcome = Err(format!("redis: {e}"));
+                break;
+            }
         }
-        mark_released(db, order_id(sale_id, seq))
-            .await
-            .map_err(|e| format!("database: {e}"))?;
+        done.push(order_id(sale_id, seq));
     }
-    Ok(released)
+    // Whatever was given back is recorded, also when a later release failed.
+    mark_released(db, &done)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    outcome.map(|()| released)
 }
 
-/// Records that a cancelled order's unit is back in Redis.
-pub async fn mark_released(db: &Pool, id: u64) -> Result<(), mysql_async::Error> {
+/// Records that these cancelled orders' units are back in Redis.
+pub async fn mark_released(db: &Pool, ids: &[u64]) -> Result<(), mysql_async::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let mut conn = db.get_conn().await?;
-    conn.exec_drop(
-        "UPDATE orders SET released_ms = ? WHERE id = ? AND status = 'cancelled'
-           AND released_ms IS NULL",
-        (crate::clock::now_ms(), id),
-    )
-    .await
+    for chunk in ids.chunks(1000) {
+        let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
+        // Every value is an integer: nothing here can inject SQL.
+        conn.exec_drop(
+            format!(
+                "UPDATE orders SET released_ms = ? WHERE id IN ({}) AND status = 'cancelled'
+                   AND released_ms IS NULL",
+                list.join(",")
+            ),
+            (crate::clock::now_ms(),),
+        )
+        .await?;
+    }
+    Ok(())
 }

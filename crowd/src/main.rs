@@ -137,6 +137,7 @@ async fn run(a: args::Args) -> Result<bool, String> {
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
     }
     let started = Instant::now();
+    let _ = stats.started.set(started);
     let progress = (!a.quiet).then(|| tokio::spawn(progress(stats.clone(), a.users, started)));
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -286,7 +287,10 @@ async fn run(a: args::Args) -> Result<bool, String> {
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        match std::fs::write(&path, report::html(&summary, &funnel, &lat)) {
+        match std::fs::write(
+            &path,
+            report::html(&summary, &funnel, &lat, &stats.over_time(250)),
+        ) {
             Ok(()) if !a.quiet => eprintln!("crowd: report written to {}", path.display()),
             Ok(()) => {}
             Err(e) => eprintln!("crowd: cannot write the report {}: {e}", path.display()),

@@ -56,7 +56,46 @@ fn bars(rows: &[(String, f64)], unit: &str) -> String {
     svg
 }
 
-pub fn html(summary: &Value, funnel: &[(String, f64)], sorted_us: &[u32]) -> String {
+/// p50 and p99 per time bucket as bars (p99 light, p50 dark), log-scaled milliseconds.
+fn timeline(rows: &[(u32, usize, f64, f64)]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let (w, h) = (720.0, 220.0);
+    let max = rows.iter().map(|r| r.3).fold(1.0, f64::max);
+    let scale = |ms: f64| (ms.max(0.1) / 0.1).ln() / (max / 0.1).ln().max(1e-9) * (h - 30.0);
+    let bw = (w - 40.0) / rows.len() as f64;
+    let mut svg =
+        format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img">"#);
+    for (i, (t, n, p50, p99)) in rows.iter().enumerate() {
+        let x = 40.0 + i as f64 * bw;
+        let (h99, h50) = (scale(*p99), scale(*p50));
+        let _ = write!(
+            svg,
+            r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h99:.1}" fill="#9bbcf0"><title>{t} ms: {n} answers, p50 {p50} ms, p99 {p99} ms</title></rect><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h50:.1}" fill="#2157c4"/>"##,
+            h - 20.0 - h99,
+            (bw - 1.0).max(1.0),
+            h - 20.0 - h50,
+            (bw - 1.0).max(1.0),
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="0" y="12" font-size="11">{max} ms</text><text x="40" y="{}" font-size="11">0 s</text><text x="{}" y="{}" font-size="11">{:.1} s</text></svg>"#,
+        h - 4.0,
+        w - 40.0,
+        h - 4.0,
+        f64::from(rows.last().map_or(0, |r| r.0)) / 1000.0
+    );
+    svg
+}
+
+pub fn html(
+    summary: &Value,
+    funnel: &[(String, f64)],
+    sorted_us: &[u32],
+    over_time: &[(u32, usize, f64, f64)],
+) -> String {
     let hist: Vec<(String, f64)> = histogram(sorted_us)
         .into_iter()
         .filter(|(_, c)| *c > 0)
@@ -80,11 +119,13 @@ table{{border-collapse:collapse}}th,td{{text-align:left;padding:2px 12px;border-
 <body><h1>Crowd against sale {sale}</h1>
 <h2>Funnel (requests per layer, log scale)</h2>{funnel}
 <h2>Latency of every request (log-scale buckets, count per bucket)</h2>{hist}
+<h2>Latency over the run (per 250 ms: p99 light, p50 dark; log scale; hover for numbers)</h2>{time}
 <h2>Summary</h2><table>{rows}</table></body></html>
 "#,
         sale = summary["sale_id"],
         funnel = bars(funnel, ""),
         hist = bars(&hist, "req"),
+        time = timeline(over_time),
     )
 }
 

@@ -1,8 +1,8 @@
 //! What the crowd saw, counted while it runs: answers by status code, request latencies.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 pub struct Stats {
     /// Answers by HTTP status (index = status; 0 = no answer).
@@ -20,6 +20,10 @@ pub struct Stats {
     pub shoppers_done: AtomicU64,
     /// Latency of every request, in microseconds.
     latencies: Mutex<Vec<u32>>,
+    /// (ms since the start when the answer came, latency in µs) of every request.
+    timeline: Mutex<Vec<(u32, u32)>>,
+    /// The sale's start, once it is reached.
+    pub started: OnceLock<Instant>,
     /// Order ids answered `queued`.
     pub order_ids: Mutex<Vec<u64>>,
 }
@@ -41,6 +45,8 @@ impl Stats {
             spoofed_limited: AtomicU64::new(0),
             shoppers_done: AtomicU64::new(0),
             latencies: Mutex::new(Vec::new()),
+            timeline: Mutex::new(Vec::new()),
+            started: OnceLock::new(),
             order_ids: Mutex::new(Vec::new()),
         }
     }
@@ -50,6 +56,25 @@ impl Stats {
         self.by_status[usize::from(status).min(599)].fetch_add(1, Ordering::Relaxed);
         let us = took.as_micros().min(u32::MAX as u128) as u32;
         self.latencies.lock().unwrap().push(us);
+        let at = self
+            .started
+            .get()
+            .map_or(0, |t| t.elapsed().as_millis().min(u32::MAX as u128) as u32);
+        self.timeline.lock().unwrap().push((at, us));
+    }
+
+    /// Per `bucket_ms` of the run: (bucket start ms, requests answered, p50 ms, p99 ms).
+    pub fn over_time(&self, bucket_ms: u32) -> Vec<(u32, usize, f64, f64)> {
+        let mut by: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+        for (at, us) in self.timeline.lock().unwrap().iter() {
+            by.entry(at / bucket_ms * bucket_ms).or_default().push(*us);
+        }
+        by.into_iter()
+            .map(|(t, mut v)| {
+                v.sort_unstable();
+                (t, v.len(), quantile_ms(&v, 0.5), quantile_ms(&v, 0.99))
+            })
+            .collect()
     }
 
     pub fn requests(&self) -> u64 {
@@ -93,6 +118,17 @@ pub fn quantile_ms(sorted_us: &[u32], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timeline_buckets_answers_by_when_they_came() {
+        let s = Stats::new();
+        s.record(200, Duration::from_millis(4));
+        s.record(200, Duration::from_millis(8));
+        let rows = s.over_time(250);
+        assert_eq!(rows.len(), 1, "no start set: everything at 0 ms");
+        assert_eq!((rows[0].0, rows[0].1), (0, 2));
+        assert_eq!(rows[0].3, 8.0);
+    }
 
     #[test]
     fn quantiles_of_a_known_set() {
