@@ -30,15 +30,17 @@ async fn crowd_gets_exactly_the_stock(target: Target) {
         }));
     }
     let mut queued = HashSet::new();
-    // Users whose reservation went through while their answer was a 503 (a retry says 409).
-    let mut answer_lost = HashSet::new();
+    // Shoppers who were told 503 at least once: their reservation may have gone through with
+    // the answer lost, and a retry then says 409 (or 410, once the sale is sold out).
+    let mut unsure = HashSet::new();
     let (mut sold_out, mut other) = (0, Vec::new());
     for t in tasks {
         let (user, (status, v, retried)) = t.await.unwrap();
+        if retried {
+            unsure.insert(user);
+        }
         match status {
-            StatusCode::CONFLICT if retried => {
-                answer_lost.insert(user);
-            }
+            StatusCode::CONFLICT if retried => {}
             StatusCode::OK => {
                 assert_eq!(v["status"], "queued");
                 assert!(
@@ -51,8 +53,13 @@ async fn crowd_gets_exactly_the_stock(target: Target) {
         }
     }
     assert!(other.is_empty(), "only queued or sold out: {other:?}");
-    assert_eq!(queued.len() + answer_lost.len(), 100);
-    assert_eq!(sold_out, 1900);
+    assert!(queued.len() <= 100);
+    assert!(
+        queued.len() + unsure.len() >= 100 && sold_out + queued.len() <= 2000,
+        "{} queued, {} unsure, {sold_out} sold out",
+        queued.len(),
+        unsure.len()
+    );
     assert_eq!(b.wait_orders(sale, 100).await, 100);
     // Let a late writer batch land, if there were one, before counting again.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -75,11 +82,11 @@ async fn crowd_gets_exactly_the_stock(target: Target) {
     };
     let unexplained: Vec<&(u64, u64)> = rows
         .iter()
-        .filter(|(id, user)| !queued.contains(&id.to_string()) && !answer_lost.contains(user))
+        .filter(|(id, user)| !queued.contains(&id.to_string()) && !unsure.contains(user))
         .collect();
     assert!(
         unexplained.is_empty(),
-        "every row was answered queued (or its answer was a 503): {unexplained:?}"
+        "every row was answered queued (or its shopper was told 503): {unexplained:?}"
     );
     let row_ids: HashSet<String> = rows.iter().map(|(id, _)| id.to_string()).collect();
     assert!(queued.is_subset(&row_ids), "every queued answer is a row");
