@@ -37,6 +37,37 @@ pub fn parse_id(text: &str) -> Result<u64, ApiError> {
         })
 }
 
+/// The shopper's orders in one sale that MariaDB holds (a just-queued order joins within
+/// moments, when the writer commits it). How a shopper whose answer was lost finds the order.
+pub async fn of_user(db: &Pool, user_id: u64, sale_id: u64) -> Result<Value, ApiError> {
+    let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
+    let rows: Vec<(u64, String, u64, i64, i64, Option<i64>)> = conn
+        .exec(
+            "SELECT id, CAST(status AS CHAR), price_cents, created_ms, pay_by_ms, paid_ms
+               FROM orders WHERE sale_id = ? AND user_id = ? ORDER BY id",
+            (sale_id, user_id),
+        )
+        .await
+        .map_err(ApiError::mysql)?;
+    let orders: Vec<Value> = rows
+        .into_iter()
+        .map(
+            |(id, status, price_cents, created_ms, pay_by_ms, paid_ms)| {
+                json!({
+                    "order_id": id.to_string(),
+                    "sale_id": sale_id,
+                    "status": status,
+                    "price_cents": price_cents,
+                    "created_ms": created_ms,
+                    "pay_by_ms": pay_by_ms,
+                    "paid_ms": paid_ms,
+                })
+            },
+        )
+        .collect();
+    Ok(json!({ "orders": orders }))
+}
+
 /// The order as its owner sees it; 404 when it is not this user's order.
 pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<Value, ApiError> {
     let (sale_id, seq) = split(id);

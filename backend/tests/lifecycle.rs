@@ -109,9 +109,35 @@ async fn payment_status(b: &Backend, payment_id: &str) -> Option<String> {
 async fn a_paid_order_is_paid_once_and_forged_notifications_are_refused() {
     let _serial = SERIAL.lock().await;
     let b = Backend::start(Target::Single, MANUAL).await;
-    let (_, buyers) = sale_with_orders(&b, 5, 900, 1).await;
+    let (sale, buyers) = sale_with_orders(&b, 5, 900, 1).await;
     let (token, id) = &buyers[0];
     assert_eq!(order(&b, token, *id).await["status"], "created");
+    // The shopper can list their orders in the sale (how a lost answer is found again).
+    let (status, mine) = b
+        .call(
+            Method::GET,
+            &format!("/api/sales/{sale}/orders"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    assert_eq!(mine["orders"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["orders"][0]["order_id"], id.to_string());
+    let stranger = b.login(&format!("stranger-{sale}")).await;
+    let (_, theirs) = b
+        .call(
+            Method::GET,
+            &format!("/api/sales/{sale}/orders"),
+            Some(&stranger),
+            None,
+        )
+        .await;
+    assert_eq!(
+        theirs["orders"].as_array().unwrap().len(),
+        0,
+        "only one's own orders"
+    );
 
     // The shopper pays; the simulated provider notifies the backend, signed.
     let (status, started) = pay(&b, token, *id).await;

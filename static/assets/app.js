@@ -2,7 +2,7 @@
 // numbers (it is cached by the CDN); everything live comes from the API:
 //   GET /api/time (clock offset), GET /api/sales/{id} (state), POST /api/login,
 //   POST /api/sales/{id}/captcha, POST /api/sales/{id}/path, POST <path> (buy),
-//   GET /api/orders/{id} (poll), POST /api/orders/{id}/pay.
+//   GET /api/orders/{id} (poll), GET /api/sales/{id}/orders (mine), POST /api/orders/{id}/pay.
 "use strict";
 
 (function () {
@@ -145,9 +145,9 @@
         const p = await api("POST", `/api/sales/${saleId}/path`, null,
           { captcha_token: captcha.token, answer: $("answer").value.trim().toUpperCase() });
         captcha = null;
-        if (p.status !== 200) return refused(p);
+        if (p.status !== 200) return await refused(p);
         const b = await api("POST", p.body.path);
-        if (b.status !== 200) return refused(b);
+        if (b.status !== 200) return await refused(b);
         show("captcha", false);
         say("You are in the queue…", "");
         await followOrder(b.body.order_id);
@@ -156,7 +156,20 @@
       }
     }
 
-    function refused(r) {
+    // After a 503 the outcome is unknown: a later 409 (or 410) may hide an order of ours.
+    let unsure = false;
+    async function myOrder() {
+      const r = await api("GET", `/api/sales/${saleId}/orders`);
+      if (r.status !== 200) return null;
+      return (r.body.orders || []).find((o) => o.status === "created" || o.status === "paid") || null;
+    }
+
+    async function refused(r) {
+      if (r.status === 503) unsure = true;
+      if (r.status === 409 || (r.status === 410 && unsure)) {
+        const mine = await myOrder();
+        if (mine) { show("captcha", false); await followOrder(mine.order_id); return; }
+      }
       const messages = {
         403: "That was not right. Try again.",
         409: "You already bought this one.",

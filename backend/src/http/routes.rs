@@ -4,7 +4,8 @@
 //!
 //! Shopper API (behind the edge): `POST /api/login`, `GET /api/time`, `GET /api/sales/{id}`,
 //! `POST /api/sales/{id}/path`, `POST /api/sales/{id}/buy/{sig}`, `GET /api/orders/{id}`,
-//! `POST /api/orders/{id}/pay`. Payment provider: `POST /api/payments/notify` (signed).
+//! `POST /api/orders/{id}/pay`, `GET /api/sales/{id}/orders` (the shopper's own).
+//! Payment provider: `POST /api/payments/notify` (signed).
 //! Operator API: `POST /admin/sales`, `POST /admin/reconcile` (bearer admin token).
 //! Loopback: `GET /metrics`, `/healthz`, `/internal/sales`.
 
@@ -72,6 +73,7 @@ fn route_name(seg: &[&str]) -> &'static str {
         ["api", "sales", _] => "sale",
         ["api", "sales", _, "path"] => "path",
         ["api", "sales", _, "captcha"] => "captcha",
+        ["api", "sales", _, "orders"] => "my_orders",
         ["api", "sales", _, "buy", _] => "buy",
         ["api", "orders", _] => "order",
         ["api", "orders", _, "pay"] => "pay",
@@ -93,6 +95,7 @@ async fn dispatch(app: &App, req: Request<Incoming>, seg: &[&str]) -> Result<Res
         (&Method::POST, ["api", "sales", sale, "path"]) => purchase_path(app, &req, sale).await,
         (&Method::POST, ["api", "sales", sale, "captcha"]) => new_captcha(app, &req, sale).await,
         (&Method::GET, ["api", "orders", id]) => order_status(app, &req, id).await,
+        (&Method::GET, ["api", "sales", sale, "orders"]) => my_orders(app, &req, sale).await,
         (&Method::POST, ["api", "orders", id, "pay"]) => pay(app, &req, id).await,
         (&Method::POST, ["api", "payments", "notify"]) => payment_notify(app, req).await,
         (&Method::POST, ["admin", "reconcile"]) => reconcile(app, &req).await,
@@ -347,6 +350,16 @@ async fn order_status(app: &App, req: &Request<Incoming>, id: &str) -> Result<Re
             "order lookup",
             orders::status(&app.db, &app.redis, user_id, id),
         )
+        .await?;
+    Ok(reply::json(StatusCode::OK, &body))
+}
+
+/// The shopper's own orders in a sale.
+async fn my_orders(app: &App, req: &Request<Incoming>, sale: &str) -> Result<Resp, ApiError> {
+    let sale_id = parse_sale_id(sale)?;
+    let user_id = user_of(app, req)?;
+    let body = app
+        .db_call("listing orders", orders::of_user(&app.db, user_id, sale_id))
         .await?;
     Ok(reply::json(StatusCode::OK, &body))
 }
