@@ -74,14 +74,23 @@ async fn run(a: args::Args) -> Result<bool, String> {
         "stock": a.stock, "per_user_limit": a.per_user_limit,
         "starts_at": starts, "ends_at": starts + 3_600_000});
     let auth = format!("Bearer {admin}");
-    let (status, created) = edge
-        .send(
-            Method::POST,
-            "/admin/sales",
-            &[("authorization", auth.as_str())],
-            Some(("application/json", body.to_string())),
-        )
-        .await;
+    // A backend that is rebuilding a restarted Redis answers 503 for a while: wait for it.
+    let mut attempt = 0;
+    let (status, created) = loop {
+        let r = edge
+            .send(
+                Method::POST,
+                "/admin/sales",
+                &[("authorization", auth.as_str())],
+                Some(("application/json", body.to_string())),
+            )
+            .await;
+        attempt += 1;
+        if r.0 != 503 || attempt >= 60 {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     if status != 201 {
         return Err(format!(
             "creating the sale: {status} {}",

@@ -72,14 +72,6 @@ pub struct Ctx {
     pub stats: Arc<Stats>,
 }
 
-/// What a shopper's run came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Queued,
-    /// The last status seen (410 sold out, 409, 429 gave up, 403, 0 no answer...).
-    Refused(u16),
-}
-
 /// One POST as `token` from client address `ip`, recorded with its latency since `since`.
 async fn request(
     ctx: &Ctx,
@@ -110,7 +102,8 @@ fn path_of(body: &[u8]) -> Option<String> {
 }
 
 /// Runs one shopper; `arrived` is when it was due (open loop: latency counts from then).
-pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) -> Outcome {
+/// What came of it is in `ctx.stats` (answers by status, queued order ids).
+pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) {
     let path_url = format!("/api/sales/{}/path", ctx.sale_id);
     let form = format!("captcha_token={}&answer={}", s.captcha_token, s.answer);
     let mut since = arrived;
@@ -131,20 +124,20 @@ pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) -> Outcome {
         match status {
             200 => match path_of(&body) {
                 Some(p) => break p,
-                None => return Outcome::Refused(200),
+                None => return,
             },
             // Early by a hair (clocks): try again shortly.
             425 if tries < 100 => tokio::time::sleep(Duration::from_millis(20)).await,
             429 | 503 if s.retries && tries < 4 => {
                 tokio::time::sleep(Duration::from_millis(100 * tries)).await
             }
-            other => return Outcome::Refused(other),
+            _ => return,
         }
         since = Instant::now();
     };
     // 2. The buy.
     let mut tries = 0;
-    let outcome = loop {
+    loop {
         since = if tries == 0 {
             since.max(Instant::now())
         } else {
@@ -163,18 +156,17 @@ pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) -> Outcome {
                 ctx.stats
                     .queued
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                break Outcome::Queued;
+                break;
             }
             429 | 503 if s.retries && tries < 4 => {
                 tokio::time::sleep(Duration::from_millis(100 * tries)).await
             }
-            other => break Outcome::Refused(other),
+            _ => break,
         }
-    };
+    }
     if s.cheats {
         cheat(ctx, s, &path_url, &form, &path).await;
     }
-    outcome
 }
 
 /// Tries what bots try: reused captchas, stolen and forged links never answer 200.
