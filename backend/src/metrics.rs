@@ -30,7 +30,7 @@ pub struct Metrics {
     pub writer_reclaimed: IntCounter,
     pub writer_dead_letters: IntCounter,
     /// Entries in a sale's stream not yet acknowledged by a writer.
-    pub stream_pending: IntGaugeVec,
+    pub stream_backlog: IntGaugeVec,
     /// Units left per live sale, as last seen by this backend.
     pub stock_left: IntGaugeVec,
     /// Initial stock - Redis stock left - live orders, per sale, at the last check (must be 0).
@@ -160,7 +160,7 @@ impl Metrics {
                 "seckill_writer_dead_letters_total",
                 "Stream entries moved to the dead-letter stream",
             ),
-            stream_pending: gauge_vec(
+            stream_backlog: gauge_vec(
                 "seckill_stream_backlog",
                 "Orders queued in a sale's stream and not yet acknowledged by a writer",
                 &["sale"],

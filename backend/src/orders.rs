@@ -37,63 +37,59 @@ pub fn parse_id(text: &str) -> Result<u64, ApiError> {
         })
 }
 
+/// The columns of an order a shopper may see, in one query shape for every lookup.
+const ORDER_COLUMNS: &str =
+    "id, user_id, CAST(status AS CHAR), price_cents, created_ms, pay_by_ms, paid_ms";
+
+type OrderRow = (u64, u64, String, u64, i64, i64, Option<i64>);
+
+/// An order row as the shopper sees it.
+fn row_json((id, _, status, price_cents, created_ms, pay_by_ms, paid_ms): OrderRow) -> Value {
+    json!({
+        "order_id": id.to_string(),
+        "sale_id": split(id).0,
+        "status": status,
+        "price_cents": price_cents,
+        "created_ms": created_ms,
+        "pay_by_ms": pay_by_ms,
+        "paid_ms": paid_ms,
+    })
+}
+
 /// The shopper's orders in one sale that MariaDB holds (a just-queued order joins within
 /// moments, when the writer commits it). How a shopper whose answer was lost finds the order.
 pub async fn of_user(db: &Pool, user_id: u64, sale_id: u64) -> Result<Value, ApiError> {
     let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
-    let rows: Vec<(u64, String, u64, i64, i64, Option<i64>)> = conn
+    let rows: Vec<OrderRow> = conn
         .exec(
-            "SELECT id, CAST(status AS CHAR), price_cents, created_ms, pay_by_ms, paid_ms
-               FROM orders WHERE sale_id = ? AND user_id = ? ORDER BY id",
+            format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE sale_id = ? AND user_id = ? ORDER BY id"
+            ),
             (sale_id, user_id),
         )
         .await
         .map_err(ApiError::mysql)?;
-    let orders: Vec<Value> = rows
-        .into_iter()
-        .map(
-            |(id, status, price_cents, created_ms, pay_by_ms, paid_ms)| {
-                json!({
-                    "order_id": id.to_string(),
-                    "sale_id": sale_id,
-                    "status": status,
-                    "price_cents": price_cents,
-                    "created_ms": created_ms,
-                    "pay_by_ms": pay_by_ms,
-                    "paid_ms": paid_ms,
-                })
-            },
-        )
-        .collect();
+    let orders: Vec<Value> = rows.into_iter().map(row_json).collect();
     Ok(json!({ "orders": orders }))
 }
 
 /// The order as its owner sees it; 404 when it is not this user's order.
 pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<Value, ApiError> {
     let (sale_id, seq) = split(id);
-    let row: Option<(u64, String, u64, i64, i64, Option<i64>)> = {
+    let row: Option<OrderRow> = {
         let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
         conn.exec_first(
-            "SELECT user_id, CAST(status AS CHAR), price_cents, created_ms, pay_by_ms, paid_ms
-               FROM orders WHERE id = ?",
+            format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"),
             (id,),
         )
         .await
         .map_err(ApiError::mysql)?
     };
-    if let Some((owner, status, price_cents, created_ms, pay_by_ms, paid_ms)) = row {
-        if owner != user_id {
+    if let Some(row) = row {
+        if row.1 != user_id {
             return Err(ApiError::not_found(format!("order {id}: no such order")));
         }
-        return Ok(json!({
-            "order_id": id.to_string(),
-            "sale_id": sale_id,
-            "status": status,
-            "price_cents": price_cents,
-            "created_ms": created_ms,
-            "pay_by_ms": pay_by_ms,
-            "paid_ms": paid_ms,
-        }));
+        return Ok(row_json(row));
     }
     let k = SaleKeys::new(sale_id);
     let (owner, returned): (Option<String>, bool) = redis

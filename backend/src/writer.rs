@@ -148,7 +148,7 @@ impl Writer {
         {
             if let Some(n) = group_backlog(&reply) {
                 self.metrics
-                    .stream_pending
+                    .stream_backlog
                     .with_label_values(&[&sale_id.to_string()])
                     .set(n);
             }

@@ -18,8 +18,6 @@ pub struct Stats {
     pub spoofed_limited: AtomicU64,
     /// Shoppers done.
     pub shoppers_done: AtomicU64,
-    /// Latency of every request, in microseconds.
-    latencies: Mutex<Vec<u32>>,
     /// (ms since the start when the answer came, latency in µs) of every request.
     timeline: Mutex<Vec<(u32, u32)>>,
     /// The sale's start, once it is reached.
@@ -44,7 +42,6 @@ impl Stats {
             spoofed: AtomicU64::new(0),
             spoofed_limited: AtomicU64::new(0),
             shoppers_done: AtomicU64::new(0),
-            latencies: Mutex::new(Vec::new()),
             timeline: Mutex::new(Vec::new()),
             started: OnceLock::new(),
             order_ids: Mutex::new(Vec::new()),
@@ -55,7 +52,6 @@ impl Stats {
     pub fn record(&self, status: u16, took: Duration) {
         self.by_status[usize::from(status).min(599)].fetch_add(1, Ordering::Relaxed);
         let us = took.as_micros().min(u32::MAX as u128) as u32;
-        self.latencies.lock().unwrap().push(us);
         let at = self
             .started
             .get()
@@ -100,7 +96,13 @@ impl Stats {
 
     /// Latencies in microseconds, sorted.
     pub fn sorted_latencies(&self) -> Vec<u32> {
-        let mut v = self.latencies.lock().unwrap().clone();
+        let mut v: Vec<u32> = self
+            .timeline
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, us)| *us)
+            .collect();
         v.sort_unstable();
         v
     }

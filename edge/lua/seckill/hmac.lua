@@ -44,15 +44,6 @@ local function hex_of_md()
     return concat(hex_parts, "", 1, 32)
 end
 
-local function to_hex(s)
-    local out = {}
-    for i = 1, #s do
-        out[i] = HEX[byte(s, i)]
-    end
-    return concat(out)
-end
-_M.to_hex = to_hex
-
 local function sha256_raw(s)
     crypto.SHA256(s, #s, md_buf)
     return ffi_str(md_buf, 32)
