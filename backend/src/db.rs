@@ -3,6 +3,10 @@
 //! Migrations are the SQL files in `backend/migrations/`, compiled in, applied in order at
 //! start, each recorded in `schema_migrations`. A named lock (`GET_LOCK`) makes concurrent
 //! starts of several backends apply each migration once.
+//!
+//! Every write that can meet another under contention (writer, sweeper, payments, releases)
+//! runs through [`retry_conflicts`]: an InnoDB deadlock or lock-wait timeout is a normal
+//! outcome there, and the cure is to run the whole transaction again.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,6 +18,7 @@ use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_lifecycle.sql")),
+    (3, include_str!("../migrations/0003_one_charge.sql")),
 ];
 
 /// Runs one request's MariaDB work bounded by `timeout`, through the breaker: while it is
@@ -40,6 +45,45 @@ pub async fn guarded<T>(
         _ => breaker.success(),
     }
     r
+}
+
+/// InnoDB rolled the whole transaction back to break a deadlock.
+pub const ER_LOCK_DEADLOCK: u16 = 1213;
+/// InnoDB gave up waiting for a row lock (the statement was rolled back).
+pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+/// Attempts of one transaction before a lock conflict is returned to the caller.
+pub const CONFLICT_ATTEMPTS: u32 = 8;
+
+/// True for the errors InnoDB answers under contention, which running again resolves.
+pub fn is_lock_conflict(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s)
+        if s.code == ER_LOCK_DEADLOCK || s.code == ER_LOCK_WAIT_TIMEOUT)
+}
+
+/// Runs `attempt` (one whole transaction, or one statement that is its own) and runs it again,
+/// up to [`CONFLICT_ATTEMPTS`] times, when InnoDB answers a deadlock or a lock-wait timeout.
+/// The pause between attempts doubles from 2 ms (capped at 250 ms) plus random jitter, so two
+/// transactions that deadlocked do not meet again in lockstep. Any other outcome is returned
+/// at once. `attempt` must start its own transaction: a dropped one has been rolled back.
+pub async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> Result<T, mysql_async::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, mysql_async::Error>>,
+{
+    let mut pause_ms = 2u64;
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if is_lock_conflict(&e) && tries < CONFLICT_ATTEMPTS => {
+                let r = crate::crypto::random_bytes(2);
+                let jitter = u64::from(u16::from_le_bytes([r[0], r[1]])) % (pause_ms + 1);
+                tokio::time::sleep(Duration::from_millis(pause_ms + jitter)).await;
+                pause_ms = (pause_ms * 2).min(250);
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 pub fn pool(url: &str, max: usize) -> Result<Pool, String> {

@@ -14,6 +14,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
 
+use crate::db::retry_conflicts;
 use crate::metrics::Metrics;
 use crate::orders::order_id;
 use crate::redis_conn::Redis;
@@ -46,16 +47,21 @@ pub async fn close_expired(
     metrics: &Metrics,
     now: i64,
 ) -> Result<u64, mysql_async::Error> {
-    let mut conn = db.get_conn().await?;
     let mut closed = 0;
     loop {
-        conn.exec_drop(
-            "UPDATE orders SET status = 'cancelled', live_slot = NULL, closed_ms = ?
-               WHERE status = 'created' AND pay_by_ms < ? ORDER BY pay_by_ms LIMIT ?",
-            (now, now, BATCH),
-        )
+        // Its index range and a payment's row lock can meet in the opposite order: a
+        // deadlock there is retried (the payment, retried too, then sees the close or wins).
+        let n = retry_conflicts(|| async {
+            let mut conn = db.get_conn().await?;
+            conn.exec_drop(
+                "UPDATE orders SET status = 'cancelled', live_slot = NULL, closed_ms = ?
+                   WHERE status = 'created' AND pay_by_ms < ? ORDER BY pay_by_ms LIMIT ?",
+                (now, now, BATCH),
+            )
+            .await?;
+            Ok(conn.affected_rows())
+        })
         .await?;
-        let n = conn.affected_rows();
         closed += n;
         metrics.orders_expired.inc_by(n);
         if n < BATCH as u64 {
@@ -110,18 +116,19 @@ pub async fn mark_released(db: &Pool, ids: &[u64]) -> Result<(), mysql_async::Er
     if ids.is_empty() {
         return Ok(());
     }
-    let mut conn = db.get_conn().await?;
     for chunk in ids.chunks(1000) {
         let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
         // Every value is an integer: nothing here can inject SQL.
-        conn.exec_drop(
-            format!(
-                "UPDATE orders SET released_ms = ? WHERE id IN ({}) AND status = 'cancelled'
-                   AND released_ms IS NULL",
-                list.join(",")
-            ),
-            (crate::clock::now_ms(),),
-        )
+        let sql = format!(
+            "UPDATE orders SET released_ms = ? WHERE id IN ({}) AND status = 'cancelled'
+               AND released_ms IS NULL",
+            list.join(",")
+        );
+        retry_conflicts(|| async {
+            let mut conn = db.get_conn().await?;
+            conn.exec_drop(sql.as_str(), (crate::clock::now_ms(),))
+                .await
+        })
         .await?;
     }
     Ok(())
