@@ -90,6 +90,25 @@ impl App {
         crate::db::guarded(&self.db_breaker, self.cfg.mysql_timeout, what, work).await
     }
 
+    /// Where the payment provider sends its notifications: the configured URL, else this
+    /// backend's own `/api/payments/notify`.
+    pub fn notify_url(&self) -> Result<String, crate::error::ApiError> {
+        self.cfg
+            .pay_notify_url
+            .clone()
+            .or_else(|| {
+                self.base_url
+                    .get()
+                    .map(|b| format!("{b}/api/payments/notify"))
+            })
+            .ok_or_else(|| {
+                crate::error::ApiError::Unavailable(
+                    "not_ready",
+                    "backend: not listening yet".into(),
+                )
+            })
+    }
+
     /// A writer on a Redis connection of its own (its polling never delays the buy path).
     pub async fn writer(&self, consumer: String) -> Result<Writer, String> {
         let redis = Redis::connect(
@@ -151,7 +170,7 @@ pub async fn run(
 }
 
 /// The background duties of every backend: recover a restarted Redis, sweep unpaid orders
-/// past their deadline, reconcile Redis with MariaDB. Each is safe in several backends at once.
+/// past their deadline, refund money owed back, reconcile Redis with MariaDB. Each is safe in several backends at once.
 async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut reconciler = crate::reconcile::Reconciler::new();
     let mut last_reconcile = std::time::Instant::now();
@@ -182,6 +201,13 @@ async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         let now = crate::clock::now_ms();
         if let Err(e) = crate::sweeper::sweep(&app.bg_redis, &app.db, &app.metrics, now).await {
             eprintln!("lifecycle: sweeper: {e}");
+        }
+        if let Ok(url) = app.notify_url() {
+            if let Err(e) =
+                crate::payment::request_refunds(&app.db, &app.provider, &url, now, None).await
+            {
+                eprintln!("lifecycle: refunds: {e}");
+            }
         }
         if last_reconcile.elapsed() >= app.cfg.reconcile_interval {
             last_reconcile = std::time::Instant::now();

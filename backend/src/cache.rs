@@ -75,7 +75,7 @@ impl SaleCache {
         self.sales.insert(sale.id, Some(Arc::new(sale))).await;
     }
 
-    pub async fn is_sold_out(&self, id: u64) -> bool {
+    pub fn is_sold_out(&self, id: u64) -> bool {
         self.sold_out.contains_key(&id)
     }
 

@@ -17,6 +17,8 @@ use crate::crypto;
 /// No 0/O, 1/I: a shopper can read every code.
 const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 pub const LENGTH: usize = 5;
+/// Captchas are handed out from this long before the start, so shoppers solve them at zero.
+pub const EARLY_MS: i64 = 60_000;
 
 fn message(user_id: u64, sale_id: u64, expires_s: i64, nonce: &str, answer: &str) -> String {
     format!("c1.{user_id}.{sale_id}.{expires_s}.{nonce}.{answer}")

@@ -6,7 +6,7 @@
 
 use hyper::StatusCode;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ApiError {
     /// The request itself is wrong (400/404/405/411/413/415/422).
     BadRequest(StatusCode, &'static str, String),

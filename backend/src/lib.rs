@@ -39,6 +39,7 @@ pub mod link;
 pub mod metrics;
 pub mod orders;
 pub mod payment;
+pub mod provider;
 pub mod reconcile;
 pub mod recovery;
 pub mod redis_conn;

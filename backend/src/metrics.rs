@@ -217,7 +217,14 @@ impl Metrics {
         for kind in ["release", "rebuild"] {
             m.repairs.with_label_values(&[kind]);
         }
-        for result in ["paid", "already_paid", "refund_due", "forged"] {
+        for result in [
+            "paid",
+            "already_paid",
+            "refund_due",
+            "refunded",
+            "already_refunded",
+            "forged",
+        ] {
             m.payments.with_label_values(&[result]);
         }
         for outcome in ["queued", "sold_out", "duplicate", "error"] {

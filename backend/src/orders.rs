@@ -37,6 +37,12 @@ pub fn parse_id(text: &str) -> Result<u64, ApiError> {
         })
 }
 
+/// The one answer for an order that does not exist and for another shopper's order, so the
+/// answer does not tell which ids exist.
+pub fn no_such_order(id: u64) -> ApiError {
+    ApiError::not_found(format!("order {id}: no such order"))
+}
+
 /// The columns of an order a shopper may see, in one query shape for every lookup.
 const ORDER_COLUMNS: &str =
     "id, user_id, CAST(status AS CHAR), price_cents, created_ms, pay_by_ms, paid_ms";
@@ -87,7 +93,7 @@ pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<V
     };
     if let Some(row) = row {
         if row.1 != user_id {
-            return Err(ApiError::not_found(format!("order {id}: no such order")));
+            return Err(no_such_order(id));
         }
         return Ok(row_json(row));
     }
@@ -112,7 +118,7 @@ pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<V
             "sale_id": sale_id,
             "status": if returned { "cancelled" } else { "queued" },
         })),
-        _ => Err(ApiError::not_found(format!("order {id}: no such order"))),
+        _ => Err(no_such_order(id)),
     }
 }
 

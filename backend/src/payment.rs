@@ -1,73 +1,100 @@
 //! Payments: the shopper starts one, a (simulated) provider takes the money and notifies us
 //! with a signed message, and the order becomes `paid` if, and only if, it is still unpaid
-//! and inside its deadline.
+//! and inside its deadline. Money that must go back is refunded through the provider.
 //!
-//! The notification is `POST /api/payments/notify` with the JSON body
-//! `{"payment_id","order_id","amount_cents","status":"succeeded"}` and the header
-//! `X-Pay-Signature: hex(HMAC-SHA256(pay_key, body))`, as real gateways do. Handling it is
-//! idempotent: the same notification twice changes nothing the second time. A payment that
-//! arrives after the order was closed (or for the wrong amount, or for an order already paid
-//! by another payment) is refused and recorded as `refund_due`: the money must go back.
+//! Invariants kept here:
+//! - **One charge per order.** [`start`] inserts the payment under the unique key
+//!   `one_charge_per_order (started_for)`: a second call (a double click, a retry, another
+//!   backend at the same moment) finds the first payment and answers it; only the call whose
+//!   insert went in asks the provider to charge. A unique key, not a check-then-insert.
+//! - **Every notification is idempotent.** `POST /api/payments/notify` carries
+//!   `{"payment_id","order_id","amount_cents","status":"succeeded"|"refunded"}` and the header
+//!   `X-Pay-Signature: hex(HMAC-SHA256(pay_key, body))`. The same notification twice changes
+//!   nothing the second time. A payment that arrives after its order was closed (or for the
+//!   wrong amount, or for an order another payment paid) is refused and kept as `refund_due`.
+//! - **Refunded exactly once.** [`request_refunds`] claims each `refund_due` payment with a
+//!   guarded `UPDATE` (one backend wins) and asks the provider to refund it, keyed by the
+//!   payment id (the provider refunds a payment once, however often it is asked); the
+//!   provider's signed `refunded` notification makes it `refunded`.
+//! - **Money adds up.** For every order: money taken minus money returned is its price if it
+//!   is paid, else zero ([`money_check`], reported by `scripts/reconcile`).
 //!
-//! The provider is simulated in-process ([`Provider`]): it waits `pay_delay`, then delivers
-//! the notification over HTTP to `pay_notify_url`, retrying until it is acknowledged.
+//! Every write runs through [`crate::db::retry_conflicts`]: a payment racing the sweeper on
+//! one order row is a textbook InnoDB deadlock.
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Method, Request};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, TxOpts};
 use serde_json::{json, Value};
 
+use crate::db::retry_conflicts;
 use crate::error::ApiError;
 use crate::input::Fields;
 use crate::orders;
 
-pub const SIGNATURE_HEADER: &str = "x-pay-signature";
+pub use crate::provider::{Provider, SIGNATURE_HEADER};
 
-/// A started payment, as returned to the shopper.
-#[derive(Debug, Clone)]
-pub struct Started {
+/// A payment as the shopper sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payment {
     pub payment_id: String,
     pub order_id: u64,
     pub amount_cents: u64,
+    /// `pending` until the provider confirms, then `succeeded` (or `refund_due`, `refunded`).
+    pub status: String,
 }
 
-/// Starts a payment for the shopper's own created, unpaid order inside its deadline.
-pub async fn start(db: &Pool, user_id: u64, order_id: u64, now: i64) -> Result<Started, ApiError> {
+impl Payment {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "payment_id": self.payment_id,
+            "order_id": self.order_id.to_string(),
+            "amount_cents": self.amount_cents,
+            "status": self.status,
+        })
+    }
+}
+
+/// What a pay call came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// This call started the payment: the provider must now be asked to charge.
+    New(Payment),
+    /// The order already has its payment (pending or succeeded): no new charge.
+    Existing(Payment),
+    /// MariaDB does not hold the order (it may still be queued): the caller asks the ledger.
+    NotRecorded,
+}
+
+/// Starts (or finds) the payment of the shopper's own order. Another user's order is a 404,
+/// exactly as a missing one; a closed order or a passed deadline is a 410.
+pub async fn start(db: &Pool, user_id: u64, order_id: u64, now: i64) -> Result<Start, ApiError> {
     let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
-    let row: Option<(u64, String, u64, i64)> = conn
+    let row: Option<(u64, String, u64, i64, Option<String>)> = conn
         .exec_first(
-            "SELECT user_id, CAST(status AS CHAR), price_cents, pay_by_ms FROM orders WHERE id = ?",
+            "SELECT user_id, CAST(status AS CHAR), price_cents, pay_by_ms, payment_id
+               FROM orders WHERE id = ?",
             (order_id,),
         )
         .await
         .map_err(ApiError::mysql)?;
-    let Some((owner, status, price_cents, pay_by_ms)) = row else {
-        return Err(ApiError::BadRequest(
-            hyper::StatusCode::CONFLICT,
-            "order_not_ready",
-            format!(
-                "order {order_id}: not recorded yet (still queued) or not yours; retry in a moment"
-            ),
-        ));
+    drop(conn);
+    let Some((owner, status, price_cents, pay_by_ms, paid_by)) = row else {
+        return Ok(Start::NotRecorded);
     };
     if owner != user_id {
-        return Err(ApiError::not_found(format!(
-            "order {order_id}: no such order"
-        )));
+        return Err(orders::no_such_order(order_id));
     }
     match status.as_str() {
         "paid" => {
-            return Err(ApiError::BadRequest(
-                hyper::StatusCode::CONFLICT,
-                "already_paid",
-                format!("order {order_id}: already paid"),
-            ))
+            let paid_by = paid_by.unwrap_or_default();
+            return find(db, "id = ?", paid_by.as_str())
+                .await?
+                .map(Start::Existing)
+                .ok_or_else(|| {
+                    ApiError::mysql(format!(
+                        "order {order_id}: paid by a payment that is not recorded"
+                    ))
+                });
         }
         "cancelled" => {
             return Err(ApiError::BadRequest(
@@ -86,18 +113,76 @@ pub async fn start(db: &Pool, user_id: u64, order_id: u64, now: i64) -> Result<S
         ));
     }
     let payment_id = crate::crypto::random_hex(16);
-    conn.exec_drop(
-        "INSERT INTO payments (id, order_id, amount_cents, status, created_ms)
-           VALUES (?, ?, ?, 'pending', ?)",
-        (&payment_id, order_id, price_cents, now),
-    )
+    let inserted = retry_conflicts(|| async {
+        let mut conn = db.get_conn().await?;
+        conn.exec_drop(
+            "INSERT INTO payments (id, order_id, amount_cents, status, created_ms, started_for)
+               VALUES (?, ?, ?, 'pending', ?, ?)
+             ON DUPLICATE KEY UPDATE started_for = started_for",
+            (&payment_id, order_id, price_cents, now, order_id),
+        )
+        .await?;
+        Ok(conn.affected_rows() == 1)
+    })
     .await
     .map_err(ApiError::mysql)?;
-    Ok(Started {
-        payment_id,
-        order_id,
-        amount_cents: price_cents,
-    })
+    if inserted {
+        return Ok(Start::New(Payment {
+            payment_id,
+            order_id,
+            amount_cents: price_cents,
+            status: "pending".into(),
+        }));
+    }
+    find(db, "started_for = ?", order_id)
+        .await?
+        .map(Start::Existing)
+        .ok_or_else(|| ApiError::mysql(format!("order {order_id}: its payment vanished")))
+}
+
+/// The payment matching `condition` (one `?`, bound to `value`).
+async fn find(
+    db: &Pool,
+    condition: &str,
+    value: impl Into<mysql_async::Value>,
+) -> Result<Option<Payment>, ApiError> {
+    let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
+    let row: Option<(String, u64, u64, String)> = conn
+        .exec_first(
+            format!(
+                "SELECT id, order_id, amount_cents, CAST(status AS CHAR) FROM payments
+                   WHERE {condition}"
+            ),
+            (value.into(),),
+        )
+        .await
+        .map_err(ApiError::mysql)?;
+    Ok(
+        row.map(|(payment_id, order_id, amount_cents, status)| Payment {
+            payment_id,
+            order_id,
+            amount_cents,
+            status,
+        }),
+    )
+}
+
+/// What the provider reports about a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The money was taken.
+    Succeeded,
+    /// The money was given back.
+    Refunded,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Succeeded => "succeeded",
+            Event::Refunded => "refunded",
+        }
+    }
 }
 
 /// A provider's notification, after its signature was checked.
@@ -106,6 +191,7 @@ pub struct Notification {
     pub payment_id: String,
     pub order_id: u64,
     pub amount_cents: u64,
+    pub event: Event,
 }
 
 impl Notification {
@@ -114,7 +200,7 @@ impl Notification {
             "payment_id": self.payment_id,
             "order_id": self.order_id.to_string(),
             "amount_cents": self.amount_cents,
-            "status": "succeeded",
+            "status": self.event.as_str(),
         })
         .to_string()
     }
@@ -146,16 +232,21 @@ impl Notification {
         }
         let order_id = orders::parse_id(&f.string("order_id", 1, 20)?)?;
         let amount_cents = f.int("amount_cents", 0, i64::MAX, None)? as u64;
-        if f.string("status", 1, 16)? != "succeeded" {
-            return Err(ApiError::unprocessable(
-                "bad_field",
-                "status: only \"succeeded\" notifications are sent",
-            ));
-        }
+        let event = match f.string("status", 1, 16)?.as_str() {
+            "succeeded" => Event::Succeeded,
+            "refunded" => Event::Refunded,
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "bad_field",
+                    "status: expected \"succeeded\" or \"refunded\"",
+                ))
+            }
+        };
         Ok(Notification {
             payment_id,
             order_id,
             amount_cents,
+            event,
         })
     }
 }
@@ -168,6 +259,10 @@ pub enum Applied {
     AlreadyPaid,
     /// Refused; recorded as refund due, with the reason.
     RefundDue(&'static str),
+    /// The provider gave the money of a refund-due payment back.
+    Refunded,
+    /// That refund was recorded before: nothing changed.
+    AlreadyRefunded,
 }
 
 impl Applied {
@@ -176,53 +271,66 @@ impl Applied {
             Applied::Paid => "paid",
             Applied::AlreadyPaid => "already_paid",
             Applied::RefundDue(_) => "refund_due",
+            Applied::Refunded => "refunded",
+            Applied::AlreadyRefunded => "already_refunded",
         }
     }
 }
 
-/// Applies a notification in one transaction. The order changes only through the guarded
-/// `UPDATE`, which races the sweeper's guarded close on the same row: one of them wins.
+/// Applies a notification in one transaction (run again on a deadlock).
 pub async fn apply(db: &Pool, n: &Notification, now: i64) -> Result<Applied, ApiError> {
-    let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
-    let mut tx = conn
-        .start_transaction(TxOpts::default())
-        .await
-        .map_err(ApiError::mysql)?;
+    let applied = match n.event {
+        Event::Succeeded => retry_conflicts(|| apply_payment(db, n, now)).await,
+        Event::Refunded => retry_conflicts(|| apply_refund(db, n, now)).await,
+    }
+    .map_err(ApiError::mysql)?;
+    applied.ok_or_else(|| match n.event {
+        Event::Succeeded => orders::no_such_order(n.order_id),
+        Event::Refunded => ApiError::BadRequest(
+            hyper::StatusCode::CONFLICT,
+            "not_owed",
+            format!("payment {}: no refund is owed on it", n.payment_id),
+        ),
+    })
+}
+
+/// The order changes only through the guarded `UPDATE`, which races the sweeper's guarded
+/// close on the same row: one of them wins. `None`: no such order.
+async fn apply_payment(
+    db: &Pool,
+    n: &Notification,
+    now: i64,
+) -> Result<Option<Applied>, mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
     tx.exec_drop(
         "UPDATE orders SET status = 'paid', paid_ms = ?, payment_id = ?
            WHERE id = ? AND status = 'created' AND pay_by_ms >= ? AND price_cents = ?",
         (now, &n.payment_id, n.order_id, now, n.amount_cents),
     )
-    .await
-    .map_err(ApiError::mysql)?;
+    .await?;
     let outcome = if tx.affected_rows() == 1 {
         Applied::Paid
     } else {
-        let row: Option<(String, Option<String>, u64, i64)> = tx
+        let row: Option<(String, Option<String>, u64)> = tx
             .exec_first(
-                "SELECT CAST(status AS CHAR), payment_id, price_cents, pay_by_ms
+                "SELECT CAST(status AS CHAR), payment_id, price_cents
                    FROM orders WHERE id = ? FOR UPDATE",
                 (n.order_id,),
             )
-            .await
-            .map_err(ApiError::mysql)?;
+            .await?;
         match row {
-            None => {
-                return Err(ApiError::not_found(format!(
-                    "order {}: no such order",
-                    n.order_id
-                )))
-            }
-            Some((status, paid_by, _, _))
+            None => return Ok(None),
+            Some((status, paid_by, _))
                 if status == "paid" && paid_by.as_deref() == Some(n.payment_id.as_str()) =>
             {
                 Applied::AlreadyPaid
             }
-            Some((status, _, _, _)) if status == "paid" => {
+            Some((status, _, _)) if status == "paid" => {
                 Applied::RefundDue("paid_by_another_payment")
             }
-            Some((status, _, _, _)) if status == "cancelled" => Applied::RefundDue("order_closed"),
-            Some((_, _, price, _)) if price != n.amount_cents => Applied::RefundDue("wrong_amount"),
+            Some((status, _, _)) if status == "cancelled" => Applied::RefundDue("order_closed"),
+            Some((_, _, price)) if price != n.amount_cents => Applied::RefundDue("wrong_amount"),
             Some(_) => Applied::RefundDue("deadline_passed"),
         }
     };
@@ -230,12 +338,14 @@ pub async fn apply(db: &Pool, n: &Notification, now: i64) -> Result<Applied, Api
         Applied::RefundDue(r) => ("refund_due", Some(*r)),
         _ => ("succeeded", None),
     };
+    // A payment already refunded (or succeeded) keeps its status: a late replay of its
+    // success notification must not make its money owed again.
     tx.exec_drop(
         "INSERT INTO payments (id, order_id, amount_cents, status, created_ms, notified_ms, reason)
            VALUES (?, ?, ?, ?, ?, ?, ?)
          ON DUPLICATE KEY UPDATE
-           status = IF(status = 'succeeded', status, VALUES(status)),
-           reason = IF(status = 'succeeded', reason, VALUES(reason)),
+           reason = IF(status IN ('succeeded', 'refunded'), reason, VALUES(reason)),
+           status = IF(status IN ('succeeded', 'refunded'), status, VALUES(status)),
            notified_ms = COALESCE(notified_ms, VALUES(notified_ms))",
         (
             &n.payment_id,
@@ -247,70 +357,143 @@ pub async fn apply(db: &Pool, n: &Notification, now: i64) -> Result<Applied, Api
             reason,
         ),
     )
-    .await
-    .map_err(ApiError::mysql)?;
-    tx.commit().await.map_err(ApiError::mysql)?;
-    Ok(outcome)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(outcome))
 }
 
-/// The simulated payment provider: takes the money, then notifies, like a gateway's webhook.
-#[derive(Clone)]
-pub struct Provider {
-    key: Vec<u8>,
-    delay: Duration,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Provider {
-    pub fn new(key: Vec<u8>, delay: Duration) -> Provider {
-        Provider {
-            key,
-            delay,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+/// `None`: the payment is not one whose money is owed back.
+async fn apply_refund(
+    db: &Pool,
+    n: &Notification,
+    now: i64,
+) -> Result<Option<Applied>, mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    conn.exec_drop(
+        "UPDATE payments SET status = 'refunded', refunded_ms = ?
+           WHERE id = ? AND order_id = ? AND amount_cents = ? AND status = 'refund_due'",
+        (now, &n.payment_id, n.order_id, n.amount_cents),
+    )
+    .await?;
+    if conn.affected_rows() == 1 {
+        return Ok(Some(Applied::Refunded));
     }
+    let status: Option<String> = conn
+        .exec_first(
+            "SELECT CAST(status AS CHAR) FROM payments WHERE id = ? AND order_id = ?",
+            (&n.payment_id, n.order_id),
+        )
+        .await?;
+    Ok((status.as_deref() == Some("refunded")).then_some(Applied::AlreadyRefunded))
+}
 
-    /// Notifies `url` of a successful payment after the delay, in the background; retries
-    /// with backoff until acknowledged (2xx), for at most ten attempts.
-    pub fn pay(&self, url: String, payment: &Started) {
-        let n = Notification {
-            payment_id: payment.payment_id.clone(),
-            order_id: payment.order_id,
-            amount_cents: payment.amount_cents,
-        };
-        let me = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(me.delay).await;
-            let mut backoff = Duration::from_millis(100);
-            for _ in 0..10 {
-                if me.deliver(&url, &n).await {
-                    return;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            eprintln!(
-                "payment provider: gave up notifying {url} of payment {}",
-                n.payment_id
+/// A refund is asked for again if its confirmation has not come within this time (the
+/// provider refunds a payment once however often it is asked).
+pub const REFUND_RETRY_MS: i64 = 60_000;
+
+/// Asks the provider to refund every `refund_due` payment (of one sale, or of all) not asked
+/// for yet, or asked for more than [`REFUND_RETRY_MS`] ago. Each is claimed with a guarded
+/// `UPDATE` first, so of several backends exactly one asks. Returns how many this call asked
+/// for.
+pub async fn request_refunds(
+    db: &Pool,
+    provider: &Provider,
+    notify_url: &str,
+    now: i64,
+    sale: Option<u64>,
+) -> Result<u64, mysql_async::Error> {
+    let stale = now - REFUND_RETRY_MS;
+    let due: Vec<(String, u64, u64)> = {
+        let mut conn = db.get_conn().await?;
+        // An order id is sale << 32 | seq.
+        conn.exec(
+            "SELECT id, order_id, amount_cents FROM payments
+               WHERE status = 'refund_due'
+                 AND (refund_requested_ms IS NULL OR refund_requested_ms < ?)
+                 AND (? IS NULL OR order_id >> 32 = ?)
+               LIMIT 500",
+            (stale, sale, sale),
+        )
+        .await?
+    };
+    let mut asked = 0;
+    for (payment_id, order_id, amount_cents) in due {
+        let claimed = retry_conflicts(|| async {
+            let mut conn = db.get_conn().await?;
+            conn.exec_drop(
+                "UPDATE payments SET refund_requested_ms = ?
+                   WHERE id = ? AND status = 'refund_due'
+                     AND (refund_requested_ms IS NULL OR refund_requested_ms < ?)",
+                (now, &payment_id, stale),
+            )
+            .await?;
+            Ok(conn.affected_rows() == 1)
+        })
+        .await?;
+        if claimed {
+            provider.refund(
+                notify_url.to_string(),
+                &Payment {
+                    payment_id,
+                    order_id,
+                    amount_cents,
+                    status: "refund_due".into(),
+                },
             );
-        });
-    }
-
-    async fn deliver(&self, url: &str, n: &Notification) -> bool {
-        let body = n.body();
-        let sig = crate::crypto::sign_hex(&self.key, body.as_bytes());
-        let Ok(req) = Request::builder()
-            .method(Method::POST)
-            .uri(url)
-            .header("content-type", "application/json")
-            .header(SIGNATURE_HEADER, sig)
-            .body(Full::new(Bytes::from(body)))
-        else {
-            return false;
-        };
-        match tokio::time::timeout(Duration::from_secs(5), self.client.request(req)).await {
-            Ok(Ok(resp)) => resp.status().is_success(),
-            _ => false,
+            asked += 1;
         }
     }
+    Ok(asked)
+}
+
+/// The money of the orders of some sales, as the payments table records it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MoneyCheck {
+    /// Orders with at least one payment.
+    pub orders_with_payments: u64,
+    /// Payments whose money is owed back and not yet confirmed refunded.
+    pub refunds_pending: u64,
+    /// Orders (ids as strings) where money taken minus money returned is not their price if
+    /// paid, or zero if not (once no refund is pending on them).
+    pub mismatched: Vec<String>,
+}
+
+/// Checks, for every order of these sales: money taken (payments that succeeded, are owed
+/// back, or were refunded) minus money returned (refunded) equals the price for a paid order
+/// and zero for any other.
+pub async fn money_check(db: &Pool, sales: &[u64]) -> Result<MoneyCheck, mysql_async::Error> {
+    let mut check = MoneyCheck::default();
+    if sales.is_empty() {
+        return Ok(check);
+    }
+    let list: Vec<String> = sales.iter().map(u64::to_string).collect();
+    let mut conn = db.get_conn().await?;
+    // Every value is an integer: nothing here can inject SQL.
+    let rows: Vec<(u64, String, u64, u64, u64, u64)> = conn
+        .query(format!(
+            "SELECT o.id, CAST(o.status AS CHAR), o.price_cents,
+                    COALESCE(SUM(IF(p.status IN ('succeeded', 'refund_due', 'refunded'),
+                                    p.amount_cents, 0)), 0),
+                    COALESCE(SUM(IF(p.status = 'refunded', p.amount_cents, 0)), 0),
+                    COALESCE(SUM(p.status = 'refund_due'), 0)
+               FROM orders o JOIN payments p ON p.order_id = o.id
+              WHERE o.sale_id IN ({})
+              GROUP BY o.id",
+            list.join(",")
+        ))
+        .await?;
+    for (id, status, price, taken, returned, owed) in rows {
+        check.orders_with_payments += 1;
+        check.refunds_pending += owed;
+        let kept = i128::from(taken) - i128::from(returned);
+        let due = if status == "paid" {
+            i128::from(price)
+        } else {
+            0
+        };
+        if owed == 0 && kept != due {
+            check.mismatched.push(id.to_string());
+        }
+    }
+    Ok(check)
 }

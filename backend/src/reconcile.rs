@@ -240,7 +240,7 @@ impl Reconciler {
     }
 
     pub async fn pass(&mut self, redis: &Redis, db: &Pool, metrics: &Metrics) {
-        let since = crate::clock::now_ms() - crate::writer::RETENTION_MS;
+        let since = crate::clock::now_ms() - crate::sales::RETENTION_MS;
         let list = match crate::sales::ending_after(db, since).await {
             Ok(l) => l,
             Err(e) => {

@@ -92,7 +92,7 @@ pub async fn scripts_loaded(redis: &Redis) -> Result<bool, CallError> {
 pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usize, String> {
     let now = crate::clock::now_ms();
     let result = async {
-        let sales = crate::sales::ending_after(db, now - crate::writer::RETENTION_MS)
+        let sales = crate::sales::ending_after(db, now - crate::sales::RETENTION_MS)
             .await
             .map_err(|e| format!("database: {e}"))?;
         let (open, ended): (Vec<_>, Vec<_>) = sales.iter().partition(|s| s.ends_ms > now);

@@ -13,6 +13,11 @@ pub const MAX_STOCK: i64 = 10_000_000;
 /// Slots are bits of one Redis integer, so a buyer may hold at most this many orders.
 pub const MAX_PER_USER: i64 = 30;
 pub const DEFAULT_PAY_WINDOW_S: i64 = 900;
+/// How long after its end a sale is still looked after: its stream drained by the writer,
+/// checked by the reconciler, rebuilt by recovery.
+pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
+/// How long after its end the edge keeps a sale's state (to answer "ended" itself).
+pub const EDGE_GRACE_MS: i64 = 60_000;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sale {
@@ -41,6 +46,15 @@ impl Sale {
             Phase::Active
         } else {
             Phase::Ended
+        }
+    }
+
+    /// Ok while the sale takes buys; else the answer a buy gets (425 before, 410 after).
+    pub fn open_at(&self, now_ms: i64) -> Result<(), ApiError> {
+        match self.phase(now_ms) {
+            Phase::Upcoming => Err(ApiError::NotStarted),
+            Phase::Ended => Err(ApiError::Ended),
+            Phase::Active => Ok(()),
         }
     }
 

@@ -37,9 +37,6 @@ use crate::orders::order_id;
 use crate::redis_conn::{CallError, Redis};
 use crate::sales::{self, Sale};
 
-/// Sales whose end is older than this are no longer watched.
-pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
-
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
     pub batch: usize,
@@ -112,7 +109,7 @@ impl Writer {
         shutdown: &watch::Receiver<bool>,
     ) {
         let now = crate::clock::now_ms();
-        match sales::ending_after(&self.db, now - RETENTION_MS).await {
+        match sales::ending_after(&self.db, now - crate::sales::RETENTION_MS).await {
             Ok(list) => {
                 for sale in list {
                     self.report_backlog(sale.id).await;
@@ -207,7 +204,7 @@ impl Writer {
                     retry_own = false;
                     continue;
                 }
-                if stopping || sale.ends_ms + RETENTION_MS < crate::clock::now_ms() {
+                if stopping || sale.ends_ms + crate::sales::RETENTION_MS < crate::clock::now_ms() {
                     return;
                 }
                 tokio::select! {
@@ -342,6 +339,10 @@ impl Writer {
             .await;
         let r = match r {
             Err(_) => Err(Insert::Down("database: batch insert timed out".into())),
+            // A lock conflict that outlived its retries is contention, not a poison row.
+            Ok(Err(e)) if crate::db::is_lock_conflict(&e) => {
+                Err(Insert::Down(format!("database: {e}")))
+            }
             Ok(Err(mysql_async::Error::Server(e))) => {
                 Err(Insert::Refused(format!("database: {e}")))
             }
@@ -569,9 +570,13 @@ pub async fn insert_batch(
     }
     // A replayed entry hits the primary key and changes nothing.
     sql.push_str(" ON DUPLICATE KEY UPDATE id = id");
-    let mut conn = db.get_conn().await?;
-    conn.query_drop(sql).await?;
-    Ok(conn.affected_rows())
+    // Two writers' batches (a reclaim racing the owner) can deadlock on the unique keys.
+    crate::db::retry_conflicts(|| async {
+        let mut conn = db.get_conn().await?;
+        conn.query_drop(sql.as_str()).await?;
+        Ok(conn.affected_rows())
+    })
+    .await
 }
 
 fn parse_order(id: &str, fields: &[(String, String)]) -> Option<QueuedOrder> {

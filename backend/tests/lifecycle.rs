@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Backend, Target, ADMIN, PAY_KEY};
 use hyper::{Method, StatusCode};
 use mysql_async::prelude::Queryable;
-use seckill::payment::{self, Applied, Notification};
+use seckill::payment::{self, Applied, Event, Notification, Payment, Start};
 use seckill::sweeper;
 use serde_json::{json, Value};
 
@@ -95,6 +95,19 @@ async fn notify(b: &Backend, body: &str, key: Option<&[u8]>) -> (StatusCode, Val
     )
 }
 
+/// Starts paying the order as its owner would, without the provider's charge (tests deliver
+/// the notifications themselves).
+async fn start_payment(b: &Backend, token: &str, id: u64) -> Payment {
+    let user = common::user_of(token);
+    match payment::start(&b.app.db, user, id, seckill::clock::now_ms())
+        .await
+        .unwrap()
+    {
+        Start::New(p) => p,
+        other => panic!("expected a new payment, got {other:?}"),
+    }
+}
+
 async fn payment_status(b: &Backend, payment_id: &str) -> Option<String> {
     let mut c = b.app.db.get_conn().await.unwrap();
     c.exec_first(
@@ -162,6 +175,7 @@ async fn a_paid_order_is_paid_once_and_forged_notifications_are_refused() {
         payment_id: payment_id.clone(),
         order_id: *id,
         amount_cents: 4200,
+        event: Event::Succeeded,
     };
     let (status, v) = notify(&b, &n.body(), Some(PAY_KEY.as_bytes())).await;
     assert_eq!(
@@ -178,24 +192,29 @@ async fn a_paid_order_is_paid_once_and_forged_notifications_are_refused() {
         "a replay changes nothing"
     );
 
-    // A second, different payment for a paid order is refused and owed back.
+    // A second, different payment for a paid order is refused and owed back. (Fresh ids: a
+    // rerun against the same database must not meet this run's rows.)
+    let other_id = seckill::crypto::random_hex(16);
+    let forged_id = seckill::crypto::random_hex(16);
     let other = Notification {
-        payment_id: "ab".repeat(16),
+        payment_id: other_id.clone(),
         order_id: *id,
         amount_cents: 4200,
+        event: Event::Succeeded,
     };
     let (_, v) = notify(&b, &other.body(), Some(PAY_KEY.as_bytes())).await;
     assert_eq!(v["result"], "refund_due", "{v}");
     assert_eq!(
-        payment_status(&b, &"ab".repeat(16)).await.as_deref(),
+        payment_status(&b, &other_id).await.as_deref(),
         Some("refund_due")
     );
 
     // Unsigned and mis-signed notifications are refused and change nothing.
     let forged = Notification {
-        payment_id: "cd".repeat(16),
+        payment_id: forged_id.clone(),
         order_id: *id,
         amount_cents: 1,
+        event: Event::Succeeded,
     };
     let (status, v) = notify(&b, &forged.body(), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
@@ -205,17 +224,19 @@ async fn a_paid_order_is_paid_once_and_forged_notifications_are_refused() {
         (StatusCode::FORBIDDEN, Some("bad_signature"))
     );
     assert_eq!(
-        payment_status(&b, &"cd".repeat(16)).await,
+        payment_status(&b, &forged_id).await,
         None,
         "nothing recorded"
     );
 
-    // Paying a paid order again is refused up front.
+    // Paying a paid order again answers the payment that paid it: no new charge.
     let (status, v) = pay(&b, token, *id).await;
     assert_eq!(
-        (status, v["error"].as_str()),
-        (StatusCode::CONFLICT, Some("already_paid"))
+        (status, v["payment_id"].as_str(), v["status"].as_str()),
+        (StatusCode::OK, Some(payment_id.as_str()), Some("succeeded")),
+        "{v}"
     );
+    assert_eq!(b.app.provider.charges(), 1, "one charge for one order");
     b.stop().await;
 }
 
@@ -300,14 +321,7 @@ async fn the_deadline_racing_a_late_payment_returns_the_unit_once_or_takes_the_m
     // Every shopper starts paying in time...
     let mut payments = Vec::new();
     for (token, id) in &buyers {
-        let started = payment::start(
-            &b.app.db,
-            seckill::session::verify(b"test-session-key-0123456789", token, 0).unwrap(),
-            *id,
-            seckill::clock::now_ms(),
-        )
-        .await
-        .unwrap();
+        let started = start_payment(&b, token, *id).await;
         payments.push(started);
     }
     // ...and each notification arrives right at the deadline, racing the sweepers.
@@ -331,6 +345,7 @@ async fn the_deadline_racing_a_late_payment_returns_the_unit_once_or_takes_the_m
                 payment_id: p.payment_id.clone(),
                 order_id: p.order_id,
                 amount_cents: p.amount_cents,
+                event: Event::Succeeded,
             };
             let (applied, swept) = tokio::join!(
                 payment::apply(&b.app.db, &n, seckill::clock::now_ms()),
@@ -355,7 +370,7 @@ async fn the_deadline_racing_a_late_payment_returns_the_unit_once_or_takes_the_m
                 assert_eq!(status.as_deref(), Some("succeeded"));
             }
             Applied::RefundDue(_) => assert_eq!(status.as_deref(), Some("refund_due")),
-            Applied::AlreadyPaid => panic!("first delivery cannot be a replay"),
+            other => panic!("first delivery of a payment cannot be {other:?}"),
         }
     }
     // Whatever is still expired and unswept is closed now.
@@ -393,6 +408,29 @@ async fn the_deadline_racing_a_late_payment_returns_the_unit_once_or_takes_the_m
         "each closed order's unit came back once"
     );
     assert_eq!(b.check(sale).await.drift, 0);
+    // Every refused payment is refunded once; then each order's money is its price if paid.
+    let url = b.app.notify_url().unwrap();
+    let asked = payment::request_refunds(
+        &b.app.db,
+        &b.app.provider,
+        &url,
+        seckill::clock::now_ms(),
+        Some(sale),
+    )
+    .await
+    .unwrap();
+    assert_eq!(asked as i64, n as i64 - paid);
+    let mut money = payment::money_check(&b.app.db, &[sale]).await.unwrap();
+    for _ in 0..100 {
+        if money.refunds_pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        money = payment::money_check(&b.app.db, &[sale]).await.unwrap();
+    }
+    assert_eq!(money.refunds_pending, 0, "{money:?}");
+    assert!(money.mismatched.is_empty(), "{money:?}");
+    assert_eq!(money.orders_with_payments, n as u64);
     eprintln!("race: {paid} of {n} payments won against the deadline");
 }
 
@@ -402,10 +440,7 @@ async fn a_payment_after_the_close_is_refused_and_owed_back() {
     let b = Backend::start(Target::Single, MANUAL).await;
     let (sale, buyers) = sale_with_orders(&b, 2, 1, 1).await;
     let (token, id) = &buyers[0];
-    let user = seckill::session::verify(b"test-session-key-0123456789", token, 0).unwrap();
-    let started = payment::start(&b.app.db, user, *id, seckill::clock::now_ms())
-        .await
-        .unwrap();
+    let started = start_payment(&b, token, *id).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     sweeper::sweep(
         &b.app.redis,
@@ -419,6 +454,7 @@ async fn a_payment_after_the_close_is_refused_and_owed_back() {
         payment_id: started.payment_id.clone(),
         order_id: *id,
         amount_cents: 4200,
+        event: Event::Succeeded,
     };
     let (status, v) = notify(&b, &n.body(), Some(PAY_KEY.as_bytes())).await;
     assert_eq!(
@@ -433,7 +469,115 @@ async fn a_payment_after_the_close_is_refused_and_owed_back() {
         (status, v["error"].as_str()),
         (StatusCode::GONE, Some("order_closed"))
     );
+
+    // The money goes back through the provider exactly once, however many backends ask.
+    let owed = payment::money_check(&b.app.db, &[sale]).await.unwrap();
+    assert_eq!(owed.refunds_pending, 1, "{owed:?}");
+    let url = b.app.notify_url().unwrap();
+    let now = seckill::clock::now_ms();
+    let (x, y) = tokio::join!(
+        payment::request_refunds(&b.app.db, &b.app.provider, &url, now, Some(sale)),
+        payment::request_refunds(&b.app.db, &b.app.provider, &url, now, Some(sale)),
+    );
+    assert_eq!(
+        x.unwrap() + y.unwrap(),
+        1,
+        "one backend asks for the refund"
+    );
+    let mut refunded = None;
+    for _ in 0..100 {
+        refunded = payment_status(&b, &started.payment_id).await;
+        if refunded.as_deref() == Some("refunded") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        refunded.as_deref(),
+        Some("refunded"),
+        "the provider confirmed"
+    );
+    assert_eq!(b.app.provider.refunds(), 1);
+    // Asked again (a retry after a lost confirmation): the provider refunds nothing more and
+    // the replayed confirmation changes nothing.
+    b.app.provider.refund(url, &started);
+    let replay = Notification {
+        event: Event::Refunded,
+        ..n.clone()
+    };
+    let (status, v) = notify(&b, &replay.body(), Some(PAY_KEY.as_bytes())).await;
+    assert_eq!(
+        (status, v["result"].as_str()),
+        (StatusCode::OK, Some("already_refunded")),
+        "{v}"
+    );
+    assert_eq!(b.app.provider.refunds(), 1, "refunded once");
+    let settled = payment::money_check(&b.app.db, &[sale]).await.unwrap();
+    assert_eq!(settled.refunds_pending, 0, "{settled:?}");
+    assert!(settled.mismatched.is_empty(), "{settled:?}");
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_pay_calls_make_one_charge() {
+    let _serial = SERIAL.lock().await;
+    let b = Backend::start(Target::Single, MANUAL).await;
+    let (_, buyers) = sale_with_orders(&b, 2, 900, 1).await;
+    let (token, id) = &buyers[0];
+    let b = std::sync::Arc::new(b);
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (b, token, id) = (b.clone(), token.clone(), *id);
+            tokio::spawn(async move { pay(&b, &token, id).await })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for c in calls {
+        let (status, v) = c.await.unwrap();
+        assert!(
+            status == StatusCode::ACCEPTED || status == StatusCode::OK,
+            "{status}: {v}"
+        );
+        ids.insert(v["payment_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1, "every answer names the one payment: {ids:?}");
+    // A second click 100 ms later: the same payment again.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, again) = pay(&b, token, *id).await;
+    assert!(
+        ids.contains(again["payment_id"].as_str().unwrap()),
+        "{again}"
+    );
+    assert_eq!(b.app.provider.charges(), 1, "one provider charge");
+    let rows = b
+        .sql_count(&format!(
+            "SELECT COUNT(*) FROM payments WHERE order_id = {id}"
+        ))
+        .await;
+    assert_eq!(rows, 1, "one payment row");
+    let mut paid = false;
+    for _ in 0..100 {
+        if order(&b, token, *id).await["status"] == "paid" {
+            paid = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(paid, "the one charge paid the order");
+    // Someone else's order and a missing one get the same answer.
+    let stranger = b.login("pay-stranger").await;
+    let (s1, v1) = pay(&b, &stranger, *id).await;
+    let (s2, v2) = pay(&b, &stranger, *id + 1000).await;
+    assert_eq!(
+        (s1, v1["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{v1}"
+    );
+    assert_eq!(
+        (s2, v2["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{v2}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,61 +1,87 @@
-//! The HTTP server: accept loop, per-connection hyper service, graceful shutdown.
+//! The HTTP layer: requests in, handlers by audience, responses out.
 //!
-//! - [`routes`]: the one `match` from (method, path) to a handler, plus the handlers.
-//! - [`reply`]: JSON responses, error responses, and bounded body reading.
+//! - [`server`]: the accept loop, per-connection hyper service, graceful shutdown.
+//! - [`route`]: the route table: method and canonical path -> one [`Route`] (else 404/405).
+//! - [`request`]: who is asking (session, admin token) and bounded body reading.
+//! - [`shopper`]: clock, login, sale state, captcha, buy (the hot path).
+//! - [`orders`]: order status, the shopper's orders, paying, the provider's notifications.
+//! - [`admin`]: creating sales, reconciling.
+//! - [`internal`]: metrics, health, the edge's sale-state pull (loopback).
+//! - [`reply`]: JSON answers and the one error shape.
 
+pub mod admin;
+pub mod internal;
+pub mod orders;
 pub mod reply;
-pub mod routes;
+pub mod request;
+pub mod route;
+pub mod server;
+pub mod shopper;
 
-use std::future::Future;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper::body::Incoming;
+use hyper::Request;
 
 use crate::app::App;
+use crate::error::ApiError;
+use reply::Resp;
+pub use route::Route;
+pub use server::serve;
 
-/// Serves connections until `shutdown` resolves, then waits (up to the grace period) for
-/// in-flight requests to finish. Idle keep-alive connections are closed at once.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        eprintln!("seckill: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let svc = service_fn(move |req| routes::handle(app.clone(), req));
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
-                tokio::spawn(async move {
-                    // Client resets and timeouts end a connection; they are not our errors.
-                    let _ = conn.await;
-                });
-            }
-            _ = &mut shutdown => break,
-        }
+/// Counts a request in flight for as long as it lives (also when the client goes away).
+struct Inflight<'a>(&'a App);
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.inflight.dec();
     }
-    drop(listener);
-    if tokio::time::timeout(app.cfg.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        eprintln!("seckill: some requests were still running after the grace period");
+}
+
+/// One request: route it, shed it past the in-flight cap, run its handler, count it.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let started = Instant::now();
+    let route = Route::parse(req.method(), req.uri().path());
+    let name = route.as_ref().map_or("other", Route::name);
+    let before = app.inflight.fetch_add(1, Ordering::Relaxed);
+    app.metrics.inflight.inc();
+    let _guard = Inflight(&app);
+    let result = match route {
+        Err(e) => Err(e),
+        Ok(Route::Metrics) => internal::metrics(&app),
+        Ok(_) if before >= app.cfg.max_inflight => Err(ApiError::Overloaded),
+        Ok(route) => dispatch(&app, route, req).await,
+    };
+    let resp = result.unwrap_or_else(|e| reply::error(&e));
+    let m = &app.metrics;
+    m.http_requests
+        .with_label_values(&[name, resp.status().as_str()])
+        .inc();
+    m.http_duration
+        .with_label_values(&[name])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(resp)
+}
+
+async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    match route {
+        Route::Buy { sale, sig } => shopper::buy(app, &req, sale, &sig).await,
+        Route::Time => shopper::time(),
+        Route::Login => shopper::login(app, req).await,
+        Route::Sale(sale) => shopper::sale_state(app, sale).await,
+        Route::Captcha(sale) => shopper::captcha(app, &req, sale).await,
+        Route::MyOrders(sale) => orders::of_user(app, &req, sale).await,
+        Route::Order(id) => orders::status(app, &req, id).await,
+        Route::Pay(id) => orders::pay(app, &req, id).await,
+        Route::PayNotify => orders::notify(app, req).await,
+        Route::AdminSales => admin::create_sale(app, req).await,
+        Route::AdminReconcile => admin::reconcile(app, &req).await,
+        Route::Metrics => internal::metrics(app),
+        Route::Healthz => internal::healthz(),
+        Route::InternalSales => internal::sale_states(app).await,
     }
 }

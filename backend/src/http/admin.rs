@@ -1,0 +1,79 @@
+//! The operator's routes (bearer admin token; the edge lets them in from loopback only):
+//! creating a sale, and checking (and repairing) that Redis, MariaDB and the money agree.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::json;
+
+use super::reply::{self, Resp};
+use super::request::{read_json, require_admin};
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::sales::{self, NewSale};
+
+/// Creates a sale: MariaDB first (the system of record), then its stock into Redis.
+pub async fn create_sale(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    require_admin(app, &req)?;
+    let body = read_json(req, app.cfg.max_body).await?;
+    let now = now_ms();
+    let new = NewSale::from_json(&body, now)?;
+    let sale = app
+        .db_call("creating the sale", async {
+            sales::insert(&app.db, &new, now)
+                .await
+                .map_err(ApiError::mysql)
+        })
+        .await?;
+    crate::stock::preheat(&app.redis, sale.id, sale.stock)
+        .await
+        .map_err(|e| {
+            ApiError::redis(format!(
+                "sale {} created but its stock is not loaded: {e}",
+                sale.id
+            ))
+        })?;
+    app.cache.put(sale.clone()).await;
+    Ok(reply::json(
+        StatusCode::CREATED,
+        &sale.to_json(Some(sale.stock.into()), now),
+    ))
+}
+
+/// Checks every sale of the last day (`?repair=1`: and repairs what drifted), and the money
+/// of their orders. `ok` is true when every sale's drift is 0, no refund is still owed, and
+/// every order's money adds up.
+pub async fn reconcile(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    require_admin(app, req)?;
+    let repair = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "repair=1" || kv == "repair=true")
+    });
+    let since = now_ms() - crate::sales::RETENTION_MS;
+    let list = sales::ending_after(&app.db, since)
+        .await
+        .map_err(ApiError::mysql)?;
+    let mut checks = Vec::with_capacity(list.len());
+    for sale in &list {
+        let c =
+            crate::reconcile::reconcile_sale(&app.bg_redis, &app.db, &app.metrics, sale, repair)
+                .await
+                .map_err(|e| {
+                    ApiError::Unavailable("reconcile_failed", format!("sale {}: {e}", sale.id))
+                })?;
+        checks.push(c);
+    }
+    let ids: Vec<u64> = list.iter().map(|s| s.id).collect();
+    let money = crate::payment::money_check(&app.db, &ids)
+        .await
+        .map_err(ApiError::mysql)?;
+    let ok = checks
+        .iter()
+        .all(|c| c.drift == 0 && c.stock_left.is_some())
+        && money.refunds_pending == 0
+        && money.mismatched.is_empty();
+    Ok(reply::json(
+        StatusCode::OK,
+        &json!({"ok": ok, "repaired": repair, "sales": checks, "money": money}),
+    ))
+}

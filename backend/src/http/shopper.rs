@@ -1,0 +1,207 @@
+//! The shopper's routes behind the edge: the clock, logging in, a sale's state, a captcha,
+//! and the buy. The buy is the hot path: every check that needs no Redis first, then one
+//! script call that reserves a unit and enqueues the order atomically.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, SET_COOKIE};
+use hyper::{Request, StatusCode};
+use serde_json::json;
+
+use super::reply::{self, Resp};
+use super::request::{read_json, user_of, SESSION_COOKIE};
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::input::Fields;
+use crate::sales::{self, Phase, Sale};
+use crate::stock::{self, Reservation};
+use crate::{link, orders, session};
+
+pub fn time() -> Result<Resp, ApiError> {
+    Ok(reply::json(StatusCode::OK, &json!({"now_ms": now_ms()})))
+}
+
+pub async fn login(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let body = read_json(req, app.cfg.max_body).await?;
+    let name = Fields::new(&body, &["user"])?.string("user", 1, 64)?;
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-@".contains(&b))
+    {
+        return Err(ApiError::unprocessable(
+            "bad_field",
+            "user: only letters, digits and _ . - @ are allowed",
+        ));
+    }
+    let key = &app.cfg.secrets.session_key;
+    let user_id = session::user_id_for(key, &name);
+    let expires_s = now_ms() / 1000 + app.cfg.session_ttl.as_secs() as i64;
+    let token = session::issue(key, user_id, expires_s);
+    let mut resp = reply::json(
+        StatusCode::OK,
+        &json!({"token": token, "user_id": user_id, "expires_s": expires_s}),
+    );
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict",
+        app.cfg.session_ttl.as_secs()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// The sale from the local cache, else from MariaDB (through the breaker); 404 if none.
+pub async fn sale_or_404(app: &App, id: u64) -> Result<Arc<Sale>, ApiError> {
+    let hit = app.cache.is_cached(id);
+    app.metrics
+        .cache
+        .with_label_values(&["sale", if hit { "hit" } else { "miss" }])
+        .inc();
+    let load = app.db_call("loading the sale", async {
+        sales::load(&app.db, id).await.map_err(ApiError::mysql)
+    });
+    let sale = app
+        .cache
+        .sale(id, load)
+        .await
+        .map_err(|e| ApiError::clone(&e))?;
+    sale.ok_or_else(|| ApiError::not_found(format!("sale {id}: no such sale")))
+}
+
+/// The sale's window and status, with the units left (from Redis).
+pub async fn sale_state(app: &App, sale_id: u64) -> Result<Resp, ApiError> {
+    let sale = sale_or_404(app, sale_id).await?;
+    let left = stock::stock_left(&app.redis, sale.id).await.map_err(|e| {
+        app.metrics
+            .redis_errors
+            .with_label_values(&["stock_left"])
+            .inc();
+        ApiError::redis(e)
+    })?;
+    if let Some(n) = left {
+        app.metrics
+            .stock_left
+            .with_label_values(&[&sale.id.to_string()])
+            .set(n);
+    }
+    Ok(reply::json(StatusCode::OK, &sale.to_json(left, now_ms())))
+}
+
+/// A captcha for this shopper and sale: an SVG and the token the edge checks the answer
+/// against. Available from a minute before the start, so shoppers can solve it at zero.
+pub async fn captcha(app: &App, req: &Request<Incoming>, sale_id: u64) -> Result<Resp, ApiError> {
+    let user_id = user_of(app, req)?;
+    let sale = sale_or_404(app, sale_id).await?;
+    let now = now_ms();
+    if sale.phase(now + crate::captcha::EARLY_MS) == Phase::Upcoming {
+        return Err(ApiError::NotStarted);
+    }
+    if sale.phase(now) == Phase::Ended {
+        return Err(ApiError::Ended);
+    }
+    let (answer, svg) = crate::captcha::challenge();
+    let expires_s = now / 1000 + app.cfg.captcha_ttl.as_secs() as i64;
+    let token = crate::captcha::token(
+        &app.cfg.secrets.captcha_key,
+        user_id,
+        sale_id,
+        expires_s,
+        &crate::captcha::nonce(),
+        &answer,
+    );
+    let mut body = json!({"svg": svg, "token": token, "expires_s": expires_s});
+    if app.cfg.captcha_test_hook {
+        body["answer"] = json!(answer);
+    }
+    Ok(reply::json(StatusCode::OK, &body))
+}
+
+/// The buy: every check that needs no Redis first, then one script call.
+pub async fn buy(
+    app: &App,
+    req: &Request<Incoming>,
+    sale_id: u64,
+    sig: &str,
+) -> Result<Resp, ApiError> {
+    let outcome = |o: &str| app.metrics.reservations.with_label_values(&[o]).inc();
+    let user_id = user_of(app, req)?;
+    let now = now_ms();
+    let window = app.cfg.link_window.as_secs();
+    if !link::verify(
+        &app.cfg.secrets.link_key,
+        sig,
+        user_id,
+        sale_id,
+        now / 1000,
+        window,
+    ) {
+        outcome("bad_link");
+        return Err(ApiError::forbidden(
+            "bad_link",
+            "purchase link: invalid, expired, or issued to someone else",
+        ));
+    }
+    let sale = sale_or_404(app, sale_id).await?;
+    if let Err(e) = sale.open_at(now) {
+        outcome(e.code());
+        return Err(e);
+    }
+    if app.cache.is_sold_out(sale_id) {
+        outcome("sold_out_local");
+        return Err(ApiError::SoldOut);
+    }
+    let started = Instant::now();
+    let r = stock::reserve(&app.redis, sale_id, user_id, sale.per_user_limit, now).await;
+    app.metrics
+        .redis_duration
+        .with_label_values(&["reserve"])
+        .observe(started.elapsed().as_secs_f64());
+    match r {
+        Ok(Reservation::Queued { seq, slot }) => {
+            outcome("queued");
+            let id = orders::order_id(sale_id, seq);
+            Ok(reply::json(
+                StatusCode::OK,
+                &json!({"status": "queued", "order_id": id.to_string(), "sale_id": sale_id, "slot": slot}),
+            ))
+        }
+        Ok(Reservation::LimitReached) => {
+            outcome("duplicate");
+            Err(ApiError::AlreadyBought)
+        }
+        Ok(Reservation::SoldOut) => {
+            outcome("sold_out");
+            app.cache.mark_sold_out(sale_id).await;
+            Err(ApiError::SoldOut)
+        }
+        Ok(Reservation::NotLoaded) => {
+            outcome("not_loaded");
+            app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
+            Err(ApiError::Unavailable(
+                "stock_not_loaded",
+                format!("sale {sale_id}: stock is not in Redis (being rebuilt from MariaDB)"),
+            ))
+        }
+        Err(e) if e.is_noscript() => {
+            // Redis restarted: nothing is reserved until it has been rebuilt.
+            outcome("recovering");
+            app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
+            Err(ApiError::Unavailable(
+                "redis_recovering",
+                "redis: restarted; its state is being rebuilt from MariaDB".to_string(),
+            ))
+        }
+        Err(e) => {
+            outcome("error");
+            app.metrics
+                .redis_errors
+                .with_label_values(&["reserve"])
+                .inc();
+            Err(ApiError::redis(e))
+        }
+    }
+}
