@@ -140,12 +140,17 @@ random_secret() {
   (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1")
 }
 
-# render_nginx OUT EDGE_PORT BACKEND_PORT VARDIR: nginx.conf with its ports and var/ moved.
+# render_nginx OUT EDGE_PORT BACKEND_PORT VARDIR [bench]: nginx.conf with its ports and var/
+# moved; with "bench", scripts/bench's baseline upstream and locations included too.
 render_nginx() {
-  local out=$1 edge=$2 backend=$3 var=$4
+  local out=$1 edge=$2 backend=$3 var=$4 bench=()
+  if [ "${5:-}" = bench ]; then
+    bench=(-e "s|# @bench-http@.*|include $ROOT/bench/nginx-http.conf;|"
+           -e "s|# @bench-server@.*|include $ROOT/bench/nginx-server.conf;|")
+  fi
   sed -e "s#127.0.0.1:8080#127.0.0.1:$edge#g" \
       -e "s#127.0.0.1:8081#127.0.0.1:$backend#g" \
-      -e "s#var/#$var/#g" "$ROOT/nginx.conf" >"$out"
+      -e "s#var/#$var/#g" "${bench[@]}" "$ROOT/nginx.conf" >"$out"
 }
 
 # render_pop OUT POP_PORT EDGE_PORT VARDIR: the CDN POP config with its ports and var/ moved.

@@ -37,11 +37,14 @@ impl Shopper {
         let expires = seckill::clock::now_ms() / 1000 + 3600;
         let token = seckill::session::issue(&keys.session, user_id, expires);
         let answer: String = seckill::crypto::random_hex(3)[..5].to_uppercase();
+        // As a captcha fetched just before the start: the edge refuses tokens that live longer
+        // than the backend issues them (SECKILL_CAPTCHA_TTL_S, 120 s by default).
+        let captcha_expires = seckill::clock::now_ms() / 1000 + 110;
         let captcha_token = seckill::captcha::token(
             &keys.captcha,
             user_id,
             sale_id,
-            expires,
+            captcha_expires,
             &seckill::captcha::nonce(),
             &answer,
         );

@@ -3,7 +3,7 @@
 local _M = {}
 
 function _M.new(entries)
-    local d = { data = entries or {} }
+    local d = { data = entries or {}, ttls = {} }
     function d:get(k) return self.data[k] end
     function d:set(k, v) self.data[k] = v return true end
     function d:incr(k, by, init)
@@ -11,9 +11,10 @@ function _M.new(entries)
         self.data[k] = (self.data[k] or init) + by
         return self.data[k]
     end
-    function d:add(k, v)
+    function d:add(k, v, ttl)
         if self.data[k] ~= nil then return false, "exists" end
         self.data[k] = v
+        self.ttls[k] = ttl
         return true
     end
     function d:get_keys()

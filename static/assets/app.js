@@ -1,7 +1,8 @@
 // The shopper's side of a flash sale. The HTML carries no per-user data and no stock
 // numbers (it is cached by the CDN); everything live comes from the API:
 //   GET /api/time (clock offset), GET /api/sales/{id} (state), POST /api/login,
-//   POST /api/sales/{id}/captcha, POST /api/sales/{id}/path, POST <path> (buy),
+//   POST /api/sales/{id}/pow (a proof-of-work challenge, solved here),
+//   POST /api/sales/{id}/captcha?pow=..&pow_solution=.., POST /api/sales/{id}/path, POST <path> (buy),
 //   GET /api/orders/{id} (poll), GET /api/sales/{id}/orders (mine), POST /api/orders/{id}/pay.
 "use strict";
 
@@ -27,6 +28,54 @@
     let data = {};
     try { data = await res.json(); } catch (e) { /* not JSON */ }
     return { status: res.status, body: data };
+  }
+
+  // ---- Proof of work: SHA-256 in plain JS (synchronous and fast for short messages; the
+  // WebCrypto digest is asynchronous per call, far slower for thousands of tries).
+  const K = new Uint32Array([
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2]);
+  const W = new Uint32Array(64);
+  // The first 32 bits of SHA-256 of an ASCII string (all a leading-zero count needs).
+  function sha256Head(text) {
+    const n = text.length, blocks = ((n + 9 + 63) >> 6);
+    const m = new Uint32Array(blocks * 16);
+    for (let i = 0; i < n; i++) m[i >> 2] |= text.charCodeAt(i) << (24 - 8 * (i & 3));
+    m[n >> 2] |= 0x80 << (24 - 8 * (n & 3));
+    m[blocks * 16 - 1] = n * 8;
+    let h0 = 0x6a09e667, h1 = 0xbb67ae85, h2 = 0x3c6ef372, h3 = 0xa54ff53a,
+      h4 = 0x510e527f, h5 = 0x9b05688c, h6 = 0x1f83d9ab, h7 = 0x5be0cd19;
+    const rotr = (x, r) => (x >>> r) | (x << (32 - r));
+    for (let b = 0; b < blocks; b++) {
+      for (let t = 0; t < 64; t++) {
+        if (t < 16) { W[t] = m[b * 16 + t]; continue; }
+        const x = W[t - 15], y = W[t - 2];
+        W[t] = W[t - 16] + (rotr(x, 7) ^ rotr(x, 18) ^ (x >>> 3)) + W[t - 7]
+          + (rotr(y, 17) ^ rotr(y, 19) ^ (y >>> 10));
+      }
+      let a = h0, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7, bb = h1;
+      for (let t = 0; t < 64; t++) {
+        const t1 = (h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[t] + W[t]) | 0;
+        const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & bb) ^ (a & c) ^ (bb & c))) | 0;
+        h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = bb; bb = a; a = (t1 + t2) | 0;
+      }
+      h0 = (h0 + a) | 0; h1 = (h1 + bb) | 0; h2 = (h2 + c) | 0; h3 = (h3 + d) | 0;
+      h4 = (h4 + e) | 0; h5 = (h5 + f) | 0; h6 = (h6 + g) | 0; h7 = (h7 + h) | 0;
+    }
+    return h0 >>> 0;
+  }
+  // The smallest decimal x with `bits` leading zero bits in SHA-256("<challenge>.<x>").
+  function solvePow(challenge, bits) {
+    const limit = bits >= 32 ? 0 : 2 ** (32 - bits);
+    for (let x = 0; ; x++) {
+      if (sha256Head(`${challenge}.${x}`) < limit) return String(x);
+    }
   }
 
   // ---- Server clock: offset = server - local, from the sample with the shortest round trip.
@@ -104,9 +153,20 @@
       countdown();
     }
 
+    const signedOut = (r) => r.status === 401 || r.body.error === "bad_session";
+
     async function loadCaptcha() {
-      const r = await api("POST", `/api/sales/${saleId}/captcha`);
-      if (r.status === 401 || r.status === 403) { localStorage.removeItem("seckill.signedIn"); show("signin"); return false; }
+      // The edge prices each captcha with a small proof of work (0 bits: turned off).
+      const p = await api("POST", `/api/sales/${saleId}/pow`);
+      if (signedOut(p)) { localStorage.removeItem("seckill.signedIn"); show("signin"); return false; }
+      if (p.status !== 200) return false;
+      let query = "";
+      if (p.body.bits > 0) {
+        const solution = solvePow(p.body.challenge, p.body.bits);
+        query = `?pow=${encodeURIComponent(p.body.challenge)}&pow_solution=${solution}`;
+      }
+      const r = await api("POST", `/api/sales/${saleId}/captcha${query}`);
+      if (signedOut(r)) { localStorage.removeItem("seckill.signedIn"); show("signin"); return false; }
       if (r.status !== 200) return false;
       captcha = r.body;
       $("captcha-image").src = "data:image/svg+xml;base64," + btoa(captcha.svg);

@@ -54,7 +54,7 @@ try {
     && document.getElementById("clock").textContent !== "00:00:00");
   const shownAt = await a.textContent("#clock");
   ok(`the countdown runs (${shownAt} before the start)`);
-  const captchaAnswer = a.waitForResponse((r) => r.url().endsWith(`/api/sales/${sale.id}/captcha`))
+  const captchaAnswer = a.waitForResponse((r) => new URL(r.url()).pathname === `/api/sales/${sale.id}/captcha`)
     .then((r) => r.json()).then((j) => j.answer);
   await a.waitForSelector("#captcha:not([hidden])", { timeout: 30000 });
   const visibleAt = Date.now();

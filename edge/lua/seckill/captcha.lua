@@ -1,34 +1,47 @@
 -- Checks a captcha answer statelessly against the token the backend issued (captcha.rs):
---   <user_id>.<sale_id>.<expires_s>.<nonce>.<hex HMAC-SHA256(captcha_key,
---       "c1.<user_id>.<sale_id>.<expires_s>.<nonce>.<ANSWER>")>
--- and spends the token in a shared dict: the first attempt, right or wrong, uses it up, so one
--- token cannot be replayed nor brute-forced. Failure policy: closed (if the use cannot be
--- recorded, the answer is refused).
+--   <user_id>.<sale_id>.<expires_s>.<nonce>.<answer_mac>.<token_mac>
+--   answer_mac = hex HMAC-SHA256(captcha_key, "c1.<user>.<sale>.<expires_s>.<nonce>.<ANSWER>")
+--   token_mac  = hex HMAC-SHA256(captcha_key, "c2.<user>.<sale>.<expires_s>.<nonce>.<answer_mac>")
+-- The token's own MAC and its lifetime (at most `max_ttl` seconds ahead, the backend's
+-- SECKILL_CAPTCHA_TTL_S) are checked before anything is stored: a made-up token never
+-- reaches the dict. Then the nonce is spent for as long as the token could live, and only
+-- then is the answer compared: the first attempt, right or wrong, uses the token up, so one
+-- token can be neither replayed nor brute-forced.
+-- Failure policy: closed (if the use cannot be recorded, the answer is refused).
 local hmac = require "seckill.hmac"
 
 local match = string.match
 local upper = string.upper
 local tonumber = tonumber
 
-local _M = { _VERSION = "0.1" }
+local _M = { _VERSION = "0.2" }
 
--- true, or nil and why: "malformed", "foreign", "expired", "used", "wrong".
-function _M.check(key, used, token, answer, user_id, sale_id, now_s)
-    if type(token) ~= "string" or #token > 200 then
+-- true, or nil and why: "malformed", "foreign", "forged", "expired", "used", "wrong".
+function _M.check(key, used, token, answer, user_id, sale_id, now_s, max_ttl)
+    if type(token) ~= "string" or #token > 256 then
         return nil, "malformed"
     end
-    local u, s, exp, nonce, sig = match(token, "^(%d+)%.(%d+)%.(%d+)%.(%x+)%.(%x+)$")
-    if not u or #nonce ~= 16 or #sig ~= 64 then
+    local u, s, exp, nonce, answer_mac, token_mac =
+        match(token, "^(%d+)%.(%d+)%.(%d+)%.(%x+)%.(%x+)%.(%x+)$")
+    if not u or #nonce ~= 16 or #answer_mac ~= 64 or #token_mac ~= 64 or #exp > 12 then
         return nil, "malformed"
     end
     if u ~= user_id or s ~= sale_id then
         return nil, "foreign"
     end
+    local signed = "c2." .. u .. "." .. s .. "." .. exp .. "." .. nonce .. "." .. answer_mac
+    if not hmac.equal(hmac.sign(key, signed), token_mac) then
+        return nil, "forged"
+    end
     local ttl = tonumber(exp) - now_s
     if ttl <= 0 then
         return nil, "expired"
     end
-    local ok = used:add("cap:" .. nonce, true, ttl + 1)
+    if ttl > max_ttl then
+        -- Signed by us, but for longer than we issue: a key leak or a misconfiguration.
+        return nil, "forged"
+    end
+    local ok = used:add("cap:" .. nonce, true, ttl)
     if not ok then
         return nil, "used"
     end
@@ -37,7 +50,7 @@ function _M.check(key, used, token, answer, user_id, sale_id, now_s)
     end
     local want = hmac.sign(key, "c1." .. u .. "." .. s .. "." .. exp .. "." .. nonce .. "."
         .. upper(answer))
-    if not hmac.equal(want, sig) then
+    if not hmac.equal(want, answer_mac) then
         return nil, "wrong"
     end
     return true

@@ -1,7 +1,10 @@
 -- Edge configuration, read once in init_by_lua (the master) and inherited by every worker.
 -- Secrets are the files the backend uses (var/secrets): the edge verifies what it signs.
--- A missing or short secret stops nginx from starting (fail closed).
-local _M = { _VERSION = "0.1" }
+-- Shared dicts are resolved here once, not looked up per request.
+-- A missing or short secret, or a missing dict, stops nginx from starting (fail closed).
+local hmac = require "seckill.hmac"
+
+local _M = { _VERSION = "0.2" }
 
 local cfg
 
@@ -18,27 +21,49 @@ local function read_secret(path)
     return s
 end
 
--- opts: secrets_dir (required), link_window_s (default 60, as the backend),
--- sales_dict (default "seckill_sales"), limits_dict ("seckill_limits"), ip_per_s (buy
--- requests per second per client address, 50), user_per_s (per user, 5),
--- admission_multiple (buy requests a second let through per unit left, 3),
--- captcha_dict (spent captcha tokens, "seckill_captcha").
+local function dict(name)
+    local d = ngx.shared[name]
+    if not d then
+        error("seckill.config: shared dict not found: " .. tostring(name), 3)
+    end
+    return d
+end
+
+-- opts: secrets_dir (required); link_window_s (60, must equal SECKILL_LINK_WINDOW_S);
+-- captcha_ttl_s (120, must equal SECKILL_CAPTCHA_TTL_S); sales_dict ("seckill_sales"),
+-- limits_dict ("seckill_limits"), captcha_dict ("seckill_captcha": spent captcha and
+-- proof-of-work nonces); ip_per_s (requests a second per client address, 50), user_per_s
+-- (per user, 5); admission_multiple (buys a second let through per unit left, 3);
+-- pow_bits (proof-of-work difficulty in front of the captcha, 0 = off), pow_ttl_s (how long
+-- a challenge may be solved, 120), pow_busy_per_s (challenges a second per sale before the
+-- difficulty rises, 500), pow_extra_max (how many bits it may rise, 8).
 function _M.init(opts)
     if type(opts) ~= "table" or type(opts.secrets_dir) ~= "string" then
         error("seckill.config.init: opts.secrets_dir is required", 2)
     end
+    local captcha_key = read_secret(opts.secrets_dir .. "/captcha.key")
     cfg = {
         session_key = read_secret(opts.secrets_dir .. "/session.key"),
         link_key = read_secret(opts.secrets_dir .. "/link.key"),
-        captcha_key = read_secret(opts.secrets_dir .. "/captcha.key"),
-        captcha_dict = opts.captcha_dict or "seckill_captcha",
+        captcha_key = captcha_key,
+        -- Derived, so no further secret file: proof-of-work tokens never verify as captchas.
+        pow_key = hmac.sign(captcha_key, "seckill proof-of-work key v1"),
         link_window_s = tonumber(opts.link_window_s) or 60,
-        sales_dict = opts.sales_dict or "seckill_sales",
-        limits_dict = opts.limits_dict or "seckill_limits",
+        captcha_ttl_s = tonumber(opts.captcha_ttl_s) or 120,
+        sales = dict(opts.sales_dict or "seckill_sales"),
+        limits = dict(opts.limits_dict or "seckill_limits"),
+        spent = dict(opts.captcha_dict or "seckill_captcha"),
         ip_per_s = tonumber(opts.ip_per_s) or 50,
         user_per_s = tonumber(opts.user_per_s) or 5,
         admission_multiple = tonumber(opts.admission_multiple) or 3,
+        pow_bits = tonumber(opts.pow_bits) or 0,
+        pow_ttl_s = tonumber(opts.pow_ttl_s) or 120,
+        pow_busy_per_s = tonumber(opts.pow_busy_per_s) or 500,
+        pow_extra_max = tonumber(opts.pow_extra_max) or 8,
     }
+    if cfg.pow_bits < 0 or cfg.pow_bits + cfg.pow_extra_max > 32 then
+        error("seckill.config: pow_bits + pow_extra_max must be within 0..32", 2)
+    end
 end
 
 function _M.get()

@@ -1,6 +1,7 @@
 -- HMAC-SHA256 in lowercase hex through LuaJIT FFI to OpenSSL's libcrypto (Debian has no
--- lua-resty-string), and a constant-time string compare. The same primitive as the
--- backend's crypto.rs: tokens signed by one verify in the other.
+-- lua-resty-string), a constant-time string compare, raw SHA-256 (proof-of-work) and random
+-- hex (nonces) from OpenSSL's CSPRNG. The same HMAC as the backend's crypto.rs: tokens signed
+-- by one verify in the other.
 --
 -- Built on the one-shot SHA256() with the key's inner and outer pads computed once per key:
 -- OpenSSL 3's HMAC() looks its algorithms up by name on every call, which made it the most
@@ -16,10 +17,11 @@ local concat = table.concat
 local bxor = require("bit").bxor
 local bor = require("bit").bor
 
-local _M = { _VERSION = "0.2" }
+local _M = { _VERSION = "0.3" }
 
 ffi.cdef [[
 unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md);
+int RAND_bytes(unsigned char *buf, int num);
 ]]
 
 local ok, crypto = pcall(ffi.load, "libcrypto.so.3")
@@ -81,6 +83,26 @@ function _M.sign(key, msg)
     local outer = opad .. inner
     crypto.SHA256(outer, #outer, md_buf)
     return hex_of_md()
+end
+
+-- The raw 32-byte SHA-256 of s.
+function _M.sha256(s)
+    return sha256_raw(s)
+end
+
+-- n random bytes from OpenSSL's CSPRNG, as 2n lowercase hex digits.
+local rand_buf = ffi_new("unsigned char[32]")
+function _M.random_hex(n)
+    if n > 32 then
+        error("hmac.random_hex: at most 32 bytes", 2)
+    end
+    if crypto.RAND_bytes(rand_buf, n) ~= 1 then
+        error("hmac.random_hex: the random source failed", 2)
+    end
+    for i = 0, n - 1 do
+        hex_parts[i + 1] = HEX[rand_buf[i]]
+    end
+    return concat(hex_parts, "", 1, n)
 end
 
 function _M.equal(a, b)

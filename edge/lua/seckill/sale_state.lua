@@ -47,7 +47,8 @@ local function parse(sale_id, v)
     return p
 end
 
-function _M.check(dict, sale_id, now_ms)
+-- `early_ms`: how long before the start the route is already open (captchas, 0 for buys).
+function _M.check(dict, sale_id, now_ms, early_ms)
     local v = dict:get(sale_id)
     if not v then
         return nil
@@ -56,7 +57,7 @@ function _M.check(dict, sale_id, now_ms)
     if not p then
         return nil
     end
-    if now_ms < p.starts then
+    if now_ms + (early_ms or 0) < p.starts then
         return "not_started"
     end
     if now_ms >= p.ends then

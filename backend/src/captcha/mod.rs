@@ -1,0 +1,132 @@
+//! Captcha challenges, checked statelessly by the edge.
+//!
+//! The backend draws a random code ([`draw`]: distorted vector strokes, no text in the markup)
+//! and returns it with a token:
+//!
+//! ```text
+//! <user_id>.<sale_id>.<expires_s>.<nonce>.<answer_mac>.<token_mac>
+//! answer_mac = hex HMAC-SHA256(captcha_key, "c1.<user_id>.<sale_id>.<expires_s>.<nonce>.<ANSWER>")
+//! token_mac  = hex HMAC-SHA256(captcha_key, "c2.<user_id>.<sale_id>.<expires_s>.<nonce>.<answer_mac>")
+//! ```
+//!
+//! The token carries no answer, only a MAC over it. The edge first checks `token_mac` (the
+//! token is ours, unaltered, and lives no longer than we issue), only then spends the nonce in
+//! a shared dict (single use, for the token's remaining life), and then recomputes
+//! `answer_mac` with the shopper's answer (upper-cased).
+
+pub mod draw;
+
+use crate::crypto;
+
+/// No 0/O, 1/I: a shopper can read every code.
+pub const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+pub const LENGTH: usize = 5;
+/// Captchas are handed out from this long before the start, so shoppers solve them at zero.
+pub const EARLY_MS: i64 = 60_000;
+
+fn message(user_id: u64, sale_id: u64, expires_s: i64, nonce: &str, answer: &str) -> String {
+    format!("c1.{user_id}.{sale_id}.{expires_s}.{nonce}.{answer}")
+}
+
+pub fn token(
+    key: &[u8],
+    user_id: u64,
+    sale_id: u64,
+    expires_s: i64,
+    nonce: &str,
+    answer: &str,
+) -> String {
+    let answer_mac = crypto::sign_hex(
+        key,
+        message(user_id, sale_id, expires_s, nonce, answer).as_bytes(),
+    );
+    let signed = format!("c2.{user_id}.{sale_id}.{expires_s}.{nonce}.{answer_mac}");
+    let token_mac = crypto::sign_hex(key, signed.as_bytes());
+    format!("{user_id}.{sale_id}.{expires_s}.{nonce}.{answer_mac}.{token_mac}")
+}
+
+/// A fresh challenge: (answer, svg).
+pub fn challenge() -> (String, String) {
+    let answer: String = crypto::random_bytes(LENGTH)
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    let svg = draw::draw(&answer, &mut random_u32s());
+    (answer, svg)
+}
+
+/// Uniform random u32s from the OS source, fetched 64 at a time.
+fn random_u32s() -> impl FnMut() -> u32 {
+    let mut buf: Vec<u8> = Vec::new();
+    move || {
+        if buf.len() < 4 {
+            buf = crypto::random_bytes(256);
+        }
+        let tail = buf.split_off(buf.len() - 4);
+        u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]])
+    }
+}
+
+pub fn nonce() -> String {
+    crypto::random_hex(8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_vector_with_the_edge() {
+        // edge/spec/captcha_spec.lua checks this token with the answer "K7P2Q".
+        assert_eq!(
+            token(
+                b"test-captcha-key-0123456789",
+                42,
+                7,
+                2_000_000_000,
+                "00ff00ff00ff00ff",
+                "K7P2Q"
+            ),
+            "42.7.2000000000.00ff00ff00ff00ff.\
+             33758fe6647841550caf2e88decde3a35576be711d0511f6951cfd950d94fdf3.\
+             450ffd870cf0628f860fc68e40566951004251ee09c2c8de0d4a27f55af19042"
+        );
+    }
+
+    #[test]
+    fn the_markup_holds_no_character_of_the_answer() {
+        for _ in 0..50 {
+            let (answer, svg) = challenge();
+            assert_eq!(answer.len(), LENGTH);
+            assert!(answer.bytes().all(|b| ALPHABET.contains(&b)));
+            assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+            for banned in ["<text", "<tspan", "font", "<title", "<desc", "<!--"] {
+                assert!(!svg.contains(banned), "{banned} in {svg}");
+            }
+            // No character data anywhere: every '>' is followed (after white space) by '<'
+            // or the end.
+            for (i, _) in svg.match_indices('>') {
+                let rest = svg[i + 1..].trim_start();
+                assert!(rest.is_empty() || rest.starts_with('<'), "text after {i}");
+            }
+            // No attribute value holds an upper-case letter (the alphabet's letters).
+            for value in svg.split("=\"").skip(1).map(|v| &v[..v.find('"').unwrap()]) {
+                assert!(!value.bytes().any(|b| b.is_ascii_uppercase()), "{value}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_same_answer_never_draws_the_same_picture() {
+        let draw = || draw::draw("K7P2Q", &mut random_u32s());
+        let (a, b) = (draw(), draw());
+        assert_ne!(a, b);
+        let paths = |svg: &str| -> std::collections::HashSet<String> {
+            svg.split(" d=\"")
+                .skip(1)
+                .map(|v| v[..v.find('"').unwrap()].to_string())
+                .collect()
+        };
+        assert!(paths(&a).is_disjoint(&paths(&b)), "no stroke drawn twice");
+    }
+}
