@@ -50,6 +50,16 @@ impl<'a> Fields<'a> {
                 format!("{name}: expected {min} to {max} characters without surrounding spaces"),
             ));
         }
+        // NUL, line breaks, escapes and the like have no place in any field we keep or show.
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            return Err(ApiError::unprocessable(
+                "bad_field",
+                format!(
+                    "{name}: control characters are not allowed (found U+{:04X})",
+                    c as u32
+                ),
+            ));
+        }
         Ok(s.to_string())
     }
 

@@ -160,6 +160,22 @@ async fn each_malformed_request_gets_its_4xx() {
         (
             Method::POST,
             "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"title": "Phone\u0000 deal"}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "title: control characters are not allowed (found U+0000)",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
+            Some(ADMIN),
+            Some(valid(r#"{"title": "Phone\n<script>"}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "title: control characters",
+        ),
+        (
+            Method::POST,
+            "/admin/sales".into(),
             Some("wrong-token"),
             Some(valid("{}")),
             StatusCode::FORBIDDEN,

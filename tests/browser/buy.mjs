@@ -114,6 +114,13 @@ try {
   assert.match(index.body, /Browser test tablet/, "the list was refreshed at once, not after max-age");
   assert.equal((await head(`/sales/${sale.id}/`)).cache, "HIT", "the unchanged page was not purged");
   ok("a publish refreshes the changed list page only; the unchanged sale page stays cached");
+  // A title that looks like a placeholder is published as text, never substituted.
+  const tricky = await createSale("Deal {{price}} {{title}} {{id}}", 5, 3600_000);
+  publish(tricky.id);
+  const page = await head(`/sales/${tricky.id}/`);
+  assert.equal(page.status, 200);
+  assert.match(page.body, /Deal \{\{price\}\} \{\{title\}\} \{\{id\}\}/);
+  ok("a title with placeholders in it is published as written (one-pass rendering)");
   assert.equal((await head("/ops/")).status, 404);
   assert.equal((await head("/metrics")).status, 404);
   ok("operator pages are not served through the POP");
