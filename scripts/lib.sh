@@ -161,29 +161,23 @@ render_pop() {
       -e "s#var/#$var/#g" "$ROOT/cdn/pop.conf" >"$out"
 }
 
-# start_pop CONF VARDIR: the POP, an nginx of its own (pid under VARDIR/cdn).
-start_pop() {
-  local conf=$1 var=$2
-  mkdir -p "$var/cdn" "$var/log"
-  if pid_alive "$var/cdn/nginx.pid"; then
-    nginx -p "$ROOT/" -c "$conf" -e "$var/log/cdn-error.log" -s reload
+# start_nginx_as NAME CONF PIDDIR ERRORLOG: one nginx with the repo as its prefix (for edge/lua
+# and static/), its pid under PIDDIR; if it runs already, its configuration is reloaded.
+start_nginx_as() {
+  local name=$1 conf=$2 piddir=$3 log=$4
+  mkdir -p "$piddir" "$(dirname "$log")"
+  if pid_alive "$piddir/nginx.pid"; then
+    say "$name already running; reloading its configuration"
+    nginx -p "$ROOT/" -c "$conf" -e "$log" -s reload
     return 0
   fi
-  say "starting the CDN POP ($conf)"
-  nginx -p "$ROOT/" -c "$conf" -e "$var/log/cdn-error.log" -t -q
-  nginx -p "$ROOT/" -c "$conf" -e "$var/log/cdn-error.log"
+  say "starting $name ($conf)"
+  nginx -p "$ROOT/" -c "$conf" -e "$log" -t -q
+  nginx -p "$ROOT/" -c "$conf" -e "$log"
 }
 
-# start_nginx CONF VARDIR: nginx with the repo as its prefix (for edge/lua and static/).
-start_nginx() {
-  local conf=$1 var=$2
-  mkdir -p "$var/nginx" "$var/log"
-  if pid_alive "$var/nginx/nginx.pid"; then
-    say "nginx already running; reloading its configuration"
-    nginx -p "$ROOT/" -c "$conf" -e "$var/log/nginx-error.log" -s reload
-    return 0
-  fi
-  say "starting nginx ($conf)"
-  nginx -p "$ROOT/" -c "$conf" -e "$var/log/nginx-error.log" -t -q
-  nginx -p "$ROOT/" -c "$conf" -e "$var/log/nginx-error.log"
-}
+# start_nginx CONF VARDIR: the edge (pid under VARDIR/nginx).
+start_nginx() { start_nginx_as nginx "$1" "$2/nginx" "$2/log/nginx-error.log"; }
+
+# start_pop CONF VARDIR: the CDN POP, an nginx of its own (pid under VARDIR/cdn).
+start_pop() { start_nginx_as "the CDN POP" "$1" "$2/cdn" "$2/log/cdn-error.log"; }

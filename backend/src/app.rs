@@ -1,16 +1,11 @@
-//! The running backend: its shared state, and `run`, which serves HTTP and runs the order
-//! writer until a shutdown future resolves, then drains both.
-//!
-//! `main` and the integration tests both call [`run`] with a listener they bound and a
-//! shutdown future they own, so tests start the real server on `127.0.0.1:0`.
+//! The backend's shared state: configuration, connections, caches, metrics, the provider.
+//! Built once by [`App::connect`]; handlers and background duties borrow it. Running it is
+//! [`crate::service::run`]'s job (this module knows nothing of HTTP).
 
-use std::future::Future;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 
 use mysql_async::Pool;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::cache::SaleCache;
 use crate::config::Config;
@@ -59,7 +54,7 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         // A Redis that does not know our scripts is new or restarted: rebuild it first. If
         // that fails, buys answer 503 until the lifecycle loop's next attempt succeeds.
-        let recovery = Arc::new(Recovery::new());
+        let recovery = Arc::new(Recovery::default());
         if let Err(e) = recovery.if_needed(&bg_redis, &db, &metrics).await {
             eprintln!("seckill: recovery at start failed ({e}); retrying in the background");
         }
@@ -72,8 +67,8 @@ impl App {
             provider: Provider::new(cfg.secrets.pay_key.clone(), cfg.pay_delay),
             base_url: OnceLock::new(),
             db_breaker: Arc::new(crate::breaker::Breaker::new(
-                crate::redis_conn::BREAKER_FAILURES,
-                crate::redis_conn::BREAKER_OPEN,
+                crate::breaker::FAILURES,
+                crate::breaker::OPEN,
             )),
             redis,
             db,
@@ -133,85 +128,5 @@ impl App {
                 consumer,
             },
         })
-    }
-}
-
-/// Serves until `shutdown` resolves; then stops accepting, finishes in-flight requests, and
-/// lets the writer drain and acknowledge, each within the configured grace period.
-pub async fn run(
-    app: Arc<App>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), String> {
-    if let Ok(addr) = listener.local_addr() {
-        let _ = app.base_url.set(format!("http://{addr}"));
-    }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let lifecycle = tokio::spawn(lifecycle(app.clone(), stop_rx.clone()));
-    let writer = if app.cfg.writer_enabled {
-        let w = Arc::new(app.writer(crate::writer::consumer_name()).await?);
-        Some(tokio::spawn(w.run(stop_rx.clone())))
-    } else {
-        None
-    };
-    crate::http::serve(app.clone(), listener, shutdown).await;
-    let _ = stop_tx.send(true);
-    let _ = lifecycle.await;
-    if let Some(w) = writer {
-        if tokio::time::timeout(app.cfg.shutdown_grace, w)
-            .await
-            .is_err()
-        {
-            eprintln!("seckill: the writer did not drain within the grace period; its pending entries will be reclaimed");
-        }
-    }
-    app.db.clone().disconnect().await.ok();
-    Ok(())
-}
-
-/// The background duties of every backend: recover a restarted Redis, sweep unpaid orders
-/// past their deadline, refund money owed back, reconcile Redis with MariaDB. Each is safe in several backends at once.
-async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let mut reconciler = crate::reconcile::Reconciler::new();
-    let mut last_reconcile = std::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(app.cfg.sweep_interval) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-        app.metrics
-            .breaker_open
-            .with_label_values(&["redis"])
-            .set(i64::from(app.redis.breaker.is_open()));
-        app.metrics
-            .breaker_open
-            .with_label_values(&["mariadb"])
-            .set(i64::from(app.db_breaker.is_open()));
-        if let Err(e) = app
-            .recovery
-            .if_needed(&app.bg_redis, &app.db, &app.metrics)
-            .await
-        {
-            eprintln!("lifecycle: recovery: {e}");
-            continue;
-        }
-        let now = crate::clock::now_ms();
-        if let Err(e) = crate::sweeper::sweep(&app.bg_redis, &app.db, &app.metrics, now).await {
-            eprintln!("lifecycle: sweeper: {e}");
-        }
-        if let Ok(url) = app.notify_url() {
-            if let Err(e) =
-                crate::payment::request_refunds(&app.db, &app.provider, &url, now, None).await
-            {
-                eprintln!("lifecycle: refunds: {e}");
-            }
-        }
-        if last_reconcile.elapsed() >= app.cfg.reconcile_interval {
-            last_reconcile = std::time::Instant::now();
-            reconciler.pass(&app.bg_redis, &app.db, &app.metrics).await;
-        }
     }
 }

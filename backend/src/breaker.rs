@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use crate::clock::now_ms;
 
+/// Consecutive failures that open a breaker (Redis and MariaDB alike).
+pub const FAILURES: u32 = 5;
+/// How long an open breaker fails calls at once before it lets a probe through.
+pub const OPEN: Duration = Duration::from_millis(500);
+
 #[derive(Debug)]
 pub struct Breaker {
     threshold: u32,

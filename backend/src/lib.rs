@@ -5,7 +5,10 @@
 //! One buy request flows down these modules once:
 //!
 //! - [`config`]: every setting, read once at start; a bad value names its key.
-//! - [`http`]: the hyper server (accept loop, in-flight cap, graceful shutdown) and the routes.
+//! - [`app`]: the shared state (connections, caches, metrics), built once.
+//! - [`service`]: runs it: HTTP, the writer and the background duties, until shutdown.
+//! - [`http`]: the hyper server (accept loop, in-flight cap, graceful shutdown), the route
+//!   table and the handlers by audience.
 //! - [`session`], [`link`], [`captcha`]: stateless HMAC tokens: who the shopper is, the
 //!   captcha challenge the edge checks, and the signed buy path.
 //! - [`cache`]: moka caches of sale metadata and the local sold-out flag.
@@ -44,6 +47,7 @@ pub mod reconcile;
 pub mod recovery;
 pub mod redis_conn;
 pub mod sales;
+pub mod service;
 pub mod session;
 pub mod stock;
 pub mod sweeper;

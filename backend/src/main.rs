@@ -19,7 +19,7 @@ async fn start() -> Result<(), String> {
         "seckill: listening on {}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    seckill::app::run(app, listener, shutdown_signal()).await?;
+    seckill::service::run(app, listener, shutdown_signal()).await?;
     eprintln!("seckill: stopped");
     Ok(())
 }

@@ -13,7 +13,6 @@ use mysql_async::Pool;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::keys::SaleKeys;
 use crate::redis_conn::Redis;
 
 pub fn order_id(sale_id: u64, seq: u64) -> u64 {
@@ -97,22 +96,10 @@ pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<V
         }
         return Ok(row_json(row));
     }
-    let k = SaleKeys::new(sale_id);
-    let (owner, returned): (Option<String>, bool) = redis
-        .call(|mut c| async move {
-            redis::pipe()
-                .cmd("HGET")
-                .arg(&k.reserved)
-                .arg(seq)
-                .cmd("SISMEMBER")
-                .arg(&k.returned)
-                .arg(seq)
-                .query_async(&mut c)
-                .await
-        })
+    let (owner, returned) = crate::stock::ledger_entry(redis, sale_id, seq)
         .await
         .map_err(ApiError::redis)?;
-    match owner.as_deref().and_then(crate::stock::parse_owner) {
+    match owner {
         Some((owner, _)) if owner == user_id => Ok(json!({
             "order_id": id.to_string(),
             "sale_id": sale_id,
@@ -120,6 +107,28 @@ pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<V
         })),
         _ => Err(no_such_order(id)),
     }
+}
+
+/// Records that these cancelled orders' units are back in Redis stock (the last step of the
+/// sweeper's and the reconciler's releases, and of a rebuild). Only cancelled, unreleased
+/// rows change, so repeating it is harmless.
+pub async fn mark_released(db: &Pool, ids: &[u64]) -> Result<(), mysql_async::Error> {
+    for chunk in ids.chunks(1000) {
+        let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
+        // Every value is an integer: nothing here can inject SQL.
+        let sql = format!(
+            "UPDATE orders SET released_ms = ? WHERE id IN ({}) AND status = 'cancelled'
+               AND released_ms IS NULL",
+            list.join(",")
+        );
+        crate::db::retry_conflicts(|| async {
+            let mut conn = db.get_conn().await?;
+            conn.exec_drop(sql.as_str(), (crate::clock::now_ms(),))
+                .await
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

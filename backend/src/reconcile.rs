@@ -149,7 +149,7 @@ pub async fn finish_releases(
             marked.push(order_id(sale_id, o.seq));
         }
     }
-    crate::sweeper::mark_released(db, &marked)
+    crate::orders::mark_released(db, &marked)
         .await
         .map_err(|e| format!("database: {e}"))?;
     Ok(done)
@@ -177,7 +177,7 @@ pub async fn rebuild(
         .filter(|o| o.unreleased)
         .map(|o| order_id(sale.id, o.seq))
         .collect();
-    crate::sweeper::mark_released(db, &unreleased)
+    crate::orders::mark_released(db, &unreleased)
         .await
         .map_err(|e| format!("database: {e}"))?;
     Ok(r)
@@ -222,23 +222,12 @@ fn record(metrics: &Metrics, c: &SaleCheck) {
 
 /// The periodic reconciler: checks every sale that ended less than a day ago; repairs a sale
 /// whose drift was the same, non-zero, at two checks in a row.
+#[derive(Default)]
 pub struct Reconciler {
     last: HashMap<u64, i64>,
 }
 
-impl Default for Reconciler {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Reconciler {
-    pub fn new() -> Reconciler {
-        Reconciler {
-            last: HashMap::new(),
-        }
-    }
-
     pub async fn pass(&mut self, redis: &Redis, db: &Pool, metrics: &Metrics) {
         let since = crate::clock::now_ms() - crate::sales::RETENTION_MS;
         let list = match crate::sales::ending_after(db, since).await {

@@ -26,10 +26,6 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    pub fn new() -> Recovery {
-        Recovery::default()
-    }
-
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Relaxed)
     }

@@ -67,10 +67,6 @@ pub struct Redis {
     pub breaker: Arc<Breaker>,
 }
 
-/// Consecutive failures that open the breaker, and how long it stays open.
-pub const BREAKER_FAILURES: u32 = 5;
-pub const BREAKER_OPEN: Duration = Duration::from_millis(500);
-
 /// Why a Redis call failed: an error reply or lost connection, or no answer in time.
 #[derive(Debug)]
 pub enum CallError {
@@ -155,7 +151,7 @@ impl Redis {
             client,
             reconnecting: Arc::new(AtomicBool::new(false)),
             timeout,
-            breaker: Arc::new(Breaker::new(BREAKER_FAILURES, BREAKER_OPEN)),
+            breaker: Arc::new(Breaker::new(crate::breaker::FAILURES, crate::breaker::OPEN)),
         })
     }
 

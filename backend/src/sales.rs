@@ -16,8 +16,10 @@ pub const DEFAULT_PAY_WINDOW_S: i64 = 900;
 /// How long after its end a sale is still looked after: its stream drained by the writer,
 /// checked by the reconciler, rebuilt by recovery.
 pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
-/// How long after its end the edge keeps a sale's state (to answer "ended" itself).
-pub const EDGE_GRACE_MS: i64 = 60_000;
+/// How long after its end the edge keeps a sale's state, to answer "ended" itself: longer
+/// than any purchase link or captcha issued before the end can be presented (two link
+/// windows, a captcha's lifetime), with room to spare.
+pub const EDGE_GRACE_MS: i64 = 3_600_000;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sale {

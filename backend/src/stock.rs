@@ -346,6 +346,30 @@ pub async fn ledger(redis: &Redis, sale_id: u64) -> Result<Ledger, CallError> {
     Ok(out)
 }
 
+/// One order in Redis's ledger: its owner and slot (None if Redis never reserved it), and
+/// whether its unit was returned.
+pub async fn ledger_entry(
+    redis: &Redis,
+    sale_id: u64,
+    seq: u64,
+) -> Result<(Option<(u64, u8)>, bool), CallError> {
+    let k = SaleKeys::new(sale_id);
+    let (owner, returned): (Option<String>, bool) = redis
+        .call(|mut c| async move {
+            redis::pipe()
+                .cmd("HGET")
+                .arg(&k.reserved)
+                .arg(seq)
+                .cmd("SISMEMBER")
+                .arg(&k.returned)
+                .arg(seq)
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    Ok((owner.as_deref().and_then(parse_owner), returned))
+}
+
 /// `user:slot` as the reserve script writes it.
 pub fn parse_owner(text: &str) -> Option<(u64, u8)> {
     let (user, slot) = text.split_once(':')?;

@@ -105,31 +105,8 @@ pub async fn release_pending(redis: &Redis, db: &Pool, metrics: &Metrics) -> Res
         done.push(order_id(sale_id, seq));
     }
     // Whatever was given back is recorded, also when a later release failed.
-    mark_released(db, &done)
+    crate::orders::mark_released(db, &done)
         .await
         .map_err(|e| format!("database: {e}"))?;
     outcome.map(|()| released)
-}
-
-/// Records that these cancelled orders' units are back in Redis.
-pub async fn mark_released(db: &Pool, ids: &[u64]) -> Result<(), mysql_async::Error> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    for chunk in ids.chunks(1000) {
-        let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
-        // Every value is an integer: nothing here can inject SQL.
-        let sql = format!(
-            "UPDATE orders SET released_ms = ? WHERE id IN ({}) AND status = 'cancelled'
-               AND released_ms IS NULL",
-            list.join(",")
-        );
-        retry_conflicts(|| async {
-            let mut conn = db.get_conn().await?;
-            conn.exec_drop(sql.as_str(), (crate::clock::now_ms(),))
-                .await
-        })
-        .await?;
-    }
-    Ok(())
 }

@@ -144,6 +144,65 @@ print(data.decode(errors="replace").replace("\r", ""))
 PY
 )
 check "400: a malformed request line is JSON" 1 "$(grep -c '"error":"bad_request"' <<<"$raw")"
+raw_status() { # raw_status BASE REQUEST_BYTES -> "<status line> | <JSON error code>"
+  python3 - "${1#http://}" "$2" <<'PY'
+import json, socket, sys
+host, port = sys.argv[1].split(":")
+s = socket.create_connection((host, int(port)), timeout=5)
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+head, _, body = data.partition(b"\r\n\r\n")
+try:
+    code = json.loads(body.decode())["error"]
+except Exception:
+    code = "not-json"
+print(head.split(b"\r\n")[0].decode().split(" ")[1], code)
+PY
+}
+for base in "$EDGE" "$POP"; do
+  where=$([ "$base" = "$EDGE" ] && echo edge || echo POP)
+  check "$where: 505 for an HTTP/2.0 request line" "505 http_version_not_supported" \
+    "$(raw_status "$base" 'GET /api/time HTTP/2.0\r\nHost: x\r\nConnection: close\r\n\r\n')"
+  check "$where: 501 for an unknown transfer coding" "501 not_implemented" \
+    "$(raw_status "$base" 'POST /api/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n')"
+  check "$where: 400 for a lower-case method" "400 bad_request" \
+    "$(raw_status "$base" 'post /api/time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')"
+  check "$where: 400 for a NUL in the path" "400 bad_request" \
+    "$(raw_status "$base" 'GET /api/sales/1%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')"
+  check "$where: 414 for an overlong request line" "414 uri_too_long" \
+    "$(json_error "$base/api/time?$(head -c 9000 /dev/zero | tr '\0' 'q')" | cut -d' ' -f1,2)"
+done
+check "416 for a range past the end of a page" "416 range_not_satisfiable" \
+  "$(json_error -H 'Range: bytes=999999-' "$EDGE/ops/index.html" | cut -d' ' -f1,2)"
+check "errors are no-store too" 1 \
+  "$(curl -s -D - -o /dev/null "$EDGE/api/nowhere" | grep -ci '^cache-control: no-store')"
+
+# The backend acts for exactly the session the edge checked: a Cookie header that nginx's
+# parser and the backend's would read differently (name case, `,` separators) cannot make the
+# edge check one shopper and the backend serve another.
+fresh=$(curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
+  -d "{\"title\":\"Cookies\",\"price_cents\":100,\"stock\":5,\"starts_at\":$((now - 1000)),\"ends_at\":$((now + 600000))}" | jq -r .id)
+sleep 1.1
+fsig=$(python3 - "$SECRETS/link.key" "${token%%.*}" "$fresh" <<'PY'
+import hashlib, hmac, sys, time
+key = open(sys.argv[1]).read().strip().encode()
+msg = "l1.%s.%s.%d" % (sys.argv[2], sys.argv[3], int(time.time()) // 60)
+print(hmac.new(key, msg.encode(), hashlib.sha256).hexdigest())
+PY
+)
+r=$(curl -s -w ' %{http_code}' -X POST "$EDGE/api/sales/$fresh/buy/$fsig" \
+  -H "Cookie: SK_SESSION=$token; sk_session=$other")
+check "the shopper the edge checked is the one who buys" 200 "${r##* }"
+check "...and the order is that shopper's" "$fresh" "$(jq -r .sale_id <<<"${r% *}")"
+check "a form body over 8 KiB on /path is a 403 (no captcha), not a 5xx" 403 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$EDGE/api/sales/$fresh/path" -H "Authorization: Bearer $token" \
+     --data "captcha_token=x&answer=y&pad=$(head -c 12000 /dev/zero | tr '\0' a)")"
+
 hdrs=$(curl -s -D - -o /dev/null "$EDGE/api/sales/$sale")
 check "edge JSON says nosniff" 1 "$(grep -ci '^x-content-type-options: nosniff' <<<"$hdrs")"
 hdrs=$(curl -s -D - -o /dev/null "$EDGE/api/nowhere")

@@ -17,6 +17,14 @@ function _M.new(entries)
         self.ttls[k] = ttl
         return true
     end
+    d.capacity_entries = math.huge
+    function d:safe_add(k, v, ttl)
+        if self.data[k] ~= nil then return false, "exists" end
+        local n = 0
+        for _ in pairs(self.data) do n = n + 1 end
+        if n >= self.capacity_entries then return false, "no memory" end
+        return self:add(k, v, ttl)
+    end
     function d:get_keys()
         local keys = {}
         for k in pairs(self.data) do keys[#keys + 1] = k end

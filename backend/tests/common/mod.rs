@@ -260,7 +260,7 @@ impl Backend {
         let (tx, rx) = oneshot::channel::<()>();
         let run_app = app.clone();
         let task = tokio::spawn(async move {
-            seckill::app::run(run_app, listener, async {
+            seckill::service::run(run_app, listener, async {
                 let _ = rx.await;
             })
             .await

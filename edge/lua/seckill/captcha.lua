@@ -16,7 +16,8 @@ local tonumber = tonumber
 
 local _M = { _VERSION = "0.2" }
 
--- true, or nil and why: "malformed", "foreign", "forged", "expired", "used", "wrong".
+-- true, or nil and why: "malformed", "foreign", "forged", "expired", "used", "wrong",
+-- "store_full" (the spent-token dict has no room: refused, never evicting).
 function _M.check(key, used, token, answer, user_id, sale_id, now_s, max_ttl)
     if type(token) ~= "string" or #token > 256 then
         return nil, "malformed"
@@ -41,9 +42,11 @@ function _M.check(key, used, token, answer, user_id, sale_id, now_s, max_ttl)
         -- Signed by us, but for longer than we issue: a key leak or a misconfiguration.
         return nil, "forged"
     end
-    local ok = used:add("cap:" .. nonce, true, ttl)
+    -- safe_add: a full dict refuses rather than evict another spent token (which would make
+    -- it usable again); the answer is then refused too (fail closed).
+    local ok, err = used:safe_add("cap:" .. nonce, true, ttl)
     if not ok then
-        return nil, "used"
+        return nil, err == "exists" and "used" or "store_full"
     end
     if type(answer) ~= "string" or #answer == 0 or #answer > 16 then
         return nil, "wrong"

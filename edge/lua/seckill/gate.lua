@@ -98,6 +98,10 @@ local function admit(route, sale_id, early_ms)
     if not user_id then
         return refuse("bad_session", route)
     end
+    -- What the backend sees is exactly the session checked here: nginx's cookie parser and
+    -- the backend's could otherwise pick different tokens out of one Cookie header.
+    ngx.req.set_header("Authorization", "Bearer " .. token)
+    ngx.req.clear_header("Cookie")
     if over_limit(cfg.limits, "user:" .. user_id, cfg.user_per_s, now_f) then
         return refuse("rate_limited_user", route)
     end
@@ -152,7 +156,9 @@ function _M.path(sale_id)
         return refuse("unknown_sale", "path")
     end
     ngx.req.read_body()
-    local args = ngx.req.get_post_args(8)
+    -- nil when the body is not form data or not in memory (the location keeps up to the
+    -- body limit in memory): then the query arguments are all there is.
+    local args = ngx.req.get_post_args(8) or {}
     local uri_args = ngx.req.get_uri_args(8)
     local now = floor(now_f)
     local ok = captcha.check(cfg.captcha_key, cfg.spent,

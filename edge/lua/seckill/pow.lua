@@ -49,7 +49,8 @@ function _M.leading_zero_bits(digest)
     return n
 end
 
--- true, or nil and why: "malformed", "foreign", "forged", "expired", "unsolved", "used".
+-- true, or nil and why: "malformed", "foreign", "forged", "expired", "unsolved", "used",
+-- "store_full" (no room to record the spend: refused, never evicting).
 -- `max_ttl`: the longest lifetime the edge issues; `used`: the shared dict of spent nonces.
 function _M.check(key, used, token, solution, user_id, sale_id, now_s, max_ttl)
     if type(token) ~= "string" or #token > 200 or type(solution) ~= "string" then
@@ -77,8 +78,10 @@ function _M.check(key, used, token, solution, user_id, sale_id, now_s, max_ttl)
     if _M.leading_zero_bits(hmac.sha256(token .. "." .. solution)) < tonumber(bits) then
         return nil, "unsolved"
     end
-    if not used:add("pow:" .. nonce, true, ttl) then
-        return nil, "used"
+    -- safe_add: a full dict refuses rather than evict another spent challenge.
+    local ok, err = used:safe_add("pow:" .. nonce, true, ttl)
+    if not ok then
+        return nil, err == "exists" and "used" or "store_full"
     end
     return true
 end
