@@ -70,7 +70,7 @@ fn parse_digits<T: std::str::FromStr>(s: &str) -> Option<T> {
 /// This stands in for the platform's account system, which is out of scope here.
 pub fn user_id_for(key: &[u8], name: &str) -> u64 {
     let sig = crypto::sign_hex(key, format!("u1.{name}").as_bytes());
-    // 15 hex digits: fits an i64 and a JavaScript number exactly.
+    // 13 hex digits (52 bits): fits an i64 and a JavaScript number exactly.
     u64::from_str_radix(&sig[..13], 16).expect("hex digits parse") + 1
 }
 

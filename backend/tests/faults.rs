@@ -1,7 +1,7 @@
 //! Faults injected for real: each test runs its own Redis, MariaDB and backend processes
 //! (`common::world`) and kills one of them with `kill -9` in the middle of a burst of buys,
 //! or freezes Redis, or makes MariaDB refuse one order. After each, the invariants of
-//! DESIGN.md must hold: every `queued` answer ends as exactly one order, never more orders
+//! docs/DESIGN.md must hold: every `queued` answer ends as exactly one order, never more orders
 //! than stock, never two for one user, and Redis stock + live orders = initial stock.
 
 mod common;
