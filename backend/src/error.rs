@@ -1,4 +1,6 @@
-//! The one place that turns a failure into an HTTP status and a JSON body.
+//! Failures. [`ApiError`] is the request path's: the one place that turns a failure into an
+//! HTTP status and a JSON body. [`TaskError`] is the background duties' (recovery, sweeper,
+//! reconciler, writer): which dependency failed, logged once where the task handles it.
 //!
 //! Every answer that is not a success is `{"error": "<code>", "message": "<what was wrong>"}`.
 //! `error` is a short stable code tools branch on; `message` names the bad input. Shopper
@@ -98,5 +100,35 @@ impl std::fmt::Display for ApiError {
             ApiError::Unavailable(c, detail) => write!(f, "{c}: {detail}"),
             other => write!(f, "{}: {}", other.code(), other.message()),
         }
+    }
+}
+
+/// A background duty's failure: the dependency that failed, and how.
+#[derive(Debug)]
+pub enum TaskError {
+    Redis(crate::redis_conn::CallError),
+    Database(mysql_async::Error),
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskError::Redis(e) => write!(f, "redis: {e}"),
+            TaskError::Database(e) => write!(f, "database: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+impl From<crate::redis_conn::CallError> for TaskError {
+    fn from(e: crate::redis_conn::CallError) -> Self {
+        TaskError::Redis(e)
+    }
+}
+
+impl From<mysql_async::Error> for TaskError {
+    fn from(e: mysql_async::Error) -> Self {
+        TaskError::Database(e)
     }
 }

@@ -19,6 +19,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
 use serde::Serialize;
 
+use crate::error::TaskError;
 use crate::metrics::Metrics;
 use crate::orders::order_id;
 use crate::redis_conn::Redis;
@@ -88,15 +89,11 @@ pub struct SaleCheck {
     pub drift: i64,
 }
 
-pub async fn check(redis: &Redis, db: &Pool, sale: &Sale) -> Result<SaleCheck, String> {
+pub async fn check(redis: &Redis, db: &Pool, sale: &Sale) -> Result<SaleCheck, TaskError> {
     // Redis first: an order reserved after this read and written before the MariaDB read
     // is counted once (from MariaDB) and only skews this one check.
-    let ledger = stock::ledger(redis, sale.id)
-        .await
-        .map_err(|e| format!("redis: {e}"))?;
-    let orders = db_orders(db, sale.id)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    let ledger = stock::ledger(redis, sale.id).await?;
+    let orders = db_orders(db, sale.id).await?;
     let in_db: HashMap<u64, &DbOrder> = orders.iter().map(|o| (o.seq, o)).collect();
     let redis_live = |seq: &u64| !ledger.returned.contains(seq);
     let live_in_db = orders.iter().filter(|o| o.live).count() as i64;
@@ -129,17 +126,13 @@ pub async fn finish_releases(
     metrics: &Metrics,
     sale_id: u64,
     seqs: &[u64],
-) -> Result<u64, String> {
+) -> Result<u64, TaskError> {
     let mut done = 0;
-    let orders = db_orders(db, sale_id)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    let orders = db_orders(db, sale_id).await?;
     let wanted: HashSet<u64> = seqs.iter().copied().collect();
     let mut marked = Vec::new();
     for o in orders.iter().filter(|o| !o.live && wanted.contains(&o.seq)) {
-        let r = stock::release(redis, sale_id, o.seq, o.user_id, o.slot)
-            .await
-            .map_err(|e| format!("redis: {e}"))?;
+        let r = stock::release(redis, sale_id, o.seq, o.user_id, o.slot).await?;
         if r == stock::Released::Now {
             done += 1;
             metrics.units_returned.inc();
@@ -149,9 +142,7 @@ pub async fn finish_releases(
             marked.push(order_id(sale_id, o.seq));
         }
     }
-    crate::orders::mark_released(db, &marked)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    crate::orders::mark_released(db, &marked).await?;
     Ok(done)
 }
 
@@ -163,13 +154,9 @@ pub async fn rebuild(
     metrics: &Metrics,
     sale: &Sale,
     gap: u64,
-) -> Result<stock::Repaired, String> {
-    let orders = db_orders(db, sale.id)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
-    let r = stock::repair(redis, sale.id, &facts(sale, &orders), gap)
-        .await
-        .map_err(|e| format!("redis: {e}"))?;
+) -> Result<stock::Repaired, TaskError> {
+    let orders = db_orders(db, sale.id).await?;
+    let r = stock::repair(redis, sale.id, &facts(sale, &orders), gap).await?;
     metrics.repairs.with_label_values(&["rebuild"]).inc();
     // The unreleased cancelled orders of the snapshot now count as returned in Redis.
     let unreleased: Vec<u64> = orders
@@ -177,9 +164,7 @@ pub async fn rebuild(
         .filter(|o| o.unreleased)
         .map(|o| order_id(sale.id, o.seq))
         .collect();
-    crate::orders::mark_released(db, &unreleased)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    crate::orders::mark_released(db, &unreleased).await?;
     Ok(r)
 }
 
@@ -190,7 +175,7 @@ pub async fn reconcile_sale(
     metrics: &Metrics,
     sale: &Sale,
     repair: bool,
-) -> Result<SaleCheck, String> {
+) -> Result<SaleCheck, TaskError> {
     let mut c = check(redis, db, sale).await?;
     if repair && (c.drift != 0 || c.stock_left.is_none() || !c.unreleased.is_empty()) {
         if !c.unreleased.is_empty() {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use mysql_async::Pool;
 
+use crate::error::TaskError;
 use crate::metrics::Metrics;
 use crate::redis_conn::{CallError, Redis};
 
@@ -32,7 +33,12 @@ impl Recovery {
 
     /// Recovers now, unless a recovery is already running in this process (then returns
     /// `Ok(false)` at once).
-    pub async fn run(&self, redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<bool, String> {
+    pub async fn run(
+        &self,
+        redis: &Redis,
+        db: &Pool,
+        metrics: &Metrics,
+    ) -> Result<bool, TaskError> {
         if self.running.swap(true, Ordering::AcqRel) {
             return Ok(false);
         }
@@ -47,12 +53,8 @@ impl Recovery {
         redis: &Redis,
         db: &Pool,
         metrics: &Metrics,
-    ) -> Result<bool, String> {
-        if self.is_running()
-            || scripts_loaded(redis)
-                .await
-                .map_err(|e| format!("redis: {e}"))?
-        {
+    ) -> Result<bool, TaskError> {
+        if self.is_running() || scripts_loaded(redis).await? {
             return Ok(false);
         }
         self.run(redis, db, metrics).await
@@ -85,19 +87,15 @@ pub async fn scripts_loaded(redis: &Redis) -> Result<bool, CallError> {
 
 /// Rebuilds every sale that has not ended, loads the scripts (buys resume: an ended sale takes
 /// no buys, so it may wait), then rebuilds the sales that ended less than a day ago.
-pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usize, String> {
+pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usize, TaskError> {
     let now = crate::clock::now_ms();
     let result = async {
-        let sales = crate::sales::ending_after(db, now - crate::sales::RETENTION_MS)
-            .await
-            .map_err(|e| format!("database: {e}"))?;
+        let sales = crate::sales::ending_after(db, now - crate::sales::RETENTION_MS).await?;
         let (open, ended): (Vec<_>, Vec<_>) = sales.iter().partition(|s| s.ends_ms > now);
         for sale in &open {
             rebuild(redis, db, metrics, sale).await?;
         }
-        crate::stock::load_scripts(redis)
-            .await
-            .map_err(|e| format!("redis: loading scripts: {e}"))?;
+        crate::stock::load_scripts(redis).await?;
         for sale in &ended {
             // Buys are back on; a failure here leaves an ended sale to the reconciler.
             if let Err(e) = rebuild(redis, db, metrics, sale).await {
@@ -119,7 +117,7 @@ async fn rebuild(
     db: &Pool,
     metrics: &Metrics,
     sale: &crate::sales::Sale,
-) -> Result<(), String> {
+) -> Result<(), TaskError> {
     let r = crate::reconcile::rebuild(redis, db, metrics, sale, crate::stock::SEQ_GAP).await?;
     eprintln!(
         "recovery: sale {}: {} live, {} left, {} orders restored from MariaDB",

@@ -15,6 +15,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
 
 use crate::db::retry_conflicts;
+use crate::error::TaskError;
 use crate::metrics::Metrics;
 use crate::orders::order_id;
 use crate::redis_conn::Redis;
@@ -30,10 +31,13 @@ pub struct Swept {
 }
 
 /// Both steps, as one pass.
-pub async fn sweep(redis: &Redis, db: &Pool, metrics: &Metrics, now: i64) -> Result<Swept, String> {
-    let closed = close_expired(db, metrics, now)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+pub async fn sweep(
+    redis: &Redis,
+    db: &Pool,
+    metrics: &Metrics,
+    now: i64,
+) -> Result<Swept, TaskError> {
+    let closed = close_expired(db, metrics, now).await?;
     let released = release_pending(redis, db, metrics).await?;
     Ok(Swept { closed, released })
 }
@@ -72,16 +76,19 @@ pub async fn close_expired(
 
 /// Step 2: gives back the units of cancelled orders not yet released. Returns how many
 /// units this call gave back (units another sweeper returned first are not counted).
-pub async fn release_pending(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<u64, String> {
+pub async fn release_pending(
+    redis: &Redis,
+    db: &Pool,
+    metrics: &Metrics,
+) -> Result<u64, TaskError> {
     let rows: Vec<(u64, u64, u64, u8)> = {
-        let mut conn = db.get_conn().await.map_err(|e| format!("database: {e}"))?;
+        let mut conn = db.get_conn().await?;
         conn.exec(
             "SELECT sale_id, seq, user_id, slot FROM orders
                WHERE status = 'cancelled' AND released_ms IS NULL LIMIT ?",
             (BATCH * 4,),
         )
-        .await
-        .map_err(|e| format!("database: {e}"))?
+        .await?
     };
     let mut released = 0;
     let mut done = Vec::with_capacity(rows.len());
@@ -98,15 +105,13 @@ pub async fn release_pending(redis: &Redis, db: &Pool, metrics: &Metrics) -> Res
             Ok(Released::NotLoaded) => continue,
             // A Redis that forgot its scripts is recovered first (see `recovery`).
             Err(e) => {
-                outcome = Err(format!("redis: {e}"));
+                outcome = Err(TaskError::from(e));
                 break;
             }
         }
         done.push(order_id(sale_id, seq));
     }
     // Whatever was given back is recorded, also when a later release failed.
-    crate::orders::mark_released(db, &done)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    crate::orders::mark_released(db, &done).await?;
     outcome.map(|()| released)
 }

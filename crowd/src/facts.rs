@@ -34,7 +34,9 @@ pub async fn read(
 ) -> Result<Facts, String> {
     let deadline = Instant::now() + wait;
     let check = loop {
-        let c = seckill::reconcile::check(redis, db, sale).await?;
+        let c = seckill::reconcile::check(redis, db, sale)
+            .await
+            .map_err(|e| e.to_string())?;
         if c.queued == 0 || Instant::now() > deadline {
             break c;
         }
