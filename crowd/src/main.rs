@@ -52,6 +52,8 @@ fn chosen(i: usize, fraction: f64, salt: usize) -> bool {
     (((i.wrapping_mul(2654435761) ^ salt) % 10_000) as f64) < fraction * 10_000.0
 }
 
+/// The whole run: set up, create the sale, play the crowd at its start, read the facts,
+/// report. True when every invariant held.
 async fn run(a: args::Args) -> Result<bool, String> {
     let keys = Keys {
         session: secret(&a.secrets, "session.key")?,
@@ -68,7 +70,64 @@ async fn run(a: args::Args) -> Result<bool, String> {
     let edge = Http::new(&a.edge, a.concurrency, None);
     let backend = Http::new(&a.backend, 4, None);
 
-    // The sale, created through the edge's admin location, starting `start_in` from now.
+    let (sale, starts) = create_sale(&a, &edge, &admin, &db).await?;
+    let shoppers: Arc<Vec<Shopper>> = Arc::new(
+        (0..a.users)
+            .map(|i| {
+                Shopper::new(
+                    &keys,
+                    sale.id,
+                    i,
+                    chosen(i, a.retry, 1),
+                    chosen(i, a.cheaters, 7),
+                )
+            })
+            .collect(),
+    );
+    let stats = Arc::new(Stats::new());
+    let ctx = Arc::new(Ctx {
+        edge,
+        untrusted: Http::new(&a.edge, 16, Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))),
+        sale_id: sale.id,
+        keys,
+        stats: stats.clone(),
+    });
+    let before = Scrape::take(&ctx.edge, &backend).await;
+    let elapsed = play(&a, &ctx, shoppers, starts).await;
+
+    // The edge flushes its counters once a second; the writer drains meanwhile.
+    let answered = stats.order_ids.lock().unwrap().clone();
+    let f = facts::read(&redis, &db, &sale, &answered, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let counts = Scrape::take(&ctx.edge, &backend).await.since(&before);
+    let lat = stats.sorted_latencies();
+    let summary = summarize(&a, sale.id, &stats, &f, &counts, &lat, elapsed);
+    write_report(
+        &a,
+        sale.id,
+        &summary,
+        &funnel(&a, &stats, &f, &counts),
+        &lat,
+        &stats,
+    );
+    let ok = f.orders_in_db == f.sold
+        && f.duplicate_buyers == 0
+        && f.oversold == 0
+        && f.lost == 0
+        && f.drift == 0
+        && summary["cheats_passed"] == 0;
+    println!("{summary}");
+    Ok(ok)
+}
+
+/// Creates the sale through the edge's admin location, starting `start_in` from now; returns
+/// it as MariaDB holds it, and its start.
+async fn create_sale(
+    a: &args::Args,
+    edge: &Http,
+    admin: &str,
+    db: &mysql_async::Pool,
+) -> Result<(seckill::sales::Sale, i64), String> {
     let starts = seckill::clock::now_ms() + a.start_in.as_millis() as i64;
     let body = json!({"title": format!("Crowd of {}", a.users), "price_cents": 100,
         "stock": a.stock, "per_user_limit": a.per_user_limit,
@@ -101,7 +160,7 @@ async fn run(a: args::Args) -> Result<bool, String> {
         .ok()
         .and_then(|v| v["id"].as_u64())
         .ok_or("creating the sale: no id in the answer")?;
-    let sale = seckill::sales::load(&db, sale_id)
+    let sale = seckill::sales::load(db, sale_id)
         .await
         .map_err(|e| format!("database: {e}"))?
         .ok_or("the new sale is not in MariaDB")?;
@@ -114,30 +173,18 @@ async fn run(a: args::Args) -> Result<bool, String> {
         );
     }
 
-    let shoppers: Arc<Vec<Shopper>> = Arc::new(
-        (0..a.users)
-            .map(|i| {
-                Shopper::new(
-                    &keys,
-                    sale_id,
-                    i,
-                    chosen(i, a.retry, 1),
-                    chosen(i, a.cheaters, 7),
-                )
-            })
-            .collect(),
-    );
-    let stats = Arc::new(Stats::new());
-    let ctx = Arc::new(Ctx {
-        edge,
-        untrusted: Http::new(&a.edge, 16, Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))),
-        sale_id,
-        keys,
-        stats: stats.clone(),
-    });
-    let edge_before = ctx.edge.get_text("/metrics").await.unwrap_or_default();
-    let backend_before = backend.get_text("/metrics").await.unwrap_or_default();
+    Ok((sale, starts))
+}
 
+/// Plays the crowd from the sale's start, open or closed loop; returns how long it took.
+async fn play(
+    a: &args::Args,
+    ctx: &Arc<Ctx>,
+    shoppers: Arc<Vec<Shopper>>,
+    starts: i64,
+) -> Duration {
+    let stats = &ctx.stats;
+    let sale_id = ctx.sale_id;
     // Shoppers sit on the page during the countdown: their connections are open when the
     // sale starts (the page polls the sale's state, through the edge to the backend).
     warm_up(&ctx.edge, sale_id, a.concurrency).await;
@@ -193,40 +240,67 @@ async fn run(a: args::Args) -> Result<bool, String> {
         eprintln!();
     }
 
-    // The edge flushes its counters once a second; the writer drains meanwhile.
-    let answered = stats.order_ids.lock().unwrap().clone();
-    let f = facts::read(&redis, &db, &sale, &answered, Duration::from_secs(60)).await?;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let edge_after = ctx.edge.get_text("/metrics").await.unwrap_or_default();
-    let backend_after = backend.get_text("/metrics").await.unwrap_or_default();
-    let delta = |before: &str, after: &str, name: &str, want: &[(&str, &str)]| {
-        (facts::counter(after, name, want) - facts::counter(before, name, want)).round() as i64
-    };
-    let edge_total = delta(
-        &edge_before,
-        &edge_after,
-        "seckill_edge_requests_total",
-        &[],
-    );
-    let passed = delta(
-        &edge_before,
-        &edge_after,
-        "seckill_edge_requests_total",
-        &[("route", "buy"), ("outcome", "passed")],
-    );
-    let issued = delta(
-        &edge_before,
-        &edge_after,
-        "seckill_edge_requests_total",
-        &[("route", "path"), ("outcome", "issued")],
-    );
-    let reached_backend = delta(
-        &backend_before,
-        &backend_after,
-        "seckill_http_requests_total",
-        &[("route", "buy")],
-    );
-    let lat = stats.sorted_latencies();
+    elapsed
+}
+
+/// The edge's and the backend's counters at one moment.
+struct Scrape {
+    edge: String,
+    backend: String,
+}
+
+/// What the two scrapes say happened in between.
+struct Counts {
+    edge_total: i64,
+    passed: i64,
+    issued: i64,
+    reached_backend: i64,
+}
+
+impl Scrape {
+    async fn take(edge: &Http, backend: &Http) -> Scrape {
+        Scrape {
+            edge: edge.get_text("/metrics").await.unwrap_or_default(),
+            backend: backend.get_text("/metrics").await.unwrap_or_default(),
+        }
+    }
+
+    fn since(&self, before: &Scrape) -> Counts {
+        let delta = |before: &str, after: &str, name: &str, want: &[(&str, &str)]| {
+            (facts::counter(after, name, want) - facts::counter(before, name, want)).round() as i64
+        };
+        let edge = |want: &[(&str, &str)]| {
+            delta(
+                &before.edge,
+                &self.edge,
+                "seckill_edge_requests_total",
+                want,
+            )
+        };
+        Counts {
+            edge_total: edge(&[]),
+            passed: edge(&[("route", "buy"), ("outcome", "passed")]),
+            issued: edge(&[("route", "path"), ("outcome", "issued")]),
+            reached_backend: delta(
+                &before.backend,
+                &self.backend,
+                "seckill_http_requests_total",
+                &[("route", "buy")],
+            ),
+        }
+    }
+}
+
+/// The JSON line the run prints last (the contract of `scripts/crowd`).
+fn summarize(
+    a: &args::Args,
+    sale_id: u64,
+    stats: &Stats,
+    f: &facts::Facts,
+    c: &Counts,
+    lat: &[u32],
+    elapsed: Duration,
+) -> serde_json::Value {
     let requests = stats.requests();
     let secs = elapsed.as_secs_f64().max(1e-3);
     let outcomes: serde_json::Map<String, serde_json::Value> = stats
@@ -243,7 +317,7 @@ async fn run(a: args::Args) -> Result<bool, String> {
             )
         })
         .collect();
-    let summary = json!({
+    json!({
         "sale_id": sale_id,
         "stock": a.stock,
         "users": a.users,
@@ -252,13 +326,13 @@ async fn run(a: args::Args) -> Result<bool, String> {
         "orders_in_db": f.orders_in_db,
         "duplicate_buyers": f.duplicate_buyers,
         "oversold": f.oversold,
-        "rejected_at_edge": edge_total - passed - issued,
-        "reached_backend": reached_backend,
+        "rejected_at_edge": c.edge_total - c.passed - c.issued,
+        "reached_backend": c.reached_backend,
         "rps": (requests as f64 / secs).round(),
-        "p50_ms": quantile_ms(&lat, 0.50),
-        "p99_ms": quantile_ms(&lat, 0.99),
-        "p999_ms": quantile_ms(&lat, 0.999),
-        "max_ms": quantile_ms(&lat, 1.0),
+        "p50_ms": quantile_ms(lat, 0.50),
+        "p99_ms": quantile_ms(lat, 0.99),
+        "p999_ms": quantile_ms(lat, 0.999),
+        "max_ms": quantile_ms(lat, 1.0),
         "queued_answers": stats.queued.load(Ordering::Relaxed),
         "queued_lost": f.lost,
         "undrained": f.undrained,
@@ -271,22 +345,37 @@ async fn run(a: args::Args) -> Result<bool, String> {
         "outcomes": outcomes,
         "mode": if a.rate > 0.0 { format!("open loop, {} shoppers/s", a.rate) } else { format!("closed loop, {} at a time", a.concurrency) },
         "seconds": (secs * 1000.0).round() / 1000.0,
-    });
-    let funnel = vec![
+    })
+}
+
+/// The funnel for the report: how many got how far.
+fn funnel(a: &args::Args, stats: &Stats, f: &facts::Facts, c: &Counts) -> Vec<(String, f64)> {
+    vec![
         ("shoppers".to_string(), a.users as f64),
-        ("requests at the edge".to_string(), requests as f64),
-        ("paths issued (captcha ok)".to_string(), issued as f64),
-        ("buys passed to the backend".to_string(), passed as f64),
+        ("requests at the edge".to_string(), stats.requests() as f64),
+        ("paths issued (captcha ok)".to_string(), c.issued as f64),
+        ("buys passed to the backend".to_string(), c.passed as f64),
         (
             "buys seen by the backend".to_string(),
-            reached_backend as f64,
+            c.reached_backend as f64,
         ),
         (
             "queued (reserved in Redis)".to_string(),
             stats.queued.load(Ordering::Relaxed) as f64,
         ),
         ("orders in MariaDB".to_string(), f.orders_in_db as f64),
-    ];
+    ]
+}
+
+/// The HTML report, when `--report` asks for one.
+fn write_report(
+    a: &args::Args,
+    sale_id: u64,
+    summary: &serde_json::Value,
+    funnel: &[(String, f64)],
+    lat: &[u32],
+    stats: &Stats,
+) {
     if let Some(dir) = &a.report {
         let path = if dir.extension().is_some_and(|e| e == "html") {
             dir.clone()
@@ -298,21 +387,13 @@ async fn run(a: args::Args) -> Result<bool, String> {
         }
         match std::fs::write(
             &path,
-            report::html(&summary, &funnel, &lat, &stats.over_time(250)),
+            report::html(summary, funnel, lat, &stats.over_time(250)),
         ) {
             Ok(()) if !a.quiet => eprintln!("crowd: report written to {}", path.display()),
             Ok(()) => {}
             Err(e) => eprintln!("crowd: cannot write the report {}: {e}", path.display()),
         }
     }
-    let ok = f.orders_in_db == f.sold
-        && f.duplicate_buyers == 0
-        && f.oversold == 0
-        && f.lost == 0
-        && f.drift == 0
-        && summary["cheats_passed"] == 0;
-    println!("{summary}");
-    Ok(ok)
 }
 
 /// Opens `n` keep-alive connections (and the edge's to the backend) before the start.
