@@ -61,6 +61,17 @@ async fn pay(b: &Backend, token: &str, id: u64) -> (StatusCode, Value) {
     .await
 }
 
+/// True once the order reads `paid` (within 5 s).
+async fn becomes_paid(b: &Backend, token: &str, id: u64) -> bool {
+    for _ in 0..100 {
+        if order(b, token, id).await["status"] == "paid" {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn order(b: &Backend, token: &str, id: u64) -> Value {
     let (status, v) = b
         .call(Method::GET, &format!("/api/orders/{id}"), Some(token), None)
@@ -156,14 +167,7 @@ async fn a_paid_order_is_paid_once_and_forged_notifications_are_refused() {
     let (status, started) = pay(&b, token, *id).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let payment_id = started["payment_id"].as_str().unwrap().to_string();
-    let mut paid = false;
-    for _ in 0..100 {
-        if order(&b, token, *id).await["status"] == "paid" {
-            paid = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let paid = becomes_paid(&b, token, *id).await;
     assert!(paid, "the provider's notification made the order paid");
     assert_eq!(
         payment_status(&b, &payment_id).await.as_deref(),
@@ -555,14 +559,7 @@ async fn twenty_concurrent_pay_calls_make_one_charge() {
         ))
         .await;
     assert_eq!(rows, 1, "one payment row");
-    let mut paid = false;
-    for _ in 0..100 {
-        if order(&b, token, *id).await["status"] == "paid" {
-            paid = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let paid = becomes_paid(&b, token, *id).await;
     assert!(paid, "the one charge paid the order");
     // Someone else's order and a missing one get the same answer.
     let stranger = b.login("pay-stranger").await;

@@ -9,10 +9,10 @@
 -- token can be neither replayed nor brute-forced.
 -- Failure policy: closed (if the use cannot be recorded, the answer is refused).
 local hmac = require "seckill.hmac"
+local single_use = require "seckill.single_use"
 
 local match = string.match
 local upper = string.upper
-local tonumber = tonumber
 
 local _M = { _VERSION = "0.2" }
 
@@ -34,19 +34,9 @@ function _M.check(key, used, token, answer, user_id, sale_id, now_s, max_ttl)
     if not hmac.equal(hmac.sign(key, signed), token_mac) then
         return nil, "forged"
     end
-    local ttl = tonumber(exp) - now_s
-    if ttl <= 0 then
-        return nil, "expired"
-    end
-    if ttl > max_ttl then
-        -- Signed by us, but for longer than we issue: a key leak or a misconfiguration.
-        return nil, "forged"
-    end
-    -- safe_add: a full dict refuses rather than evict another spent token (which would make
-    -- it usable again); the answer is then refused too (fail closed).
-    local ok, err = used:safe_add("cap:" .. nonce, true, ttl)
-    if not ok then
-        return nil, err == "exists" and "used" or "store_full"
+    local spent, why = single_use.spend(used, "cap:" .. nonce, exp, now_s, max_ttl)
+    if not spent then
+        return nil, why
     end
     if type(answer) ~= "string" or #answer == 0 or #answer > 16 then
         return nil, "wrong"

@@ -12,6 +12,7 @@
 -- tell humans from machines (the captcha does that).
 -- Failure policy: closed (no valid solution, no captcha).
 local hmac = require "seckill.hmac"
+local single_use = require "seckill.single_use"
 
 local byte = string.byte
 local match = string.match
@@ -68,20 +69,12 @@ function _M.check(key, used, token, solution, user_id, sale_id, now_s, max_ttl)
     if not hmac.equal(mac(key, u, s, exp, bits, nonce), sig) then
         return nil, "forged"
     end
-    local ttl = tonumber(exp) - now_s
-    if ttl <= 0 then
-        return nil, "expired"
-    end
-    if ttl > max_ttl then
-        return nil, "forged"
-    end
     if _M.leading_zero_bits(hmac.sha256(token .. "." .. solution)) < tonumber(bits) then
         return nil, "unsolved"
     end
-    -- safe_add: a full dict refuses rather than evict another spent challenge.
-    local ok, err = used:safe_add("pow:" .. nonce, true, ttl)
-    if not ok then
-        return nil, err == "exists" and "used" or "store_full"
+    local spent, why = single_use.spend(used, "pow:" .. nonce, exp, now_s, max_ttl)
+    if not spent then
+        return nil, why
     end
     return true
 end
