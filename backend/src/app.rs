@@ -10,7 +10,7 @@ use mysql_async::Pool;
 use crate::cache::SaleCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::payment::Provider;
+use crate::provider::Provider;
 use crate::recovery::Recovery;
 use crate::redis_conn::Redis;
 use crate::writer::{Writer, WriterConfig};
@@ -102,6 +102,24 @@ impl App {
                     "backend: not listening yet".into(),
                 )
             })
+    }
+
+    /// Claims the refunds owed (of one sale, or all) and asks the provider for each; returns
+    /// how many this backend asked for.
+    pub async fn request_refunds(
+        &self,
+        now: i64,
+        sale: Option<u64>,
+    ) -> Result<usize, crate::error::TaskError> {
+        let url = match self.notify_url() {
+            Ok(url) => url,
+            Err(_) => return Ok(0), // not listening yet: the next pass asks
+        };
+        let claimed = crate::payment::claim_refunds(&self.db, now, sale).await?;
+        for p in &claimed {
+            self.provider.refund(url.clone(), p);
+        }
+        Ok(claimed.len())
     }
 
     /// A writer on a Redis connection of its own (its polling never delays the buy path).

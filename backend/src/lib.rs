@@ -15,7 +15,8 @@
 //! - [`stock`]: the one Redis script that reserves a unit and enqueues the order atomically.
 //! - [`writer`]: the order writer: Redis Stream consumer group -> batched MariaDB inserts.
 //! - [`orders`]: order ids and the status a shopper polls.
-//! - [`payment`]: starting a payment, the (simulated) provider, its signed notification.
+//! - [`payment`]: one charge per order, signed notifications, refunds claimed once, money.
+//! - [`provider`]: the simulated payment provider (charges, refunds, signed webhooks).
 //! - [`sweeper`]: closes unpaid orders at their deadline and returns their units once.
 //! - [`reconcile`]: Redis stock + live orders = initial stock, checked, reported and repaired.
 //! - [`recovery`]: a Redis that restarted is rebuilt from MariaDB before it takes buys.

@@ -12,10 +12,10 @@
 //!   `X-Pay-Signature: hex(HMAC-SHA256(pay_key, body))`. The same notification twice changes
 //!   nothing the second time. A payment that arrives after its order was closed (or for the
 //!   wrong amount, or for an order another payment paid) is refused and kept as `refund_due`.
-//! - **Refunded exactly once.** [`request_refunds`] claims each `refund_due` payment with a
-//!   guarded `UPDATE` (one backend wins) and asks the provider to refund it, keyed by the
-//!   payment id (the provider refunds a payment once, however often it is asked); the
-//!   provider's signed `refunded` notification makes it `refunded`.
+//! - **Refunded exactly once.** [`claim_refunds`] claims each `refund_due` payment with a
+//!   guarded `UPDATE` (one backend wins); the claimer asks the provider (`crate::provider`) to
+//!   refund it, keyed by the payment id (the provider refunds a payment once, however often it
+//!   is asked); the provider's signed `refunded` notification makes it `refunded`.
 //! - **Money adds up.** For every order: money taken minus money returned is its price if it
 //!   is paid, else zero ([`money_check`], reported by `scripts/reconcile`).
 //!
@@ -30,8 +30,6 @@ use crate::db::retry_conflicts;
 use crate::error::ApiError;
 use crate::input::Fields;
 use crate::orders;
-
-pub use crate::provider::{Provider, SIGNATURE_HEADER};
 
 /// A payment as the shopper sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -391,17 +389,14 @@ async fn apply_refund(
 /// provider refunds a payment once however often it is asked).
 pub const REFUND_RETRY_MS: i64 = 60_000;
 
-/// Asks the provider to refund every `refund_due` payment (of one sale, or of all) not asked
-/// for yet, or asked for more than [`REFUND_RETRY_MS`] ago. Each is claimed with a guarded
-/// `UPDATE` first, so of several backends exactly one asks. Returns how many this call asked
-/// for.
-pub async fn request_refunds(
+/// Claims every `refund_due` payment (of one sale, or of all) not asked for yet, or asked for
+/// more than [`REFUND_RETRY_MS`] ago, for the caller to ask the provider to refund. Each is
+/// claimed with a guarded `UPDATE`, so of several backends exactly one claims it.
+pub async fn claim_refunds(
     db: &Pool,
-    provider: &Provider,
-    notify_url: &str,
     now: i64,
     sale: Option<u64>,
-) -> Result<u64, mysql_async::Error> {
+) -> Result<Vec<Payment>, mysql_async::Error> {
     let stale = now - REFUND_RETRY_MS;
     let due: Vec<(String, u64, u64)> = {
         let mut conn = db.get_conn().await?;
@@ -416,9 +411,9 @@ pub async fn request_refunds(
         )
         .await?
     };
-    let mut asked = 0;
+    let mut claimed = Vec::new();
     for (payment_id, order_id, amount_cents) in due {
-        let claimed = retry_conflicts(|| async {
+        let mine = retry_conflicts(|| async {
             let mut conn = db.get_conn().await?;
             conn.exec_drop(
                 "UPDATE payments SET refund_requested_ms = ?
@@ -430,20 +425,16 @@ pub async fn request_refunds(
             Ok(conn.affected_rows() == 1)
         })
         .await?;
-        if claimed {
-            provider.refund(
-                notify_url.to_string(),
-                &Payment {
-                    payment_id,
-                    order_id,
-                    amount_cents,
-                    status: "refund_due".into(),
-                },
-            );
-            asked += 1;
+        if mine {
+            claimed.push(Payment {
+                payment_id,
+                order_id,
+                amount_cents,
+                status: "refund_due".into(),
+            });
         }
     }
-    Ok(asked)
+    Ok(claimed)
 }
 
 /// The money of the orders of some sales, as the payments table records it.

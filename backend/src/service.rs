@@ -79,12 +79,8 @@ async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = crate::sweeper::sweep(&app.bg_redis, &app.db, &app.metrics, now).await {
             eprintln!("lifecycle: sweeper: {e}");
         }
-        if let Ok(url) = app.notify_url() {
-            if let Err(e) =
-                crate::payment::request_refunds(&app.db, &app.provider, &url, now, None).await
-            {
-                eprintln!("lifecycle: refunds: {e}");
-            }
+        if let Err(e) = app.request_refunds(now, None).await {
+            eprintln!("lifecycle: refunds: {e}");
         }
         if last_reconcile.elapsed() >= app.cfg.reconcile_interval {
             last_reconcile = std::time::Instant::now();

@@ -413,16 +413,11 @@ async fn the_deadline_racing_a_late_payment_returns_the_unit_once_or_takes_the_m
     );
     assert_eq!(b.check(sale).await.drift, 0);
     // Every refused payment is refunded once; then each order's money is its price if paid.
-    let url = b.app.notify_url().unwrap();
-    let asked = payment::request_refunds(
-        &b.app.db,
-        &b.app.provider,
-        &url,
-        seckill::clock::now_ms(),
-        Some(sale),
-    )
-    .await
-    .unwrap();
+    let asked = b
+        .app
+        .request_refunds(seckill::clock::now_ms(), Some(sale))
+        .await
+        .unwrap();
     assert_eq!(asked as i64, n as i64 - paid);
     let mut money = payment::money_check(&b.app.db, &[sale]).await.unwrap();
     for _ in 0..100 {
@@ -480,8 +475,8 @@ async fn a_payment_after_the_close_is_refused_and_owed_back() {
     let url = b.app.notify_url().unwrap();
     let now = seckill::clock::now_ms();
     let (x, y) = tokio::join!(
-        payment::request_refunds(&b.app.db, &b.app.provider, &url, now, Some(sale)),
-        payment::request_refunds(&b.app.db, &b.app.provider, &url, now, Some(sale)),
+        b.app.request_refunds(now, Some(sale)),
+        b.app.request_refunds(now, Some(sale)),
     );
     assert_eq!(
         x.unwrap() + y.unwrap(),

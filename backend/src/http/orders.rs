@@ -78,7 +78,7 @@ pub async fn pay(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp, Ap
 pub async fn notify(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let signature = req
         .headers()
-        .get(payment::SIGNATURE_HEADER)
+        .get(crate::provider::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let body = read_body(req, app.cfg.max_body).await?;
