@@ -61,6 +61,7 @@ try {
   assert.ok(visibleAt >= sale.starts - 150, `captcha shown ${sale.starts - visibleAt} ms before the start`);
   assert.ok(visibleAt <= sale.starts + 1500, `captcha shown ${visibleAt - sale.starts} ms after the start`);
   ok(`the captcha appears at zero (${visibleAt - sale.starts} ms from the server's start)`);
+  await a.screenshot({ path: path.join(ARTIFACTS, "browser-captcha.png") });
   const answer = await captchaAnswer;
   assert.match(answer, /^[A-Z2-9]{5}$/);
   await a.fill("#answer", answer);
