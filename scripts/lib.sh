@@ -72,7 +72,8 @@ stop_pidfile() {
   rm -f "$file"
 }
 
-# start_redis DIR PORT [extra redis-server arguments]
+# start_redis DIR PORT [extra redis-server arguments]: TCP on 127.0.0.1:PORT, and the Unix
+# socket DIR/redis.sock (mode 700: this user only) for a backend on the same host.
 start_redis() {
   local dir=$1 port=$2; shift 2
   mkdir -p "$dir"
@@ -80,9 +81,13 @@ start_redis() {
   say "starting redis on 127.0.0.1:$port ($dir)"
   redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \
     --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" \
+    --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
     --appendonly yes --appendfsync everysec --protected-mode no "$@"
-  wait_for 15 "redis on $port" redis-cli -p "$port" ping
+  # Ready means PONG: a Redis loading its AOF answers LOADING (and redis-cli exits 0).
+  wait_for 120 "redis on $port" redis_ready "$port"
 }
+
+redis_ready() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
 
 # start_redis_cluster DIR PORT1 PORT2 PORT3: three masters, slots spread over them.
 start_redis_cluster() {
@@ -142,15 +147,17 @@ random_secret() {
 
 # render_nginx OUT EDGE_PORT BACKEND_PORT VARDIR [bench]: nginx.conf with its ports and var/
 # moved; with "bench", scripts/bench's baseline upstream and locations included too.
+# With BACKEND_SOCKET set, the edge reaches the backend on that Unix socket instead of TCP.
 render_nginx() {
-  local out=$1 edge=$2 backend=$3 var=$4 bench=()
+  local out=$1 edge=$2 backend=$3 var=$4 bench=() hop=()
+  [ -n "${BACKEND_SOCKET:-}" ] && hop=(-e "s#server 127.0.0.1:$backend;#server unix:$BACKEND_SOCKET;#")
   if [ "${5:-}" = bench ]; then
     bench=(-e "s|# @bench-http@.*|include $ROOT/bench/nginx-http.conf;|"
            -e "s|# @bench-server@.*|include $ROOT/bench/nginx-server.conf;|")
   fi
   sed -e "s#127.0.0.1:8080#127.0.0.1:$edge#g" \
       -e "s#127.0.0.1:8081#127.0.0.1:$backend#g" \
-      -e "s#var/#$var/#g" "${bench[@]}" "$ROOT/nginx.conf" >"$out"
+      -e "s#var/#$var/#g" "${bench[@]}" "${hop[@]}" "$ROOT/nginx.conf" >"$out"
 }
 
 # render_pop OUT POP_PORT EDGE_PORT VARDIR: the CDN POP config with its ports and var/ moved.

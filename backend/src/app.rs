@@ -13,12 +13,15 @@ use crate::metrics::Metrics;
 use crate::provider::Provider;
 use crate::recovery::Recovery;
 use crate::redis_conn::Redis;
+use crate::reserver::Reserver;
 use crate::writer::{Writer, WriterConfig};
 
 pub struct App {
     pub cfg: Config,
     /// The request path's Redis handle (short timeout, its own breaker).
     pub redis: Redis,
+    /// Buys' reservations, in batches per sale.
+    pub reserver: Arc<Reserver>,
     /// Background work's Redis handle: recovery, sweeper, reconciler. A connection of its own
     /// with a long timeout, so a big sale's ledger neither times out nor queues buys behind it.
     pub bg_redis: Redis,
@@ -58,7 +61,13 @@ impl App {
         if let Err(e) = recovery.if_needed(&bg_redis, &db, &metrics).await {
             eprintln!("seckill: recovery at start failed ({e}); retrying in the background");
         }
+        let reserver = Reserver::new(
+            redis.clone(),
+            cfg.reserve_batch_max,
+            metrics.reserve_batch.clone(),
+        );
         Ok(Arc::new(App {
+            reserver,
             bg_redis,
             cache: SaleCache::new(cfg.sold_out_ttl),
             metrics,

@@ -43,12 +43,16 @@ impl fmt::Debug for Secrets {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Also serve HTTP on this Unix socket (the edge's hop when both share a host).
+    pub listen_unix: Option<PathBuf>,
     pub redis: RedisTarget,
     pub mysql_url: String,
     pub mysql_pool_max: usize,
     pub secrets: Secrets,
     /// Bound on every Redis call; past it the request gets a fast 503.
     pub redis_timeout: Duration,
+    /// Most buys per reservation script call; 1 turns batching off (`reserver`).
+    pub reserve_batch_max: usize,
     /// Bound on every MariaDB call.
     pub mysql_timeout: Duration,
     /// Requests in flight beyond this are shed with 503 at once.
@@ -152,6 +156,7 @@ impl Config {
         };
         let cfg = Config {
             listen: r.parse("SECKILL_LISTEN", "127.0.0.1:8081")?,
+            listen_unix: r.opt("SECKILL_LISTEN_UNIX").map(PathBuf::from),
             redis,
             mysql_url: r.string(
                 "SECKILL_MYSQL_URL",
@@ -160,6 +165,7 @@ impl Config {
             mysql_pool_max: r.parse("SECKILL_MYSQL_POOL_MAX", "16")?,
             secrets,
             redis_timeout: r.millis("SECKILL_REDIS_TIMEOUT_MS", "500")?,
+            reserve_batch_max: r.parse("SECKILL_RESERVE_BATCH_MAX", "128")?,
             mysql_timeout: r.millis("SECKILL_MYSQL_TIMEOUT_MS", "5000")?,
             max_inflight: r.parse("SECKILL_MAX_INFLIGHT", "4096")?,
             max_body: r.parse("SECKILL_MAX_BODY", "16384")?,

@@ -12,7 +12,8 @@
 //! - [`session`], [`link`], [`captcha`]: stateless HMAC tokens: who the shopper is, the
 //!   captcha challenge the edge checks, and the signed buy path.
 //! - [`cache`]: moka caches of sale metadata and the local sold-out flag.
-//! - [`stock`]: the one Redis script that reserves a unit and enqueues the order atomically.
+//! - [`reserver`]: concurrent buys of one sale reserved in one script call (group commit).
+//! - [`stock`]: the Redis scripts that reserve a unit and enqueue the order atomically.
 //! - [`writer`]: the order writer: Redis Stream consumer group -> batched MariaDB inserts.
 //! - [`orders`]: order ids and the status a shopper polls.
 //! - [`payment`]: one charge per order, signed notifications, refunds claimed once, money.
@@ -47,6 +48,7 @@ pub mod provider;
 pub mod reconcile;
 pub mod recovery;
 pub mod redis_conn;
+pub mod reserver;
 pub mod sales;
 pub mod service;
 pub mod session;

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub mysql_errors: IntCounterVec,
     pub orders_written: IntCounter,
     pub writer_batch: Histogram,
+    /// Buys per reservation script call (see `reserver`).
+    pub reserve_batch: Histogram,
     /// Entries reclaimed from dead writers.
     pub writer_reclaimed: IntCounter,
     pub writer_dead_letters: IntCounter,
@@ -105,6 +107,17 @@ impl Metrics {
         registry
             .register(Box::new(writer_batch.clone()))
             .expect("unique metric");
+        let reserve_batch = Histogram::with_opts(
+            HistogramOpts::new(
+                "seckill_reserve_batch_size",
+                "Buys reserved per Redis script call",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(reserve_batch.clone()))
+            .expect("unique metric");
         let m = Metrics {
             http_requests: counter_vec(
                 "seckill_http_requests_total",
@@ -152,6 +165,7 @@ impl Metrics {
                 "Orders inserted into MariaDB by the writer",
             ),
             writer_batch,
+            reserve_batch,
             writer_reclaimed: counter(
                 "seckill_writer_reclaimed_total",
                 "Stream entries taken over from a dead writer",

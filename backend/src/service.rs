@@ -23,6 +23,10 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         let _ = app.base_url.set(format!("http://{addr}"));
     }
+    let unix = match &app.cfg.listen_unix {
+        Some(path) => Some(crate::http::server::listen_unix(path)?),
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let lifecycle = tokio::spawn(lifecycle(app.clone(), stop_rx.clone()));
     let writer = if app.cfg.writer_enabled {
@@ -31,7 +35,10 @@ pub async fn run(
     } else {
         None
     };
-    crate::http::serve(app.clone(), listener, shutdown).await;
+    crate::http::serve(app.clone(), listener, unix, shutdown).await;
+    if let Some(path) = &app.cfg.listen_unix {
+        let _ = std::fs::remove_file(path);
+    }
     let _ = stop_tx.send(true);
     let _ = lifecycle.await;
     if let Some(w) = writer {

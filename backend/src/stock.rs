@@ -5,6 +5,10 @@
 //! `XADD`s it to the sale's stream. There is no moment in which a unit is taken but its order
 //! is not recorded, and no moment in which two buyers see the same last unit.
 //!
+//! `RESERVE_MANY` is the same step for a batch of buyers of one sale (group commit, see
+//! [`crate::reserver`]): it reserves for each in order and answers each as `RESERVE` would
+//! have, had the calls run one after another; a batch costs one round trip.
+//!
 //! `RELEASE` is its undo: it gives one order's unit back and frees the buyer's slot, exactly
 //! once per order however often it is called.
 //!
@@ -45,6 +49,66 @@ local seq = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[4], seq, user .. ':' .. (slot + 1))
 redis.call('XADD', KEYS[5], '*', 'seq', seq, 'user', user, 'slot', slot + 1, 'ts', ARGV[3])
 return {seq, slot + 1}
+"#;
+
+/// KEYS: stock, buyers, seq, reserved, orders (one sale's, so one Cluster slot).
+/// ARGV: per_user_limit, then (user_id, now_ms) for each buyer, in order.
+/// Returns two numbers per buyer, in order: {seq, slot} when queued, or {0, reason} with the
+/// reasons of `RESERVE`. The writes are those of sequential `RESERVE` calls, gathered: one
+/// read of the masks, one HSET of masks, one HSET of owners, an XADD per order.
+const RESERVE_MANY: &str = r#"
+local out = {}
+local stock = redis.call('GET', KEYS[1])
+if not stock then
+  for _ = 2, #ARGV, 2 do out[#out + 1] = 0; out[#out + 1] = 3 end
+  return out
+end
+stock = tonumber(stock)
+local limit = tonumber(ARGV[1])
+local users = {}
+for i = 2, #ARGV, 2 do users[#users + 1] = ARGV[i] end
+local read = redis.call('HMGET', KEYS[2], unpack(users))
+local masks = {}
+for i, user in ipairs(users) do
+  if masks[user] == nil then masks[user] = tonumber(read[i] or '0') end
+end
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+local taken, changed, owners = 0, {}, {}
+for i, user in ipairs(users) do
+  local mask = masks[user]
+  local slot = -1
+  for s = 0, limit - 1 do
+    if bit.band(mask, bit.lshift(1, s)) == 0 then slot = s break end
+  end
+  if slot < 0 then
+    out[#out + 1] = 0; out[#out + 1] = 1
+  elseif stock - taken <= 0 then
+    out[#out + 1] = 0; out[#out + 1] = 2
+  else
+    taken = taken + 1
+    seq = seq + 1
+    masks[user] = bit.bor(mask, bit.lshift(1, slot))
+    changed[user] = true
+    owners[#owners + 1] = seq
+    owners[#owners + 1] = user .. ':' .. (slot + 1)
+    redis.call('XADD', KEYS[5], '*', 'seq', seq, 'user', user, 'slot', slot + 1, 'ts', ARGV[2 * i + 1])
+    out[#out + 1] = seq; out[#out + 1] = slot + 1
+  end
+end
+if taken > 0 then
+  redis.call('DECRBY', KEYS[1], taken)
+  redis.call('SET', KEYS[3], seq)
+  redis.call('HSET', KEYS[4], unpack(owners))
+  local fields = {}
+  for _, user in ipairs(users) do
+    if changed[user] then
+      changed[user] = nil
+      fields[#fields + 1] = user; fields[#fields + 1] = masks[user]
+    end
+  end
+  redis.call('HSET', KEYS[2], unpack(fields))
+end
+return out
 "#;
 
 /// KEYS: stock, buyers, returned. ARGV: seq, user_id, slot.
@@ -114,10 +178,11 @@ return {tonumber(stock or '-1'), redis.call('HGETALL', KEYS[2]), redis.call('SME
 "#;
 
 static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE));
+static RESERVE_MANY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_MANY));
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 
 /// The scripts called by SHA; [`load_scripts`] loads exactly these.
-const HOT: &[&str] = &[RESERVE, RELEASE];
+const HOT: &[&str] = &[RESERVE, RESERVE_MANY, RELEASE];
 
 /// The SHA1s of the hot scripts.
 pub fn hot_hashes() -> Vec<String> {
@@ -178,16 +243,57 @@ pub async fn reserve(
         &[&k.stock, &k.buyers, &k.seq, &k.reserved, &k.orders],
     );
     cmd.arg(user_id).arg(per_user_limit).arg(now_ms);
-    let reply: (u64, u64) = redis.cmd(cmd).await?;
-    Ok(match reply {
-        (0, 1) => Reservation::LimitReached,
-        (0, 2) => Reservation::SoldOut,
-        (0, _) => Reservation::NotLoaded,
-        (seq, slot) => Reservation::Queued {
-            seq,
-            slot: slot as u8,
-        },
-    })
+    let (seq, slot): (u64, u64) = redis.cmd(cmd).await?;
+    Ok(Reservation::from_reply(seq, slot))
+}
+
+/// Reserves for each `(user_id, now_ms)` of one sale in order, in one script call; the
+/// outcomes are those of [`reserve`] called for each in turn. An empty batch costs nothing.
+pub async fn reserve_many(
+    redis: &Redis,
+    sale_id: u64,
+    per_user_limit: u32,
+    buyers: &[(u64, i64)],
+) -> Result<Vec<Reservation>, CallError> {
+    if buyers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let k = SaleKeys::new(sale_id);
+    let mut cmd = evalsha(
+        &RESERVE_MANY_SCRIPT,
+        &[&k.stock, &k.buyers, &k.seq, &k.reserved, &k.orders],
+    );
+    cmd.arg(per_user_limit);
+    for (user, now_ms) in buyers {
+        cmd.arg(user).arg(now_ms);
+    }
+    let flat: Vec<u64> = redis.cmd(cmd).await?;
+    if flat.len() != 2 * buyers.len() {
+        return Err(CallError::Redis(redis::RedisError::from((
+            redis::ErrorKind::TypeError,
+            "reserve_many: one answer per buyer expected",
+            format!("{} numbers for {} buyers", flat.len(), buyers.len()),
+        ))));
+    }
+    Ok(flat
+        .chunks_exact(2)
+        .map(|p| Reservation::from_reply(p[0], p[1]))
+        .collect())
+}
+
+impl Reservation {
+    /// `{seq, slot}` or `{0, reason}` as the reserve scripts answer.
+    fn from_reply(seq: u64, slot_or_reason: u64) -> Reservation {
+        match (seq, slot_or_reason) {
+            (0, 1) => Reservation::LimitReached,
+            (0, 2) => Reservation::SoldOut,
+            (0, _) => Reservation::NotLoaded,
+            (seq, slot) => Reservation::Queued {
+                seq,
+                slot: slot as u8,
+            },
+        }
+    }
 }
 
 /// What giving a unit back came to.

@@ -155,7 +155,10 @@ pub async fn buy(
         return Err(ApiError::SoldOut);
     }
     let started = Instant::now();
-    let r = stock::reserve(&app.redis, sale_id, user_id, sale.per_user_limit, now).await;
+    let r = app
+        .reserver
+        .reserve(sale_id, user_id, sale.per_user_limit, now)
+        .await;
     app.metrics
         .redis_duration
         .with_label_values(&["reserve"])
