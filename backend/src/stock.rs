@@ -452,6 +452,29 @@ pub async fn ledger(redis: &Redis, sale_id: u64) -> Result<Ledger, CallError> {
     Ok(out)
 }
 
+/// Redis's ledger of one sale in counts, read atomically in O(1): units left (None when the
+/// sale is not loaded), orders ever reserved, units returned.
+pub async fn ledger_counts(
+    redis: &Redis,
+    sale_id: u64,
+) -> Result<(Option<i64>, i64, i64), CallError> {
+    let k = SaleKeys::new(sale_id);
+    redis
+        .call(|mut c| async move {
+            redis::pipe()
+                .atomic()
+                .cmd("GET")
+                .arg(&k.stock)
+                .cmd("HLEN")
+                .arg(&k.reserved)
+                .cmd("SCARD")
+                .arg(&k.returned)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+}
+
 /// One order in Redis's ledger: its owner and slot (None if Redis never reserved it), and
 /// whether its unit was returned.
 pub async fn ledger_entry(

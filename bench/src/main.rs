@@ -1,10 +1,15 @@
 //! `benchkit`: the helpers `scripts/bench` needs beyond wrk and redis-benchmark.
 //!
-//! - `hello ADDR`: a hyper hello-world, the baseline behind nginx for the full buy path;
+//! - `hello ADDR`: a hyper hello-world (TCP, or `unix:/path`), the baseline behind nginx for
+//!   the full buy path;
 //! - `shoppers SECRETS_DIR SALE N OUT`: N shoppers' sessions and signed buy paths (minted with
 //!   the operator's keys) as `path token address` lines, for wrk's Lua script;
 //! - `reserve-prep REDIS_URL SALE STOCK`: loads the hot scripts and a sale's stock, prints
 //!   the reserve script's SHA for `redis-benchmark EVALSHA`;
+//! - `reserve-rate REDIS_URL SALE N CONCURRENCY BATCH_MAX`: N reservations of distinct buyers
+//!   from CONCURRENCY tasks through the backend's reserver (`BATCH_MAX` 1: one script call
+//!   per buy); prints reservations/s and the mean batch;
+//! - `captcha-rate N`: captchas drawn per second on one core, and their mean size in bytes;
 //! - `writer REDIS_URL MYSQL_URL N`: queues N orders, then times the real order writer
 //!   draining them into MariaDB, next to one-row autocommit inserts on the same server.
 
@@ -31,10 +36,13 @@ async fn main() {
         ["hello", addr] => hello(addr).await,
         ["shoppers", dir, sale, n, out] => shoppers(dir, sale, n, out),
         ["reserve-prep", url, sale, stock] => reserve_prep(url, sale, stock).await,
+        ["captcha-rate", n] => captcha_rate(n),
+        ["reserve-rate", url, sale, n, conc, max] => reserve_rate(url, sale, n, conc, max).await,
         ["writer", redis, mysql, n] => writer(redis, mysql, n).await,
         _ => Err(
             "usage: benchkit hello ADDR | shoppers SECRETS_DIR SALE N OUT | \
-                  reserve-prep REDIS_URL SALE STOCK | writer REDIS_URL MYSQL_URL N"
+                  reserve-prep REDIS_URL SALE STOCK | \
+                  reserve-rate REDIS_URL SALE N CONCURRENCY BATCH_MAX | writer REDIS_URL MYSQL_URL N"
                 .into(),
         ),
     };
@@ -49,7 +57,19 @@ fn num<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, String> {
         .map_err(|_| format!("{what}: not a number: {v:?}"))
 }
 
+/// A hyper hello-world on `host:port`, or on a Unix socket given as `unix:/path`.
 async fn hello(addr: &str) -> Result<(), String> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).map_err(|e| format!("{addr}: {e}"))?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .map_err(|e| format!("{addr}: {e}"))?;
+        loop {
+            if let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(hello_conn(TokioIo::new(stream)));
+            }
+        }
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
@@ -58,15 +78,18 @@ async fn hello(addr: &str) -> Result<(), String> {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let svc = service_fn(|_req: Request<hyper::body::Incoming>| async {
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        tokio::spawn(hello_conn(TokioIo::new(stream)));
     }
+}
+
+async fn hello_conn<I>(io: I)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    let svc = service_fn(|_req: Request<hyper::body::Incoming>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+    });
+    let _ = http1::Builder::new().serve_connection(io, svc).await;
 }
 
 fn secret(dir: &str, name: &str) -> Result<Vec<u8>, String> {
@@ -117,6 +140,65 @@ async fn reserve_prep(url: &str, sale: &str, stock: &str) -> Result<(), String> 
         .await
         .map_err(|e| e.to_string())?;
     println!("{}", seckill::stock::hot_hashes()[0]);
+    Ok(())
+}
+
+/// Captchas drawn per second on one core, and the mean SVG size.
+fn captcha_rate(n: &str) -> Result<(), String> {
+    let n: u32 = num("N", n)?;
+    let started = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..n {
+        bytes += seckill::captcha::challenge().1.len();
+    }
+    let rate = f64::from(n) / started.elapsed().as_secs_f64();
+    println!("{} {}", rate.round(), bytes / n as usize);
+    Ok(())
+}
+
+/// Reservations per second through the reserver, as the buy handler calls it; the sale gets
+/// N units first, so every reservation queues an order.
+async fn reserve_rate(url: &str, sale: &str, n: &str, conc: &str, max: &str) -> Result<(), String> {
+    let (sale, n, conc, max): (u64, u32, u32, usize) = (
+        num("SALE", sale)?,
+        num("N", n)?,
+        num("CONCURRENCY", conc)?,
+        num("BATCH_MAX", max)?,
+    );
+    let r = redis(url).await?;
+    seckill::stock::load_scripts(&r)
+        .await
+        .map_err(|e| e.to_string())?;
+    seckill::stock::preheat(&r, sale, n)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sizes = seckill::metrics::Metrics::new().reserve_batch;
+    let reserver = seckill::reserver::Reserver::new(r, max, sizes.clone());
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let now = seckill::clock::now_ms();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (reserver, next) = (reserver.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return Ok(());
+                }
+                match reserver.reserve(sale, u64::from(i) + 1, 1, now).await {
+                    Ok(seckill::stock::Reservation::Queued { .. }) => {}
+                    other => return Err(format!("reservation {i}: {other:?}")),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    let rate = f64::from(n) / started.elapsed().as_secs_f64();
+    let mean = sizes.get_sample_sum() / sizes.get_sample_count().max(1) as f64;
+    println!("{} {:.1}", rate.round(), mean);
     Ok(())
 }
 
