@@ -38,6 +38,8 @@ pub struct App {
     /// The circuit breaker in front of MariaDB for request-path calls (the writer retries on
     /// its own and does not use it).
     pub db_breaker: Arc<crate::breaker::Breaker>,
+    /// Signs waiting-room tickets (derived from the link secret, as the edge derives it).
+    pub queue_key: Vec<u8>,
 }
 
 /// Bound on one background Redis call (a whole sale's ledger, a rebuild).
@@ -79,6 +81,7 @@ impl App {
                 crate::breaker::FAILURES,
                 crate::breaker::OPEN,
             )),
+            queue_key: crate::queue::ticket_key(&cfg.secrets.link_key),
             redis,
             db,
             cfg,

@@ -89,6 +89,43 @@ impl<'a> Fields<'a> {
         Ok(n)
     }
 
+    /// A boolean, or None when absent.
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(ApiError::bad(
+                "bad_field",
+                format!("{name}: expected true or false, got {}", show(v)),
+            )),
+        }
+    }
+
+    /// One of `choices` (a string); `default` when absent.
+    pub fn choice(
+        &self,
+        name: &str,
+        choices: &[&str],
+        default: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let Some(v) = self.get(name) else {
+            return default
+                .map(str::to_string)
+                .ok_or_else(|| Self::missing(name));
+        };
+        match v.as_str() {
+            Some(s) if choices.contains(&s) => Ok(s.to_string()),
+            _ => Err(ApiError::unprocessable(
+                "bad_field",
+                format!(
+                    "{name}: expected one of {}, got {}",
+                    choices.join(", "),
+                    show(v)
+                ),
+            )),
+        }
+    }
+
     /// A time: an RFC 3339 string or epoch milliseconds.
     pub fn time_ms(&self, name: &str) -> Result<i64, ApiError> {
         let v = self.get(name).ok_or_else(|| Self::missing(name))?;

@@ -24,6 +24,14 @@ pub struct SaleKeys {
     pub dead: String,
     /// stream entry id -> how many times MariaDB refused to insert it.
     pub failures: String,
+    /// Waiting room: user id -> ticket number (arrival order at the edge, from 1).
+    pub queue_tickets: String,
+    /// Waiting room: the last ticket number handed out (how many joined).
+    pub queue_seq: String,
+    /// Waiting room: the serving cursor and its controls (a hash, see `queue.rs`).
+    pub queue_state: String,
+    /// Waiting room: "t_ms cursor orders" samples, newest first, one a second.
+    pub queue_log: String,
 }
 
 impl SaleKeys {
@@ -38,6 +46,10 @@ impl SaleKeys {
             returned: format!("{tag}:returned"),
             dead: format!("{tag}:dead"),
             failures: format!("{tag}:failures"),
+            queue_tickets: format!("{tag}:q:tickets"),
+            queue_seq: format!("{tag}:q:seq"),
+            queue_state: format!("{tag}:q:state"),
+            queue_log: format!("{tag}:q:log"),
         }
     }
 }
@@ -56,6 +68,10 @@ mod tests {
             &k.returned,
             &k.dead,
             &k.failures,
+            &k.queue_tickets,
+            &k.queue_seq,
+            &k.queue_state,
+            &k.queue_log,
         ] {
             assert!(key.starts_with("{sale:42}:"), "{key}");
         }

@@ -12,6 +12,8 @@
 //! - [`session`], [`link`], [`captcha`]: stateless HMAC tokens: who the shopper is, the
 //!   captcha challenge the edge checks, and the signed buy path.
 //! - [`cache`]: moka caches of sale metadata and the local sold-out flag.
+//! - [`queue`]: the waiting room: tickets, the serving cursor, the draw (the edge answers
+//!   the polls).
 //! - [`reserver`]: concurrent buys of one sale reserved in one script call (group commit).
 //! - [`stock`]: the Redis scripts that reserve a unit and enqueue the order atomically.
 //! - [`writer`]: the order writer: Redis Stream consumer group -> batched MariaDB inserts.
@@ -45,6 +47,7 @@ pub mod metrics;
 pub mod orders;
 pub mod payment;
 pub mod provider;
+pub mod queue;
 pub mod reconcile;
 pub mod recovery;
 pub mod redis_conn;

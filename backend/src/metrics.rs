@@ -2,7 +2,7 @@
 //! Names are part of the contract with the dashboards and alert rules in `ops/`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -50,6 +50,17 @@ pub struct Metrics {
     pub payments: IntCounterVec,
     /// 1 while a dependency's circuit breaker is open.
     pub breaker_open: IntGaugeVec,
+    /// Waiting-room joins: new tickets and joins again (the same ticket).
+    pub queue_joins: IntCounterVec,
+    /// Per queued sale: tickets waiting (joined, not yet admitted).
+    pub queue_length: IntGaugeVec,
+    /// Per queued sale: tickets admitted so far (the serving cursor).
+    pub queue_admitted: IntGaugeVec,
+    /// Per queued sale: admissions whose time ran out (admitted longer ago than an admission
+    /// lasts, less the orders placed by then: an estimate of no-shows).
+    pub queue_expired: IntGaugeVec,
+    /// Per queued sale: admissions a second over the last ten seconds.
+    pub queue_rate: GaugeVec,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -217,6 +228,41 @@ impl Metrics {
                 "1 while the circuit breaker of a dependency is open",
                 &["dep"],
             ),
+            queue_joins: counter_vec(
+                "seckill_queue_joins_total",
+                "Waiting-room joins: new tickets, and joins again that got the same ticket",
+                &["kind"],
+            ),
+            queue_length: gauge_vec(
+                "seckill_queue_length",
+                "Tickets waiting (joined, not yet admitted) per queued sale",
+                &["sale"],
+            ),
+            queue_admitted: gauge_vec(
+                "seckill_queue_admitted",
+                "Tickets admitted so far (the serving cursor) per queued sale",
+                &["sale"],
+            ),
+            queue_expired: gauge_vec(
+                "seckill_queue_expired",
+                "Admissions that ran out unused (estimate: admitted longer ago than an \
+                 admission lasts, less the orders placed by then) per queued sale",
+                &["sale"],
+            ),
+            queue_rate: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "seckill_queue_admission_rate",
+                        "Admissions a second over the last ten seconds per queued sale",
+                    ),
+                    &["sale"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
             registry,
         };
         // Series that alerts and dashboards use exist from the start, at 0: an absent
@@ -247,6 +293,18 @@ impl Metrics {
         m.http_requests.with_label_values(&["buy", "200"]);
         m.http_duration.with_label_values(&["buy"]);
         m
+    }
+
+    /// Sets the waiting room's gauges of one sale.
+    pub fn observe_queue(&self, sale_id: u64, q: &crate::queue::QueueState) {
+        let sale = sale_id.to_string();
+        let gauge = |g: &IntGaugeVec, v: u64| g.with_label_values(&[&sale]).set(v as i64);
+        gauge(&self.queue_length, q.joined.saturating_sub(q.cursor));
+        gauge(&self.queue_admitted, q.cursor);
+        gauge(&self.queue_expired, q.lapsed);
+        self.queue_rate
+            .with_label_values(&[&sale])
+            .set(q.rate_milli.unwrap_or(0) as f64 / 1000.0);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -31,6 +31,78 @@ pub struct Sale {
     pub starts_ms: i64,
     pub ends_ms: i64,
     pub pay_window_s: u32,
+    pub queue: QueueRules,
+}
+
+/// How shoppers get their turn (see [`crate::queue`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueMode {
+    /// No waiting room: a race at the start, as without one.
+    None,
+    /// First come, first served by arrival at the edge.
+    Fifo,
+    /// Those who joined before the draw are shuffled; later arrivals queue behind them.
+    Random,
+}
+
+impl QueueMode {
+    pub const NAMES: [&'static str; 3] = ["none", "fifo", "random"];
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    pub fn parse(text: &str) -> Option<QueueMode> {
+        match text {
+            "none" => Some(QueueMode::None),
+            "fifo" => Some(QueueMode::Fifo),
+            "random" => Some(QueueMode::Random),
+            _ => None,
+        }
+    }
+}
+
+/// The waiting room's rules for one sale, fixed at creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueRules {
+    pub mode: QueueMode,
+    /// `random`: joins up to this long after the start still enter the draw.
+    pub grace_s: u32,
+    /// Admissions outstanding per unit left (1: every admitted shopper has a unit waiting).
+    pub admit_multiple: u32,
+    /// How long an admission lasts; a no-show's place then goes to the next ticket.
+    pub admit_ttl_s: u32,
+}
+
+impl Default for QueueRules {
+    fn default() -> QueueRules {
+        QueueRules {
+            mode: QueueMode::None,
+            grace_s: 0,
+            admit_multiple: 1,
+            admit_ttl_s: 120,
+        }
+    }
+}
+
+impl QueueRules {
+    fn from_fields(f: &Fields) -> Result<QueueRules, ApiError> {
+        let d = QueueRules::default();
+        let mode = f.choice("queue", &QueueMode::NAMES, Some(d.mode.as_str()))?;
+        let rules = QueueRules {
+            mode: QueueMode::parse(&mode).unwrap_or(QueueMode::None),
+            grace_s: f.int("queue_grace_s", 0, 3600, Some(0))? as u32,
+            admit_multiple: f.int("admit_multiple", 1, 10, Some(d.admit_multiple.into()))? as u32,
+            admit_ttl_s: f.int("admit_ttl_s", 10, 3600, Some(d.admit_ttl_s.into()))? as u32,
+        };
+        if rules.grace_s > 0 && rules.mode != QueueMode::Random {
+            return Err(ApiError::unprocessable(
+                "bad_field",
+                "queue_grace_s: only a \"random\" queue has a draw to close",
+            ));
+        }
+        Ok(rules)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +154,10 @@ impl Sale {
             "ends_ms": self.ends_ms,
             "status": status,
             "now_ms": now_ms,
+            "queue": self.queue.mode.as_str(),
+            "queue_grace_s": self.queue.grace_s,
+            "admit_multiple": self.queue.admit_multiple,
+            "admit_ttl_s": self.queue.admit_ttl_s,
         })
     }
 }
@@ -96,6 +172,7 @@ pub struct NewSale {
     pub starts_ms: i64,
     pub ends_ms: i64,
     pub pay_window_s: u32,
+    pub queue: QueueRules,
 }
 
 impl NewSale {
@@ -110,6 +187,10 @@ impl NewSale {
                 "ends_at",
                 "per_user_limit",
                 "pay_window_s",
+                "queue",
+                "queue_grace_s",
+                "admit_multiple",
+                "admit_ttl_s",
             ],
         )?;
         let sale = NewSale {
@@ -120,6 +201,7 @@ impl NewSale {
             starts_ms: f.time_ms("starts_at")?,
             ends_ms: f.time_ms("ends_at")?,
             pay_window_s: f.int("pay_window_s", 1, 86_400, Some(DEFAULT_PAY_WINDOW_S))? as u32,
+            queue: QueueRules::from_fields(&f)?,
         };
         if sale.ends_ms <= sale.starts_ms {
             return Err(ApiError::unprocessable(
@@ -137,12 +219,38 @@ impl NewSale {
     }
 }
 
-const COLUMNS: &str =
-    "id, title, price_cents, stock, per_user_limit, starts_ms, ends_ms, pay_window_s";
+const COLUMNS: &str = "id, title, price_cents, stock, per_user_limit, starts_ms, ends_ms, \
+                       pay_window_s, queue, queue_grace_s, admit_multiple, admit_ttl_s";
 
 fn from_row(row: Row) -> Result<Sale, mysql_async::FromRowError> {
-    let (id, title, price_cents, stock, per_user_limit, starts_ms, ends_ms, pay_window_s) =
-        mysql_async::from_row_opt(row)?;
+    type Columns = (
+        u64,
+        String,
+        u64,
+        u32,
+        u32,
+        i64,
+        i64,
+        u32,
+        String,
+        u32,
+        u32,
+        u32,
+    );
+    let (
+        id,
+        title,
+        price_cents,
+        stock,
+        per_user_limit,
+        starts_ms,
+        ends_ms,
+        pay_window_s,
+        mode,
+        grace_s,
+        admit_multiple,
+        admit_ttl_s,
+    ): Columns = mysql_async::from_row_opt(row)?;
     Ok(Sale {
         id,
         title,
@@ -152,6 +260,12 @@ fn from_row(row: Row) -> Result<Sale, mysql_async::FromRowError> {
         starts_ms,
         ends_ms,
         pay_window_s,
+        queue: QueueRules {
+            mode: QueueMode::parse(&mode).unwrap_or(QueueMode::None),
+            grace_s,
+            admit_multiple,
+            admit_ttl_s,
+        },
     })
 }
 
@@ -159,7 +273,8 @@ pub async fn insert(db: &Pool, new: &NewSale, now_ms: i64) -> Result<Sale, mysql
     let mut conn = db.get_conn().await?;
     conn.exec_drop(
         "INSERT INTO sales (title, price_cents, stock, per_user_limit, starts_ms, ends_ms,
-                            pay_window_s, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            pay_window_s, created_ms, queue, queue_grace_s, admit_multiple,
+                            admit_ttl_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             &new.title,
             new.price_cents,
@@ -169,6 +284,10 @@ pub async fn insert(db: &Pool, new: &NewSale, now_ms: i64) -> Result<Sale, mysql
             new.ends_ms,
             new.pay_window_s,
             now_ms,
+            new.queue.mode.as_str(),
+            new.queue.grace_s,
+            new.queue.admit_multiple,
+            new.queue.admit_ttl_s,
         ),
     )
     .await?;
@@ -184,6 +303,7 @@ pub async fn insert(db: &Pool, new: &NewSale, now_ms: i64) -> Result<Sale, mysql
         starts_ms: new.starts_ms,
         ends_ms: new.ends_ms,
         pay_window_s: new.pay_window_s,
+        queue: new.queue,
     })
 }
 
@@ -227,6 +347,7 @@ mod tests {
         let s = NewSale::from_json(&body(), 0).unwrap();
         assert_eq!(s.per_user_limit, 1);
         assert_eq!(s.pay_window_s, 900);
+        assert_eq!(s.queue, QueueRules::default());
         assert_eq!(s.starts_ms, 1_893_492_000_000);
     }
 
@@ -242,6 +363,34 @@ mod tests {
     }
 
     #[test]
+    fn queue_rules_are_checked() {
+        let mut b = body();
+        b["queue"] = json!("random");
+        b["queue_grace_s"] = json!(30);
+        let s = NewSale::from_json(&b, 0).unwrap();
+        assert_eq!(s.queue.mode, QueueMode::Random);
+        assert_eq!(s.queue.grace_s, 30);
+        b["queue"] = json!("fifo");
+        let err = NewSale::from_json(&b, 0).unwrap_err();
+        assert!(
+            err.message().starts_with("queue_grace_s:"),
+            "{}",
+            err.message()
+        );
+        b["queue"] = json!("lottery");
+        let err = NewSale::from_json(&b, 0).unwrap_err();
+        assert!(
+            err.message().starts_with("queue: expected one of"),
+            "{}",
+            err.message()
+        );
+        b["queue"] = json!("fifo");
+        b["queue_grace_s"] = json!(0);
+        b["admit_multiple"] = json!(11);
+        assert!(NewSale::from_json(&b, 0).is_err());
+    }
+
+    #[test]
     fn phases_follow_the_window() {
         let s = Sale {
             id: 1,
@@ -252,6 +401,7 @@ mod tests {
             starts_ms: 100,
             ends_ms: 200,
             pay_window_s: 1,
+            queue: QueueRules::default(),
         };
         assert_eq!(s.phase(99), Phase::Upcoming);
         assert_eq!(s.phase(100), Phase::Active);

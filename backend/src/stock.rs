@@ -180,9 +180,10 @@ return {tonumber(stock or '-1'), redis.call('HGETALL', KEYS[2]), redis.call('SME
 static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE));
 static RESERVE_MANY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_MANY));
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
+pub(crate) static JOIN_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(crate::queue::JOIN));
 
 /// The scripts called by SHA; [`load_scripts`] loads exactly these.
-const HOT: &[&str] = &[RESERVE, RESERVE_MANY, RELEASE];
+const HOT: &[&str] = &[RESERVE, RESERVE_MANY, RELEASE, crate::queue::JOIN];
 
 /// The SHA1s of the hot scripts.
 pub fn hot_hashes() -> Vec<String> {
@@ -192,14 +193,14 @@ pub fn hot_hashes() -> Vec<String> {
 }
 
 /// `EVALSHA` of a hot script with its keys; the caller appends the arguments.
-fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
+pub(crate) fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
     cmd
 }
 
 /// `EVAL` of a rare script (sent in full: it works on a Redis that lost its script cache).
-fn eval(src: &str, keys: &[&str]) -> Cmd {
+pub(crate) fn eval(src: &str, keys: &[&str]) -> Cmd {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(src).arg(keys.len()).arg(keys);
     cmd

@@ -220,6 +220,7 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
         starts_ms: now - 1000,
         ends_ms: now + 3_600_000,
         pay_window_s: 900,
+        queue: Default::default(),
     };
     let sale = seckill::sales::insert(&db, &new, now)
         .await

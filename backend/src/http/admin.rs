@@ -77,3 +77,36 @@ pub async fn reconcile(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiEr
         &json!({"ok": ok, "repaired": repair, "sales": checks, "money": money}),
     ))
 }
+
+/// Steers a sale's waiting room: `{"paused": true|false, "max_rate": N}` (admissions a
+/// second at most, 0: no cap; both optional). Answers the state after one step of the cursor.
+pub async fn queue(app: &App, req: Request<Incoming>, sale_id: u64) -> Result<Resp, ApiError> {
+    require_admin(app, &req)?;
+    let body = read_json(req, app.cfg.max_body).await?;
+    let f = crate::input::Fields::new(&body, &["paused", "max_rate"])?;
+    let control = crate::queue::Control {
+        paused: f.boolean("paused")?,
+        max_rate: match f.int("max_rate", 0, 1_000_000, Some(-1))? {
+            -1 => None,
+            n => Some(n as u64),
+        },
+    };
+    let sale = super::shopper::sale_or_404(app, sale_id).await?;
+    if sale.queue.mode == crate::sales::QueueMode::None {
+        return Err(ApiError::BadRequest(
+            StatusCode::CONFLICT,
+            "no_queue",
+            format!("sale {sale_id}: has no waiting room (queue \"none\")"),
+        ));
+    }
+    crate::queue::control(&app.redis, sale_id, control)
+        .await
+        .map_err(ApiError::redis)?;
+    let state = crate::queue::tick(&app.redis, &sale, now_ms())
+        .await
+        .map_err(ApiError::redis)?
+        .ok_or_else(|| {
+            ApiError::Unavailable("stock_not_loaded", format!("sale {sale_id}: not in Redis"))
+        })?;
+    Ok(reply::json(StatusCode::OK, &state.to_json()))
+}

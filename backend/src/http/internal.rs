@@ -8,7 +8,8 @@ use super::reply::{self, Resp};
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::{sales, stock};
+use crate::sales::QueueMode;
+use crate::{queue, sales, stock};
 
 pub fn metrics(app: &App) -> Result<Resp, ApiError> {
     Ok(reply::text(
@@ -23,8 +24,11 @@ pub fn healthz() -> Result<Resp, ApiError> {
 }
 
 /// The state the edge keeps in its shared dict, one line per live sale:
-/// `<id> <starts_ms> <ends_ms> <sold_out 0|1> <stock_left>`. Plain text: the edge parses it
-/// without a JSON library.
+/// `<id> <starts_ms> <ends_ms> <sold_out 0|1> <stock_left>` then the waiting room's fields
+/// ([`crate::queue::QueueState::edge_fields`]; mode 0 and zeros for a sale without one). Plain
+/// text: the edge parses it without a JSON library. For a live sale with a waiting room the
+/// pull also moves its serving cursor one step (`queue::tick`: atomic and idempotent, so
+/// several edges pulling is safe).
 pub async fn sale_states(app: &App) -> Result<Resp, ApiError> {
     use std::fmt::Write;
     let now = now_ms();
@@ -47,14 +51,26 @@ pub async fn sale_states(app: &App) -> Result<Resp, ApiError> {
                 .set(n);
         }
         let sold_out = matches!(left, Some(n) if n <= 0);
+        let queue = if s.queue.mode != QueueMode::None && now < s.ends_ms {
+            let state = queue::tick(&app.redis, &s, now)
+                .await
+                .map_err(ApiError::redis)?;
+            if let Some(q) = &state {
+                app.metrics.observe_queue(s.id, q);
+            }
+            state
+        } else {
+            None
+        };
         let _ = writeln!(
             out,
-            "{} {} {} {} {}",
+            "{} {} {} {} {} {}",
             s.id,
             s.starts_ms,
             s.ends_ms,
             u8::from(sold_out),
-            left.unwrap_or(0).max(0)
+            left.unwrap_or(0).max(0),
+            queue::QueueState::edge_fields(queue.as_ref(), &s)
         );
     }
     Ok(reply::text(StatusCode::OK, "text/plain", out))

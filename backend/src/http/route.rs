@@ -18,6 +18,7 @@ pub enum Route {
     Login,
     Sale(u64),
     Captcha(u64),
+    QueueJoin(u64),
     Buy { sale: u64, sig: String },
     MyOrders(u64),
     // Orders and payments
@@ -27,6 +28,7 @@ pub enum Route {
     // Operator
     AdminSales,
     AdminReconcile,
+    AdminQueue(u64),
     // Loopback: Prometheus, health, the edge's sale-state pull
     Metrics,
     Healthz,
@@ -45,6 +47,7 @@ impl Route {
             ["api", "login"] => (Route::Login, Method::POST),
             ["api", "sales", id] => (Route::Sale(sale_id(id)?), Method::GET),
             ["api", "sales", id, "captcha"] => (Route::Captcha(sale_id(id)?), Method::POST),
+            ["api", "sales", id, "queue"] => (Route::QueueJoin(sale_id(id)?), Method::POST),
             ["api", "sales", id, "orders"] => (Route::MyOrders(sale_id(id)?), Method::GET),
             ["api", "sales", id, "buy", sig] => (
                 Route::Buy {
@@ -58,6 +61,7 @@ impl Route {
             ["api", "payments", "notify"] => (Route::PayNotify, Method::POST),
             ["admin", "sales"] => (Route::AdminSales, Method::POST),
             ["admin", "reconcile"] => (Route::AdminReconcile, Method::POST),
+            ["admin", "sales", id, "queue"] => (Route::AdminQueue(sale_id(id)?), Method::POST),
             ["metrics"] => (Route::Metrics, Method::GET),
             ["healthz"] => (Route::Healthz, Method::GET),
             ["internal", "sales"] => (Route::InternalSales, Method::GET),
@@ -81,6 +85,7 @@ impl Route {
             Route::Login => "login",
             Route::Sale(_) => "sale",
             Route::Captcha(_) => "captcha",
+            Route::QueueJoin(_) => "queue_join",
             Route::Buy { .. } => "buy",
             Route::MyOrders(_) => "my_orders",
             Route::Order(_) => "order",
@@ -88,6 +93,7 @@ impl Route {
             Route::PayNotify => "pay_notify",
             Route::AdminSales => "admin_sales",
             Route::AdminReconcile => "admin_reconcile",
+            Route::AdminQueue(_) => "admin_queue",
             Route::Metrics => "metrics",
             Route::Healthz => "healthz",
             Route::InternalSales => "internal_sales",

@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::input::Fields;
-use crate::sales::{self, Phase, Sale};
+use crate::sales::{self, Phase, QueueMode, Sale};
 use crate::stock::{self, Reservation};
 use crate::{link, orders, session};
 
@@ -118,6 +118,57 @@ pub async fn captcha(app: &App, req: &Request<Incoming>, sale_id: u64) -> Result
         body["answer"] = json!(answer);
     }
     Ok(reply::json(StatusCode::OK, &body))
+}
+
+/// Joins the sale's waiting room: the shopper's signed ticket, the same on every call (a
+/// second join keeps the place). Positions, the ETA and admission are the edge's to answer
+/// (`GET /api/sales/{id}/queue?ticket=`), from the state it pulls.
+pub async fn join_queue(
+    app: &App,
+    req: &Request<Incoming>,
+    sale_id: u64,
+) -> Result<Resp, ApiError> {
+    let user_id = user_of(app, req)?;
+    let sale = sale_or_404(app, sale_id).await?;
+    if sale.queue.mode == QueueMode::None {
+        return Err(ApiError::BadRequest(
+            StatusCode::CONFLICT,
+            "no_queue",
+            format!("sale {sale_id}: has no waiting room (queue \"none\"): buy at the start"),
+        ));
+    }
+    let now = now_ms();
+    if sale.phase(now) == Phase::Ended {
+        return Err(ApiError::Ended);
+    }
+    let (number, new) = match crate::queue::join(&app.redis, &sale, user_id, now).await {
+        Ok(joined) => joined,
+        Err(e) if e.is_noscript() => {
+            app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
+            return Err(ApiError::Unavailable(
+                "redis_recovering",
+                "redis: restarted; its state is being rebuilt from MariaDB".to_string(),
+            ));
+        }
+        Err(e) => {
+            app.metrics
+                .redis_errors
+                .with_label_values(&["queue_join"])
+                .inc();
+            return Err(ApiError::redis(e));
+        }
+    };
+    app.metrics
+        .queue_joins
+        .with_label_values(&[if new { "new" } else { "again" }])
+        .inc();
+    let ticket = crate::queue::ticket(&app.queue_key, sale_id, user_id, number);
+    Ok(reply::json(
+        StatusCode::OK,
+        &json!({"sale_id": sale_id, "queue": sale.queue.mode.as_str(), "number": number,
+                "new": new, "ticket": ticket,
+                "poll": format!("/api/sales/{sale_id}/queue?ticket={ticket}")}),
+    ))
 }
 
 /// The buy: every check that needs no Redis first, then one script call.

@@ -3,6 +3,7 @@
 -- Shared dicts are resolved here once, not looked up per request.
 -- A missing or short secret, or a missing dict, stops nginx from starting (fail closed).
 local hmac = require "seckill.hmac"
+local queue = require "seckill.queue"
 
 local _M = { _VERSION = "0.2" }
 
@@ -42,9 +43,15 @@ function _M.init(opts)
         error("seckill.config.init: opts.secrets_dir is required", 2)
     end
     local captcha_key = read_secret(opts.secrets_dir .. "/captcha.key")
+    local link_key = read_secret(opts.secrets_dir .. "/link.key")
     cfg = {
         session_key = read_secret(opts.secrets_dir .. "/session.key"),
-        link_key = read_secret(opts.secrets_dir .. "/link.key"),
+        link_key = link_key,
+        -- Derived like the backend's (queue.rs): waiting-room tickets.
+        queue_key = queue.ticket_key(link_key),
+        queue_reach = tonumber(opts.queue_reach) or 3,
+        -- Each ticket's first ETA, to measure its error (optional: no dict, no measure).
+        queue_eta = opts.queue_dict and dict(opts.queue_dict) or nil,
         captcha_key = captcha_key,
         -- Derived, so no further secret file: proof-of-work tokens never verify as captchas.
         pow_key = hmac.sign(captcha_key, "seckill proof-of-work key v1"),

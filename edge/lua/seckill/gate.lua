@@ -4,6 +4,10 @@
 --   POST /api/sales/{id}/captcha      checked here (the solved challenge), drawn by the backend
 --   POST /api/sales/{id}/path         answered here: the signed link, after a correct captcha
 --   POST /api/sales/{id}/buy/{sig}    checked here (the link, admission), reserved by the backend
+--   POST /api/sales/{id}/queue        checked here, a ticket from the backend (joining the line)
+--   GET  /api/sales/{id}/queue?ticket= answered here: the ticket's place, ETA or admission
+-- In a sale with a waiting room, pow, captcha and path also need an admitted ticket
+-- (`?ticket=`): its signature, sale and shopper, and its place inside the serving cursor.
 -- A forged, expired, altered or another user's link or token never leaves nginx. Each refusal
 -- and each pass is counted by route and reason.
 -- Failure policies: session, link, captcha and proof of work closed; sale state, limits and
@@ -18,6 +22,7 @@ local metrics = require "seckill.metrics"
 local captcha = require "seckill.captcha"
 local pow = require "seckill.pow"
 local hmac = require "seckill.hmac"
+local queue = require "seckill.queue"
 
 local ngx = ngx
 local ngx_now = ngx.now
@@ -50,6 +55,13 @@ local REFUSALS = {
         .. 'expired, already used, or issued to someone else"}' },
     over_admission = { 429, '{"error":"try_later",'
         .. '"message":"too many buyers right now for the units left, try again"}' },
+    bad_ticket = { 403, '{"error":"bad_ticket","message":"queue ticket: missing, invalid, or '
+        .. 'issued for another sale or shopper (join the queue first)"}' },
+    not_admitted = { 403, '{"error":"not_admitted","message":"queue: this ticket is not '
+        .. 'admitted now (its turn has not come, or has passed): poll it"}' },
+    no_queue = { 409, '{"error":"no_queue","message":"this sale has no waiting room"}' },
+    queue_unknown = { 503, '{"error":"unavailable",'
+        .. '"message":"the queue of this sale is not known here yet, try again"}' },
 }
 
 -- The location sets Content-Type (default_type) and Cache-Control (add_header) in C.
@@ -75,14 +87,14 @@ end
 -- `early_ms` before its start), the per-address limit, the session, the per-user limit.
 -- Returns the config, the user id, the units left (nil if the edge does not know the sale)
 -- and the time; or refuses the request and returns nothing.
-local function admit(route, sale_id, early_ms)
+local function admit(route, sale_id, early_ms, sold_out_ok)
     if ngx.req.get_method() ~= "POST" then
         return refuse("method", route)
     end
     local cfg = config.get()
     local now_f = ngx_now()
-    local reason, stock_left = sale_state.check(cfg.sales, sale_id, now_f * 1000, early_ms)
-    if reason then
+    local reason, stock_left, state = sale_state.check(cfg.sales, sale_id, now_f * 1000, early_ms)
+    if reason and not (sold_out_ok and reason == "sold_out") then
         return refuse(reason, route)
     end
     -- ngx.var.remote_addr is the real client: the realip module trusts X-Forwarded-For only
@@ -105,14 +117,44 @@ local function admit(route, sale_id, early_ms)
     if over_limit(cfg.limits, "user:" .. user_id, cfg.user_per_s, now_f) then
         return refuse("rate_limited_user", route)
     end
-    return cfg, user_id, stock_left, now_f
+    return cfg, user_id, stock_left, now_f, state
+end
+
+-- This worker's round keys of each sale's shuffle (derived once per sale).
+local shuffles = {}
+
+local function status_of(cfg, p, sale_id, number, now_ms)
+    local keys = shuffles[sale_id]
+    if not keys and p.mode == 2 then
+        keys = queue.shuffle_keys(cfg.link_key, sale_id)
+        shuffles[sale_id] = keys
+    end
+    return queue.status(p, number, now_ms, { reach = cfg.queue_reach,
+        shuffle = function(size, n) return queue.permute(keys, size, n) end })
+end
+
+-- In a sale with a waiting room, the request must carry (`?ticket=`) this shopper's ticket for
+-- this sale, admitted now; refuses it otherwise and returns nothing.
+local function check_turn(cfg, state, route, sale_id, user_id, now_f)
+    if not state or state.mode == 0 then
+        return true
+    end
+    local owner, number = queue.verify(cfg.queue_key, ngx.var.arg_ticket, sale_id)
+    if owner ~= user_id then
+        return refuse("bad_ticket", route)
+    end
+    local s = status_of(cfg, state, sale_id, tonumber(number), floor(now_f * 1000))
+    if s.state ~= "admitted" then
+        return refuse("not_admitted", route)
+    end
+    return true
 end
 
 -- Answers POST /api/sales/{sale_id}/pow itself: a proof-of-work challenge for this shopper
 -- and sale, or {"bits":0} when the operator turned proof of work off.
 function _M.pow(sale_id)
-    local cfg, user_id, _, now_f = admit("pow", sale_id, EARLY_MS)
-    if not cfg then
+    local cfg, user_id, _, now_f, state = admit("pow", sale_id, EARLY_MS)
+    if not cfg or not check_turn(cfg, state, "pow", sale_id, user_id, now_f) then
         return
     end
     local issued = cfg.limits:incr("powrate:" .. sale_id .. ":" .. floor(now_f), 1, 0, 2) or 0
@@ -129,8 +171,8 @@ end
 -- Checks POST /api/sales/{sale_id}/captcha?pow=<challenge>&pow_solution=<x>; returns only
 -- when the request may go on to the backend, which draws the captcha.
 function _M.captcha(sale_id)
-    local cfg, user_id, _, now_f = admit("captcha", sale_id, EARLY_MS)
-    if not cfg then
+    local cfg, user_id, _, now_f, state = admit("captcha", sale_id, EARLY_MS)
+    if not cfg or not check_turn(cfg, state, "captcha", sale_id, user_id, now_f) then
         return
     end
     if cfg.pow_bits > 0 then
@@ -148,8 +190,8 @@ end
 -- sale has started, it hands out the signed purchase path. Fields `captcha_token` and
 -- `answer` come as a form body or as query arguments.
 function _M.path(sale_id)
-    local cfg, user_id, stock_left, now_f = admit("path", sale_id, 0)
-    if not cfg then
+    local cfg, user_id, stock_left, now_f, state = admit("path", sale_id, 0)
+    if not cfg or not check_turn(cfg, state, "path", sale_id, user_id, now_f) then
         return
     end
     if not stock_left then
@@ -190,6 +232,60 @@ function _M.buy(sale_id, sig)
         return refuse("over_admission", "buy")
     end
     metrics.inc("buy", "passed")
+end
+
+-- GET /api/sales/{sale_id}/queue?ticket=: the ticket's status, answered here from the sale's
+-- state alone (one HMAC, one dict read). The URL names the ticket, so a cache may keep each
+-- answer a second (nginx.conf sets Cache-Control) and the crowd's polling stays cheap.
+local function poll(sale_id)
+    local cfg = config.get()
+    local now_ms = floor(ngx_now() * 1000)
+    local _, number = queue.verify(cfg.queue_key, ngx.var.arg_ticket, sale_id)
+    if not number then
+        return refuse("bad_ticket", "queue_poll")
+    end
+    local p = sale_state.get(cfg.sales, sale_id)
+    if not p then
+        return refuse("queue_unknown", "queue_poll")
+    end
+    if p.mode == 0 then
+        return refuse("no_queue", "queue_poll")
+    end
+    local s = status_of(cfg, p, sale_id, tonumber(number), now_ms)
+    metrics.inc("queue_poll", s.state)
+    -- ETA error: the first ETA this edge gave the ticket vs the first poll that sees it admitted.
+    local eta = cfg.queue_eta
+    if eta then
+        local k = sale_id .. ":" .. number
+        if s.eta_s then
+            eta:add("p:" .. k, now_ms + s.eta_s * 1000, 3600)
+        elseif s.state == "admitted" then
+            local predicted = eta:get("p:" .. k)
+            if predicted and eta:add("a:" .. k, true, 3600) then
+                metrics.observe("seckill_edge_queue_eta_error_seconds",
+                    math.abs(now_ms - predicted) / 1000)
+            end
+        end
+    end
+    ngx_say(queue.render(s, now_ms))
+    return ngx_exit(200)
+end
+
+-- POST /api/sales/{sale_id}/queue joins the line (the backend numbers the ticket); a sold-out
+-- sale may still be joined: that is its waitlist. GET polls a ticket.
+function _M.queue(sale_id)
+    local method = ngx.req.get_method()
+    if method == "GET" or method == "HEAD" then
+        return poll(sale_id)
+    end
+    local cfg, _, _, _, state = admit("queue_join", sale_id, math.huge, true)
+    if not cfg then
+        return
+    end
+    if state and state.mode == 0 then
+        return refuse("no_queue", "queue_join")
+    end
+    metrics.inc("queue_join", "passed")
 end
 
 return _M

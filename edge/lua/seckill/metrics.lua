@@ -22,6 +22,30 @@ function _M.inc(route, outcome)
     pending[k] = (pending[k] or 0) + 1
 end
 
+-- Histograms: name -> bucket bounds (seconds). Their counts are kept like the counters, under
+-- "h|<name>|<le>", "h|<name>|+Inf" and "h|<name>|sum" (the sum in milliseconds).
+local HISTOGRAMS = {
+    seckill_edge_queue_eta_error_seconds = { 0.5, 1, 2, 5, 10, 30, 60, 120, 300 },
+}
+local HISTOGRAM_HELP = {
+    seckill_edge_queue_eta_error_seconds = "Waiting room: |predicted - actual| admission time "
+        .. "of a ticket (its first ETA on this edge vs its first poll that saw it admitted)",
+}
+
+function _M.observe(name, value)
+    local bounds = HISTOGRAMS[name]
+    for _, le in ipairs(bounds) do
+        if value <= le then
+            local k = "h|" .. name .. "|" .. le
+            pending[k] = (pending[k] or 0) + 1
+        end
+    end
+    local k = "h|" .. name .. "|+Inf"
+    pending[k] = (pending[k] or 0) + 1
+    k = "h|" .. name .. "|sum"
+    pending[k] = (pending[k] or 0) + math.floor(value * 1000 + 0.5)
+end
+
 -- Adds this worker's counts to the dict and starts afresh.
 function _M.flush(dict)
     local counts = pending
@@ -64,6 +88,17 @@ function _M.render(dict, watched, shared)
             out[#out + 1] = 'seckill_edge_requests_total{route="' .. route .. '",outcome="'
                 .. outcome .. '"} ' .. (dict:get(k) or 0)
         end
+    end
+    for name, bounds in pairs(HISTOGRAMS) do
+        out[#out + 1] = "# HELP " .. name .. " " .. HISTOGRAM_HELP[name]
+        out[#out + 1] = "# TYPE " .. name .. " histogram"
+        for _, le in ipairs(bounds) do
+            out[#out + 1] = name .. '_bucket{le="' .. le .. '"} ' .. (dict:get("h|" .. name .. "|" .. le) or 0)
+        end
+        local count = dict:get("h|" .. name .. "|+Inf") or 0
+        out[#out + 1] = name .. '_bucket{le="+Inf"} ' .. count
+        out[#out + 1] = name .. "_sum " .. (dict:get("h|" .. name .. "|sum") or 0) / 1000
+        out[#out + 1] = name .. "_count " .. count
     end
     for _, gauge in ipairs(DICT_GAUGES) do
         out[#out + 1] = "# HELP " .. gauge[1] .. " " .. gauge[2]

@@ -13,14 +13,20 @@ local match = string.match
 
 local _M = { _VERSION = "0.1" }
 
--- Parses the backend's lines "<id> <starts_ms> <ends_ms> <sold_out 0|1> <stock_left>"; bad
--- lines are skipped.
+-- A line is "<id> <starts_ms> <ends_ms> <sold_out 0|1> <stock_left>", then for the waiting
+-- room "<mode 0 none|1 fifo|2 random> <grace_s> <admit_ttl_s> <admit_multiple> <cursor>
+-- <expired_below> <joined> <drawn|-1> <rate_milli|-1> <flags: 1 paused, 2 reopened>"
+-- (queue.rs).
+local SALE = "^(%-?%d+) (%-?%d+) ([01]) (%d+)"
+local QUEUE = " ([012]) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%-?%d+) (%-?%d+) (%d+)$"
+
+-- Parses the backend's lines; bad lines are skipped.
 function _M.parse(text)
     local out = {}
     for line in gmatch(text, "[^\n]+") do
-        local id, starts, ends, sold, left = match(line, "^(%d+) (%-?%d+) (%-?%d+) ([01]) (%d+)$")
-        if id then
-            out[#out + 1] = { id = id, value = starts .. " " .. ends .. " " .. sold .. " " .. left }
+        local id, value = match(line, "^(%d+) (.*)$")
+        if id and (match(value, SALE .. "$") or match(value, SALE .. QUEUE)) then
+            out[#out + 1] = { id = id, value = value }
         end
     end
     return out
@@ -37,23 +43,44 @@ local function parse(sale_id, v)
     if p and p.raw == v then
         return p
     end
-    local starts, ends, sold, left = match(v, "^(%-?%d+) (%-?%d+) ([01]) (%d+)$")
+    local starts, ends, sold, left, mode, grace, ttl, multiple, cursor, expired, joined, drawn,
+        rate, flags = match(v, SALE .. QUEUE)
     if not starts then
-        return nil
+        starts, ends, sold, left = match(v, SALE .. "$")
+        if not starts then
+            return nil
+        end
     end
     p = { raw = v, starts = tonumber(starts), ends = tonumber(ends), sold = sold == "1",
-          left = tonumber(left) }
+          left = tonumber(left), mode = tonumber(mode or 0) }
+    if p.mode > 0 then
+        flags = tonumber(flags)
+        p.grace_ms = tonumber(grace) * 1000
+        p.ttl_s = tonumber(ttl)
+        p.multiple = tonumber(multiple)
+        p.cursor = tonumber(cursor)
+        p.expired_below = tonumber(expired)
+        p.joined = tonumber(joined)
+        p.drawn = tonumber(drawn)
+        p.rate = tonumber(rate) / 1000
+        p.paused = flags % 2 == 1
+        p.reopened = flags >= 2
+    end
     parsed[sale_id] = p
     return p
 end
 
--- `early_ms`: how long before the start the route is already open (captchas, 0 for buys).
-function _M.check(dict, sale_id, now_ms, early_ms)
+-- The parsed state of a sale (a table shared by this worker's requests: do not change it),
+-- or nil when the edge does not know the sale.
+function _M.get(dict, sale_id)
     local v = dict:get(sale_id)
-    if not v then
-        return nil
-    end
-    local p = parse(sale_id, v)
+    return v and parse(sale_id, v)
+end
+
+-- `early_ms`: how long before the start the route is already open (captchas, 0 for buys).
+-- The third result is the parsed state (nil when unknown).
+function _M.check(dict, sale_id, now_ms, early_ms)
+    local p = _M.get(dict, sale_id)
     if not p then
         return nil
     end
@@ -66,7 +93,7 @@ function _M.check(dict, sale_id, now_ms, early_ms)
     if p.sold then
         return "sold_out"
     end
-    return nil, p.left
+    return nil, p.left, p
 end
 
 -- Fetches the backend's list over a plain HTTP/1.0 cosocket request.
