@@ -106,11 +106,8 @@ end
 redis.call('HSET', KEYS[1], 'cursor', cursor, 'credit', credit, 'last', now,
   'soldout', soldout and '1' or '0')
 local head = log[1] and tonumber(string.match(log[1], '^(%d+)')) or nil
-local sample = now .. ' ' .. cursor .. ' ' .. orders
-if head and head > now - 1000 and #log > 1 then
-  redis.call('LSET', KEYS[5], 0, sample)
-else
-  redis.call('LPUSH', KEYS[5], sample)
+if not head or head <= now - 1000 then
+  redis.call('LPUSH', KEYS[5], now .. ' ' .. cursor .. ' ' .. orders)
   redis.call('LTRIM', KEYS[5], 0, math.floor(ttl / 1000) + 20)
 end
 local per_s = -1

@@ -240,8 +240,8 @@ end
 local function poll(sale_id)
     local cfg = config.get()
     local now_ms = floor(ngx_now() * 1000)
-    local _, number = queue.verify(cfg.queue_key, ngx.var.arg_ticket, sale_id)
-    if not number then
+    local owner, number = queue.verify(cfg.queue_key, ngx.var.arg_ticket, sale_id)
+    if not owner then
         return refuse("bad_ticket", "queue_poll")
     end
     local p = sale_state.get(cfg.sales, sale_id)
