@@ -28,12 +28,19 @@ pub struct Args {
     pub mysql_url: String,
     pub report: Option<PathBuf>,
     pub quiet: bool,
+    /// The sale's waiting room: None (a race at the start), "fifo" or "random".
+    pub queue: Option<String>,
+    /// Queue runs: shoppers arrive (join) spread over this long before the start.
+    pub arrive_before: Duration,
+    /// Queue runs: share of shoppers who are bots (poll and retry 10x faster).
+    pub bots: f64,
 }
 
 pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--rate R] [--duration SECS]
              [--per-user-limit L] [--retry FRACTION] [--cheaters FRACTION] [--start-in MS]
              [--edge URL] [--backend URL] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
-             [--report FILE] [--quiet]";
+             [--report FILE] [--quiet]
+             [--queue fifo|random [--arrive-before SECS] [--bots FRACTION]]";
 
 impl Args {
     pub fn parse(argv: &[String]) -> Result<Args, String> {
@@ -54,6 +61,9 @@ impl Args {
             mysql_url: String::new(),
             report: None,
             quiet: false,
+            queue: None,
+            arrive_before: Duration::from_secs(5),
+            bots: 0.0,
         };
         let mut var: Option<PathBuf> = None;
         let mut it = argv.iter();
@@ -92,6 +102,17 @@ impl Args {
                 "--redis-url" => a.redis_url = value.clone(),
                 "--mysql-url" => a.mysql_url = value.clone(),
                 "--report" => a.report = Some(PathBuf::from(value)),
+                "--queue" => match value.as_str() {
+                    "fifo" | "random" => a.queue = Some(value.clone()),
+                    "none" => a.queue = None,
+                    _ => {
+                        return Err(format!(
+                            "--queue: expected fifo, random or none, got {value:?}"
+                        ))
+                    }
+                },
+                "--arrive-before" => a.arrive_before = Duration::from_secs_f64(num("seconds")?),
+                "--bots" => a.bots = num("a fraction from 0 to 1")?.min(1.0),
                 other => return Err(format!("{other}: unknown option\n{USAGE}")),
             }
         }
@@ -152,6 +173,10 @@ mod tests {
             (a.users, a.stock, a.concurrency, a.rate),
             (100_000, 1000, 512, 20_000.0)
         );
+        let a = args("--queue random --arrive-before 8 --bots 0.1").unwrap();
+        assert_eq!(a.queue.as_deref(), Some("random"));
+        assert_eq!((a.arrive_before.as_secs(), a.bots), (8, 0.1));
+        assert!(args("--queue lottery").unwrap_err().starts_with("--queue"));
     }
 
     #[test]

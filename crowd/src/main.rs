@@ -4,10 +4,12 @@
 
 mod args;
 mod facts;
+mod fairness;
 mod http;
 mod report;
 mod shopper;
 mod stats;
+mod waiting;
 
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -93,7 +95,15 @@ async fn run(a: args::Args) -> Result<bool, String> {
         stats: stats.clone(),
     });
     let before = Scrape::take(&ctx.edge, &backend).await;
-    let elapsed = play(&a, &ctx, shoppers, starts).await;
+    let (elapsed, queue) = match &a.queue {
+        Some(mode) => {
+            let bots: Arc<Vec<bool>> =
+                Arc::new((0..a.users).map(|i| chosen(i, a.bots, 13)).collect());
+            let (elapsed, records) = waiting::play(&a, &ctx, shoppers, bots, starts).await;
+            (elapsed, Some(waiting::fairness(mode, a.stock, &records)))
+        }
+        None => (play(&a, &ctx, shoppers, starts).await, None),
+    };
 
     // The edge flushes its counters once a second; the writer drains meanwhile.
     let answered = stats.order_ids.lock().unwrap().clone();
@@ -101,7 +111,34 @@ async fn run(a: args::Args) -> Result<bool, String> {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let counts = Scrape::take(&ctx.edge, &backend).await.since(&before);
     let lat = stats.sorted_latencies();
-    let summary = summarize(&a, sale.id, &stats, &f, &counts, &lat, elapsed);
+    let mut summary = summarize(&a, sale.id, &stats, &f, &counts, &lat, elapsed);
+    let (buy_p99, join_p99, poll_p99) = stats.p99_by_kind();
+    summary["buy_p99_ms"] = json!(buy_p99);
+    summary["join_p99_ms"] = json!(join_p99);
+    summary["poll_p99_ms"] = json!(poll_p99);
+    let fair_to_bots = match queue {
+        Some(q) => {
+            let p = q["bot_advantage_p"].as_f64().unwrap_or(1.0);
+            for (k, v) in q.as_object().into_iter().flatten() {
+                summary[k] = v.clone();
+            }
+            p >= 1e-6
+        }
+        None => {
+            for k in [
+                "kendall_tau",
+                "uniform_p",
+                "bot_queue_share",
+                "bot_win_share",
+                "eta_error_p50_s",
+                "eta_error_p90_s",
+            ] {
+                summary[k] = serde_json::Value::Null;
+            }
+            summary["queue_mode"] = json!("none");
+            true
+        }
+    };
     write_report(
         &a,
         sale.id,
@@ -115,7 +152,8 @@ async fn run(a: args::Args) -> Result<bool, String> {
         && f.oversold == 0
         && f.lost == 0
         && f.drift == 0
-        && summary["cheats_passed"] == 0;
+        && summary["cheats_passed"] == 0
+        && fair_to_bots;
     println!("{summary}");
     Ok(ok)
 }
@@ -128,10 +166,19 @@ async fn create_sale(
     admin: &str,
     db: &mysql_async::Pool,
 ) -> Result<(seckill::sales::Sale, i64), String> {
-    let starts = seckill::clock::now_ms() + a.start_in.as_millis() as i64;
-    let body = json!({"title": format!("Crowd of {}", a.users), "price_cents": 100,
+    // A queue run's shoppers arrive (and join) before the start.
+    let lead = if a.queue.is_some() {
+        a.start_in.max(a.arrive_before + Duration::from_secs(2))
+    } else {
+        a.start_in
+    };
+    let starts = seckill::clock::now_ms() + lead.as_millis() as i64;
+    let mut body = json!({"title": format!("Crowd of {}", a.users), "price_cents": 100,
         "stock": a.stock, "per_user_limit": a.per_user_limit,
         "starts_at": starts, "ends_at": starts + 3_600_000});
+    if let Some(mode) = &a.queue {
+        body["queue"] = json!(mode);
+    }
     let auth = format!("Bearer {admin}");
     // A backend that is rebuilding a restarted Redis answers 503 for a while: wait for it.
     let mut attempt = 0;

@@ -109,6 +109,23 @@ fn path_of(body: &[u8]) -> Option<String> {
 pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) {
     let path_url = format!("/api/sales/{}/path", ctx.sale_id);
     let form = format!("captcha_token={}&answer={}", s.captcha_token, s.answer);
+    if let (Some(path), _) = checkout(ctx, s, arrived, &path_url, &form).await {
+        if s.cheats {
+            cheat(ctx, s, &path_url, &form, &path).await;
+        }
+    }
+}
+
+/// The captcha answer for the signed path at `path_url` (which carries the ticket in a
+/// queued sale), then the buy; the purchase path when the shopper got that far, and whether
+/// the buy was answered `queued`.
+pub async fn checkout(
+    ctx: &Ctx,
+    s: &Shopper,
+    arrived: Instant,
+    path_url: &str,
+    form: &str,
+) -> (Option<String>, bool) {
     let mut since = arrived;
     let mut tries = 0;
     // 1. The captcha answer for the signed path.
@@ -116,10 +133,10 @@ pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) {
         let (status, body) = request(
             ctx,
             &ctx.edge,
-            &path_url,
+            path_url,
             &s.ip,
             &s.token,
-            Some(form.clone()),
+            Some(form.to_string()),
             since,
         )
         .await;
@@ -127,19 +144,20 @@ pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) {
         match status {
             200 => match path_of(&body) {
                 Some(p) => break p,
-                None => return,
+                None => return (None, false),
             },
             // Early by a hair (clocks): try again shortly.
             425 if tries < 100 => tokio::time::sleep(Duration::from_millis(20)).await,
             429 | 503 if s.retries && tries < 4 => {
                 tokio::time::sleep(Duration::from_millis(100 * tries)).await
             }
-            _ => return,
+            _ => return (None, false),
         }
         since = Instant::now();
     };
     // 2. The buy.
     let mut tries = 0;
+    let mut won = false;
     loop {
         since = if tries == 0 {
             since.max(Instant::now())
@@ -147,6 +165,7 @@ pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) {
             Instant::now()
         };
         let (status, body) = request(ctx, &ctx.edge, &path, &s.ip, &s.token, None, since).await;
+        ctx.stats.buy_latency(since.elapsed());
         tries += 1;
         match status {
             200 => {
@@ -159,6 +178,7 @@ pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) {
                 ctx.stats
                     .queued
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                won = true;
                 break;
             }
             429 | 503 if s.retries && tries < 4 => {
@@ -167,9 +187,7 @@ pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) {
             _ => break,
         }
     }
-    if s.cheats {
-        cheat(ctx, s, &path_url, &form, &path).await;
-    }
+    (Some(path), won)
 }
 
 /// Tries what bots try: reused captchas, stolen and forged links never answer 200.

@@ -24,6 +24,10 @@ pub struct Stats {
     pub started: OnceLock<Instant>,
     /// Order ids answered `queued`.
     pub order_ids: Mutex<Vec<u64>>,
+    /// Latencies (µs) by kind of request: buys, queue joins, queue polls.
+    buys: Mutex<Vec<u32>>,
+    joins: Mutex<Vec<u32>>,
+    polls: Mutex<Vec<u32>>,
 }
 
 impl Default for Stats {
@@ -45,7 +49,32 @@ impl Stats {
             timeline: Mutex::new(Vec::new()),
             started: OnceLock::new(),
             order_ids: Mutex::new(Vec::new()),
+            buys: Mutex::new(Vec::new()),
+            joins: Mutex::new(Vec::new()),
+            polls: Mutex::new(Vec::new()),
         }
+    }
+
+    pub fn buy_latency(&self, took: Duration) {
+        self.buys.lock().unwrap().push(micros(took));
+    }
+
+    pub fn join_latency(&self, took: Duration) {
+        self.joins.lock().unwrap().push(micros(took));
+    }
+
+    pub fn poll_latency(&self, took: Duration) {
+        self.polls.lock().unwrap().push(micros(took));
+    }
+
+    /// The p99 (ms) of buys, joins and polls.
+    pub fn p99_by_kind(&self) -> (f64, f64, f64) {
+        let p99 = |m: &Mutex<Vec<u32>>| {
+            let mut v = m.lock().unwrap().clone();
+            v.sort_unstable();
+            quantile_ms(&v, 0.99)
+        };
+        (p99(&self.buys), p99(&self.joins), p99(&self.polls))
     }
 
     /// One request's answer (`status` 0: none) after `took`.
@@ -106,6 +135,10 @@ impl Stats {
         v.sort_unstable();
         v
     }
+}
+
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
 }
 
 /// The `q` quantile (0..=1) of sorted values, in milliseconds.

@@ -1,0 +1,337 @@
+//! Queue runs (`--queue fifo|random`): shoppers arrive spread over `--arrive-before` seconds
+//! before the start (and with `--rate`, on after it), join the sale's line at the edge, poll
+//! their ticket as the sale page does (more often as their turn nears), and when admitted
+//! trade their captcha answer for the purchase path and buy. Bots (`--bots`) poll and retry 10x
+//! faster. What each shopper saw becomes the fairness figures of the report.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::fairness;
+use crate::shopper::{self, Ctx, Shopper};
+
+/// What one shopper of a queue run saw.
+#[derive(Clone, Debug, Default)]
+pub struct Record {
+    /// Arrival rank (shoppers arrive in index order).
+    pub index: usize,
+    pub bot: bool,
+    pub number: Option<u64>,
+    pub position: Option<u64>,
+    pub in_draw: bool,
+    /// When the first ETA said the shopper would be admitted (epoch ms).
+    pub predicted_ms: Option<f64>,
+    /// When a poll first said admitted (epoch ms).
+    pub admitted_ms: Option<f64>,
+    pub won: bool,
+}
+
+/// Bots poll and retry this many times faster than people.
+const BOT_SPEEDUP: u32 = 10;
+
+/// Plays a queue run; returns how long the sale phase took and each shopper's record.
+pub async fn play(
+    a: &crate::args::Args,
+    ctx: &Arc<Ctx>,
+    shoppers: Arc<Vec<Shopper>>,
+    bots: Arc<Vec<bool>>,
+    starts_ms: i64,
+) -> (Duration, Vec<Record>) {
+    let gate = Arc::new(Semaphore::new(a.concurrency));
+    let before = a.arrive_before.as_secs_f64() * 1000.0;
+    // With --rate, arrivals go on after the start at that pace.
+    let after = if a.rate > 0.0 {
+        (a.users as f64 / a.rate * 1000.0 - before).max(0.0)
+    } else {
+        0.0
+    };
+    let span = before + after;
+    let first = starts_ms as f64 - before;
+    let deadline_ms = starts_ms + a.duration.as_millis() as i64;
+    let zero = Instant::now()
+        - Duration::from_millis((seckill::clock::now_ms() - starts_ms).max(0) as u64);
+    let mut tasks = Vec::with_capacity(a.users);
+    for i in 0..a.users {
+        let due = first + span * i as f64 / a.users as f64;
+        let wait = due - seckill::clock::now_ms() as f64;
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait / 1000.0)).await;
+        }
+        if i == 0 || due >= starts_ms as f64 {
+            let _ = ctx.stats.started.set(zero.max(Instant::now()));
+        }
+        let (ctx, shoppers, bots, gate) =
+            (ctx.clone(), shoppers.clone(), bots.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = one(&ctx, &shoppers[i], bots[i], &gate, deadline_ms).await;
+            ctx.stats
+                .shoppers_done
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            r
+        }));
+    }
+    let mut records = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if let Ok(r) = t.await {
+            records.push(r);
+        }
+    }
+    let took = Duration::from_millis((seckill::clock::now_ms() - starts_ms).max(1) as u64);
+    (took, records)
+}
+
+/// A small deterministic jitter in [0.8, 1.2) per shopper and poll (no two pages in step).
+fn jitter(index: usize, n: u32) -> f64 {
+    let h = (index as u64 ^ (u64::from(n) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    0.8 + ((h >> 40) % 1000) as f64 / 2500.0
+}
+
+/// How long a page waits before its next poll: sooner as its turn nears.
+fn poll_every(state: &str, eta_s: Option<f64>, bot: bool) -> Duration {
+    let s = match (state, eta_s) {
+        ("out_of_reach", _) => 5.0,
+        (_, Some(eta)) => (eta / 2.0).clamp(1.0, 5.0),
+        _ => 2.0,
+    };
+    Duration::from_secs_f64(if bot { s / f64::from(BOT_SPEEDUP) } else { s })
+}
+
+async fn send(
+    ctx: &Ctx,
+    gate: &Semaphore,
+    method: Method,
+    url: &str,
+    s: &Shopper,
+) -> (u16, Value, Duration) {
+    let _permit = gate.acquire().await;
+    let auth = format!("Bearer {}", s.token);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("x-forwarded-for", s.ip.as_str()),
+    ];
+    let t = Instant::now();
+    let (status, body) = ctx.edge.send(method, url, &headers, None).await;
+    let took = t.elapsed();
+    ctx.stats.record(status, took);
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+        took,
+    )
+}
+
+async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gate: &Semaphore, deadline_ms: i64) -> Record {
+    let mut rec = Record {
+        index: s.index,
+        bot,
+        ..Record::default()
+    };
+    let speed = if bot { BOT_SPEEDUP } else { 1 };
+    let join_url = format!("/api/sales/{}/queue", ctx.sale_id);
+    let mut tries = 0;
+    let ticket = loop {
+        let (status, body, took) = send(ctx, gate, Method::POST, &join_url, s).await;
+        ctx.stats.join_latency(took);
+        tries += 1;
+        if status == 200 {
+            rec.number = body["number"].as_u64();
+            match body["ticket"].as_str() {
+                Some(t) => break t.to_string(),
+                None => return rec,
+            }
+        }
+        if !matches!(status, 0 | 429 | 503) || tries >= 5 {
+            return rec;
+        }
+        tokio::time::sleep(Duration::from_millis(500 / u64::from(speed))).await;
+    };
+    let poll_url = format!("{join_url}?ticket={ticket}");
+    let mut polls = 0;
+    while seckill::clock::now_ms() < deadline_ms {
+        let (status, body, took) = send(ctx, gate, Method::GET, &poll_url, s).await;
+        ctx.stats.poll_latency(took);
+        polls += 1;
+        let now = seckill::clock::now_ms() as f64;
+        let state = body["state"].as_str().unwrap_or("");
+        if let Some(p) = body["position"].as_u64() {
+            rec.position = Some(p);
+            rec.in_draw = body["in_draw"].as_bool().unwrap_or(false);
+        }
+        let eta = body["eta_s"].as_f64();
+        if rec.predicted_ms.is_none() && state == "waiting" {
+            rec.predicted_ms = eta.map(|e| now + e * 1000.0);
+        }
+        match (status, state) {
+            (200, "admitted") => {
+                rec.admitted_ms = Some(now);
+                // Reading the captcha: people take a moment, bots hardly any.
+                let think = 1000.0 * jitter(s.index, polls) / f64::from(speed);
+                tokio::time::sleep(Duration::from_secs_f64(think / 1000.0)).await;
+                let path_url = format!("/api/sales/{}/path?ticket={ticket}", ctx.sale_id);
+                let form = format!("captcha_token={}&answer={}", s.captcha_token, s.answer);
+                let _permit = gate.acquire().await;
+                rec.won = shopper::checkout(ctx, s, Instant::now(), &path_url, &form)
+                    .await
+                    .1;
+                return rec;
+            }
+            (200, "sold_out" | "ended" | "expired") => return rec,
+            (200, _) => {
+                let wait = poll_every(state, eta, bot).as_secs_f64() * jitter(s.index, polls);
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(1000 / u64::from(speed))).await,
+        }
+    }
+    rec
+}
+
+/// P(X >= k) for X ~ Binomial(n, q): how surprising k or more bot wins would be by chance.
+fn binomial_upper_tail(n: u64, k: u64, q: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if q <= 0.0 {
+        return 0.0;
+    }
+    if q >= 1.0 {
+        return 1.0;
+    }
+    let ln_pmf = |i: u64| ln_choose(n, i) + i as f64 * q.ln() + (n - i) as f64 * (1.0 - q).ln();
+    (k..=n).map(|i| ln_pmf(i).exp()).sum::<f64>().min(1.0)
+}
+
+fn ln_choose(n: u64, k: u64) -> f64 {
+    (1..=k).map(|i| ((n - k + i) as f64 / i as f64).ln()).sum()
+}
+
+/// The fairness figures of a queue run (fields of the crowd's last JSON line).
+pub fn fairness(mode: &str, stock: u32, records: &[Record]) -> Value {
+    let joined: Vec<&Record> = records.iter().filter(|r| r.number.is_some()).collect();
+    let winners: Vec<&Record> = records.iter().filter(|r| r.won).collect();
+    let share = |part: usize, all: usize| {
+        if all == 0 {
+            0.0
+        } else {
+            part as f64 / all as f64
+        }
+    };
+    let bot_queue_share = share(joined.iter().filter(|r| r.bot).count(), joined.len());
+    let bot_wins = winners.iter().filter(|r| r.bot).count();
+    let bot_win_share = share(bot_wins, winners.len());
+    let placed: Vec<&Record> = joined
+        .iter()
+        .copied()
+        .filter(|r| r.position.is_some())
+        .collect();
+    let kendall_tau = (mode == "fifo")
+        .then(|| {
+            let xs: Vec<f64> = placed.iter().map(|r| r.index as f64).collect();
+            let ys: Vec<f64> = placed
+                .iter()
+                .map(|r| r.position.unwrap_or(0) as f64)
+                .collect();
+            fairness::kendall_tau(&xs, &ys)
+        })
+        .flatten();
+    // fifo: of the first `stock` arrivals in line, how many won.
+    let first_arrivals_won = (mode == "fifo").then(|| {
+        let mut by_arrival: Vec<&Record> = joined.clone();
+        by_arrival.sort_by_key(|r| r.index);
+        let first: Vec<&&Record> = by_arrival.iter().take(stock as usize).collect();
+        share(first.iter().filter(|r| r.won).count(), first.len())
+    });
+    // random: winners over the pre-queue, in ten arrival bins, against uniform.
+    let mut drawn: Vec<&Record> = joined.iter().copied().filter(|r| r.in_draw).collect();
+    drawn.sort_by_key(|r| r.index);
+    let (chi2, uniform_p) = if mode == "random" && drawn.len() >= 10 {
+        let mut bins = [0u64; 10];
+        for (rank, r) in drawn.iter().enumerate() {
+            if r.won {
+                bins[rank * 10 / drawn.len()] += 1;
+            }
+        }
+        fairness::chi_square_uniform(&bins).map_or((None, None), |(c, p)| (Some(c), Some(p)))
+    } else {
+        (None, None)
+    };
+    let mut errors: Vec<f64> = records
+        .iter()
+        .filter_map(|r| Some((r.admitted_ms? - r.predicted_ms?).abs() / 1000.0))
+        .collect();
+    errors.sort_by(f64::total_cmp);
+    let round = |v: Option<f64>, d: i32| v.map(|x| (x * 10f64.powi(d)).round() / 10f64.powi(d));
+    json!({
+        "queue_mode": mode,
+        "joined": joined.len(),
+        "winners": winners.len(),
+        "kendall_tau": round(kendall_tau, 4),
+        "first_arrivals_win_share": round(first_arrivals_won, 4),
+        "uniform_chi2": round(chi2, 3),
+        "uniform_p": round(uniform_p, 4),
+        "in_draw": drawn.len(),
+        "bot_queue_share": round(Some(bot_queue_share), 4),
+        "bot_win_share": round(Some(bot_win_share), 4),
+        "bot_advantage_p": round(Some(binomial_upper_tail(winners.len() as u64, bot_wins as u64, bot_queue_share)), 4),
+        "eta_samples": errors.len(),
+        "eta_error_p50_s": round(fairness::percentile(&errors, 50.0), 2),
+        "eta_error_p90_s": round(fairness::percentile(&errors, 90.0), 2),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(index: usize, bot: bool, position: u64, won: bool) -> Record {
+        Record {
+            index,
+            bot,
+            number: Some(index as u64 + 1),
+            position: Some(position),
+            won,
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn a_perfect_fifo_line() {
+        let records: Vec<Record> = (0..100)
+            .map(|i| rec(i, i % 10 == 0, i as u64 + 1, i < 20))
+            .collect();
+        let f = fairness("fifo", 20, &records);
+        assert_eq!(f["kendall_tau"], 1.0);
+        assert_eq!(f["first_arrivals_win_share"], 1.0);
+        assert_eq!(f["bot_queue_share"], 0.1);
+        assert_eq!(f["bot_win_share"], 0.1);
+    }
+
+    #[test]
+    fn bots_that_win_too_often_are_surprising() {
+        // 10% of the line, half the wins.
+        assert!(binomial_upper_tail(100, 50, 0.1) < 1e-10);
+        assert!(binomial_upper_tail(100, 10, 0.1) > 0.4);
+        assert_eq!(binomial_upper_tail(100, 0, 0.1), 1.0);
+    }
+
+    #[test]
+    fn a_draw_that_favours_early_arrivals_is_not_uniform() {
+        let mut records: Vec<Record> = (0..1000)
+            .map(|i| Record {
+                in_draw: true,
+                ..rec(i, false, 1, i < 100)
+            })
+            .collect();
+        let f = fairness("random", 100, &records);
+        assert!(f["uniform_p"].as_f64().unwrap() < 1e-6);
+        for (i, r) in records.iter_mut().enumerate() {
+            r.won = i % 10 == 3;
+        }
+        let f = fairness("random", 100, &records);
+        assert!(f["uniform_p"].as_f64().unwrap() > 0.99);
+    }
+}
