@@ -4,6 +4,9 @@
 //   POST /api/sales/{id}/pow (a proof-of-work challenge, solved here),
 //   POST /api/sales/{id}/captcha?pow=..&pow_solution=.., POST /api/sales/{id}/path, POST <path> (buy),
 //   GET /api/orders/{id} (poll), GET /api/sales/{id}/orders (mine), POST /api/orders/{id}/pay.
+// A sale with a waiting room (sale.queue "fifo" or "random"): POST /api/sales/{id}/queue
+// (join: a ticket, kept in localStorage), GET /api/sales/{id}/queue?ticket= (the place, ETA,
+// admission; answered by the edge), and pow, captcha and path carry ?ticket= once admitted.
 "use strict";
 
 (function () {
@@ -121,6 +124,10 @@
     let sale = null;
     let captcha = null;
     let done = false;
+    const ticketKey = `seckill.ticket.${saleId}`;
+    let ticket = null;
+    const withTicket = (query) => ticket
+      ? `${query ? query + "&" : "?"}ticket=${encodeURIComponent(ticket)}` : query;
 
     async function refreshSale() {
       const r = await api("GET", `/api/sales/${saleId}`);
@@ -150,14 +157,88 @@
       localStorage.setItem("seckill.signedIn", "1");
       show("signin", false);
       $("result").hidden = true;
-      countdown();
+      start();
+    }
+
+    // A sale with a waiting room goes through the line; others count down to the start.
+    function start() {
+      if (sale && sale.queue && sale.queue !== "none") waitingRoom(); else countdown();
+    }
+
+    // ---- The waiting room.
+    function waitingRoom() {
+      show("queue");
+      ticket = localStorage.getItem(ticketKey);
+      show("join-button", !ticket);
+      if (ticket) pollTicket();
+    }
+
+    async function join() {
+      $("join-button").disabled = true;
+      const r = await api("POST", `/api/sales/${saleId}/queue`);
+      $("join-button").disabled = false;
+      if (signedOut(r)) { localStorage.removeItem("seckill.signedIn"); show("queue", false); show("signin"); return; }
+      if (r.status !== 200) { $("queue-detail").textContent = r.body.message || "Could not join, try again."; return; }
+      ticket = r.body.ticket;
+      localStorage.setItem(ticketKey, ticket);
+      show("join-button", false);
+      pollTicket();
+    }
+
+    const seconds = (s) => s < 90 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`;
+
+    // What the page says for each answer of the edge.
+    function describe(q) {
+      const place = q.position != null ? `#${q.position.toLocaleString()}` : "";
+      const eta = q.eta_s != null ? `; about ${seconds(q.eta_s)} to your turn` : "";
+      switch (q.state) {
+        case "draw": return ["In the draw", `${q.joined} joined so far. Places are drawn at random at ${hms(q.draw_at_ms)}: arriving early gives no edge${eta}.`];
+        case "waiting": return [place, `${q.ahead.toLocaleString()} ahead of you${eta}.${q.paused ? " The line is paused for a moment." : ""}`];
+        case "out_of_reach": return [place, `The ${q.stock_left} units left cannot reach your place unless shoppers ahead leave. You keep it: we tell you if the line comes to you.`];
+        case "admitted": return ["Your turn!", `Solve the captcha and buy: your turn lasts ${seconds(q.admit_ttl_s)}.`];
+        case "sold_out": return [place || "Sold out", "Sold out. You keep your place: unpaid orders go back on sale when their time to pay runs out, and this page will say so."];
+        case "expired": return [place, "Your turn passed without a purchase; the place went to the next in line."];
+        case "ended": return ["Ended", "This sale has ended."];
+        default: return [place, ""];
+      }
+    }
+
+    async function pollTicket() {
+      if (done) return;
+      const r = await api("GET", `/api/sales/${saleId}/queue?ticket=${encodeURIComponent(ticket)}`);
+      let next = 2000;
+      if (r.status === 200) {
+        const q = r.body;
+        const [place, detail] = describe(q);
+        $("queue-place").textContent = place;
+        $("queue-detail").textContent = (q.reopened && q.state !== "sold_out" ? "Units came back on sale. " : "") + detail;
+        if (q.state === "admitted") { await admitted(); return; }
+        if (q.state === "sold_out" && sale && sale.status !== "sold_out") refreshSale();
+        if (q.state === "ended" || q.state === "expired") return;
+        next = q.state === "out_of_reach" || q.state === "sold_out" ? 5000
+          : q.eta_s != null ? Math.min(5000, Math.max(1000, q.eta_s * 500)) : 2000;
+      } else if (r.status === 403) {
+        // A ticket this page cannot use (another sale's, or from an older secret): join again.
+        localStorage.removeItem(ticketKey);
+        ticket = null;
+        show("join-button");
+        return;
+      }
+      setTimeout(pollTicket, next);
+    }
+
+    async function admitted() {
+      refreshSale();
+      if (!captcha && !(await loadCaptcha())) { say("Could not load the challenge, reload the page.", "bad"); return; }
+      show("captcha");
+      $("answer").focus();
     }
 
     const signedOut = (r) => r.status === 401 || r.body.error === "bad_session";
 
     async function loadCaptcha() {
       // The edge prices each captcha with a small proof of work (0 bits: turned off).
-      const p = await api("POST", `/api/sales/${saleId}/pow`);
+      const p = await api("POST", `/api/sales/${saleId}/pow${withTicket("")}`);
       if (signedOut(p)) { localStorage.removeItem("seckill.signedIn"); show("signin"); return false; }
       if (p.status !== 200) return false;
       let query = "";
@@ -165,7 +246,7 @@
         const solution = solvePow(p.body.challenge, p.body.bits);
         query = `?pow=${encodeURIComponent(p.body.challenge)}&pow_solution=${solution}`;
       }
-      const r = await api("POST", `/api/sales/${saleId}/captcha${query}`);
+      const r = await api("POST", `/api/sales/${saleId}/captcha${withTicket(query)}`);
       if (signedOut(r)) { localStorage.removeItem("seckill.signedIn"); show("signin"); return false; }
       if (r.status !== 200) return false;
       captcha = r.body;
@@ -202,14 +283,15 @@
     async function buy() {
       $("buy-button").disabled = true;
       try {
-        const p = await api("POST", `/api/sales/${saleId}/path`, null,
+        const p = await api("POST", `/api/sales/${saleId}/path${withTicket("")}`, null,
           { captcha_token: captcha.token, answer: $("answer").value.trim().toUpperCase() });
         captcha = null;
         if (p.status !== 200) return await refused(p);
         const b = await api("POST", p.body.path);
         if (b.status !== 200) return await refused(b);
         show("captcha", false);
-        say("You are in the queue…", "");
+        show("queue", false);
+        say("Your order is being placed…", "");
         await followOrder(b.body.order_id);
       } finally {
         $("buy-button").disabled = false;
@@ -293,16 +375,18 @@
     $("answer").addEventListener("keydown", (e) => { if (e.key === "Enter") buy(); });
     $("pay-button").addEventListener("click", pay);
     $("retry-button").addEventListener("click", retry);
+    $("join-button").addEventListener("click", join);
 
     await syncClock(5);
     setInterval(() => syncClock(3), 30000);
     await refreshSale();
     setInterval(() => { if (!done) refreshSale(); }, 5000);
-    if (sale && (sale.status === "sold_out" || sale.status === "ended")) {
+    const queued = sale && sale.queue && sale.queue !== "none";
+    if (sale && (sale.status === "ended" || (sale.status === "sold_out" && !queued))) {
       say(sale.status === "sold_out" ? "Sold out. Better luck next time!" : "This sale has ended.", "bad");
       return;
     }
-    if (localStorage.getItem("seckill.signedIn")) countdown(); else show("signin");
+    if (localStorage.getItem("seckill.signedIn")) start(); else show("signin");
   }
 
   const body = document.body;
