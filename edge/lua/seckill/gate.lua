@@ -29,6 +29,7 @@ local ngx_now = ngx.now
 local ngx_say = ngx.say
 local ngx_exit = ngx.exit
 local floor = math.floor
+local match = string.match
 
 local _M = { _VERSION = "0.2" }
 
@@ -120,17 +121,45 @@ local function admit(route, sale_id, early_ms, sold_out_ok)
     return cfg, user_id, stock_left, now_f, state
 end
 
--- This worker's round keys of each sale's shuffle (derived once per sale).
-local shuffles = {}
+-- This worker's status options of each queued sale: its shuffle's round keys are derived once.
+local status_opts = {}
 
 local function status_of(cfg, p, sale_id, number, now_ms)
-    local keys = shuffles[sale_id]
-    if not keys and p.mode == 2 then
-        keys = queue.shuffle_keys(cfg.link_key, sale_id)
-        shuffles[sale_id] = keys
+    local opts = status_opts[sale_id]
+    if not opts then
+        local keys = queue.shuffle_keys(cfg.link_key, sale_id)
+        opts = { reach = cfg.queue_reach,
+                 shuffle = function(size, n) return queue.permute(keys, size, n) end }
+        status_opts[sale_id] = opts
     end
-    return queue.status(p, number, now_ms, { reach = cfg.queue_reach,
-        shuffle = function(size, n) return queue.permute(keys, size, n) end })
+    return queue.status(p, number, now_ms, opts)
+end
+
+-- Tickets this worker has verified: ticket -> { sale, user, number, eta_noted }. A shopper's
+-- page polls its ticket every few seconds: its HMAC is checked once per worker, not per poll.
+-- Bounded: the table starts afresh past MAX_VERIFIED entries.
+local MAX_VERIFIED = 50000
+local verified, verified_n = {}, 0
+
+local function ticket_of(cfg, ticket, sale_id)
+    local t = ticket and verified[ticket]
+    if t then
+        if t.sale ~= sale_id then
+            return nil
+        end
+        return t
+    end
+    local user, number = queue.verify(cfg.queue_key, ticket, sale_id)
+    if not user then
+        return nil
+    end
+    if verified_n >= MAX_VERIFIED then
+        verified, verified_n = {}, 0
+    end
+    t = { sale = sale_id, user = user, number = tonumber(number) }
+    verified[ticket] = t
+    verified_n = verified_n + 1
+    return t
 end
 
 -- In a sale with a waiting room, the request must carry (`?ticket=`) this shopper's ticket for
@@ -139,11 +168,11 @@ local function check_turn(cfg, state, route, sale_id, user_id, now_f)
     if not state or state.mode == 0 then
         return true
     end
-    local owner, number = queue.verify(cfg.queue_key, ngx.var.arg_ticket, sale_id)
-    if owner ~= user_id then
+    local t = ticket_of(cfg, ngx.var.arg_ticket, sale_id)
+    if not t or t.user ~= user_id then
         return refuse("bad_ticket", route)
     end
-    local s = status_of(cfg, state, sale_id, tonumber(number), floor(now_f * 1000))
+    local s = status_of(cfg, state, sale_id, t.number, floor(now_f * 1000))
     if s.state ~= "admitted" then
         return refuse("not_admitted", route)
     end
@@ -246,8 +275,10 @@ end
 local function poll(sale_id)
     local cfg = config.get()
     local now_ms = floor(ngx_now() * 1000)
-    local owner, number = queue.verify(cfg.queue_key, ngx.var.arg_ticket, sale_id)
-    if not owner then
+    -- Exactly "?ticket=<ticket>": one spelling per ticket, so a cache keyed by the URL cannot
+    -- be bypassed with extra arguments.
+    local t = ticket_of(cfg, match(ngx.var.args or "", "^ticket=([%d.a-f]+)$"), sale_id)
+    if not t then
         return refuse("bad_ticket", "queue_poll")
     end
     local p = sale_state.get(cfg.sales, sale_id)
@@ -257,15 +288,18 @@ local function poll(sale_id)
     if p.mode == 0 then
         return refuse("no_queue", "queue_poll")
     end
-    local s = status_of(cfg, p, sale_id, tonumber(number), now_ms)
+    local s = status_of(cfg, p, sale_id, t.number, now_ms)
     metrics.inc("queue_poll", s.state)
-    -- ETA error: the first ETA this edge gave the ticket vs the first poll that sees it admitted.
+    -- ETA error: the first ETA this edge gave the ticket vs the first poll that saw it
+    -- admitted (the dict is shared by this edge's workers; each worker notes once per ticket).
     local eta = cfg.queue_eta
-    if eta then
-        local k = sale_id .. ":" .. number
+    if eta and (s.eta_s and not t.eta_noted or s.state == "admitted" and not t.admit_noted) then
+        local k = sale_id .. ":" .. t.number
         if s.eta_s then
+            t.eta_noted = true
             eta:add("p:" .. k, now_ms + s.eta_s * 1000, 3600)
-        elseif s.state == "admitted" then
+        else
+            t.admit_noted = true
             local predicted = eta:get("p:" .. k)
             if predicted and eta:add("a:" .. k, true, 3600) then
                 metrics.observe("seckill_edge_queue_eta_error_seconds",
