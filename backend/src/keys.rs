@@ -30,8 +30,10 @@ pub struct SaleKeys {
     pub queue_seq: String,
     /// Waiting room: the serving cursor and its controls (a hash, see `queue.rs`).
     pub queue_state: String,
-    /// Waiting room: "t_ms cursor orders" samples, newest first, one a second.
+    /// Waiting room: "t_ms cursor" samples, newest first, at most one a second.
     pub queue_log: String,
+    /// Waiting room: positions whose shopper ordered (a sorted set, score = position).
+    pub queue_bought: String,
 }
 
 impl SaleKeys {
@@ -50,6 +52,7 @@ impl SaleKeys {
             queue_seq: format!("{tag}:q:seq"),
             queue_state: format!("{tag}:q:state"),
             queue_log: format!("{tag}:q:log"),
+            queue_bought: format!("{tag}:q:bought"),
         }
     }
 }
@@ -72,6 +75,7 @@ mod tests {
             &k.queue_seq,
             &k.queue_state,
             &k.queue_log,
+            &k.queue_bought,
         ] {
             assert!(key.starts_with("{sale:42}:"), "{key}");
         }

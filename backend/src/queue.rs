@@ -5,8 +5,10 @@
 //!   returns the same number. The number is the arrival order at the edge. The shopper gets it
 //!   as a signed [`ticket`], bound to sale and user, that the edge verifies without a lookup.
 //! - **the serving cursor** (`TICK`) says how far down the line shoppers are admitted. It
-//!   moves so that the admissions still outstanding (admitted less than `admit_ttl_s` ago,
-//!   minus the orders placed since) stay at `admit_multiple` x the units left: every buy and
+//!   moves so that the admissions still outstanding (positions admitted less than
+//!   `admit_ttl_s` ago that have not ordered: the edge names the buyer's position on each buy
+//!   of a queued sale, and [`bought`] records it) stay at `admit_multiple` x the units left:
+//!   every buy and
 //!   every admission that lapses unused lets the next shopper in; units that come back
 //!   (unpaid orders expired, dead letters) reopen admission by the same rule. An operator may
 //!   pause it or cap its rate (admissions a second).
@@ -45,11 +47,11 @@ redis.call('HSET', KEYS[1], ARGV[1], n)
 return {n, 1}
 "#;
 
-/// KEYS: state, seq (tickets), stock, order seq, log.
+/// KEYS: state, seq (tickets), stock, bought (positions that ordered), log.
 /// ARGV: now_ms, starts_ms, draw_at_ms (-1: no draw), admit_multiple, admit_ttl_ms.
 /// Returns {cursor, expired_below, joined, drawn (-1: not yet), rate in milli-admissions a
 /// second (-1: not known yet), paused 0|1, reopened 0|1, stock_left, operator rate (0: none),
-/// lapsed (admissions older than an admission lasts, less the orders placed by then)},
+/// lapsed (positions admitted longer ago than an admission lasts that did not order)},
 /// or {-1} when the sale's stock is not in Redis.
 const TICK: &str = r#"
 local now, starts, draw_at = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -64,27 +66,27 @@ local paused, rate = st[3] == '1', tonumber(st[4] or '0')
 local credit, last = tonumber(st[5] or '0'), tonumber(st[6] or now)
 local soldout, first = st[7] == '1', tonumber(st[8] or '-1')
 local joined = tonumber(redis.call('GET', KEYS[2]) or '0')
-local orders = tonumber(redis.call('GET', KEYS[4]) or '0')
 if draw_at >= 0 and drawn < 0 and now >= draw_at then
   drawn = joined
   redis.call('HSET', KEYS[1], 'drawn', drawn)
 end
--- The samples: "t cursor orders", newest first, one a second.
+-- The samples: "t cursor", newest first, at most one a second.
 local log = redis.call('LRANGE', KEYS[5], 0, -1)
-local expired_below, orders_then = 0, 0
+local expired_below = 0
 local rate_t, rate_c = nil, nil
 for i = 1, #log do
-  local t, c, o = string.match(log[i], '^(%d+) (%d+) (%d+)$')
-  t, c, o = tonumber(t), tonumber(c), tonumber(o)
+  local t, c = string.match(log[i], '^(%d+) (%d+)')
+  t, c = tonumber(t), tonumber(c)
   if t <= now - ttl then
-    expired_below, orders_then = c, o
+    expired_below = c
     break
   end
   if t >= now - 10000 and first >= 0 and t >= first then rate_t, rate_c = t, c end
 end
 if now >= starts and (draw_at < 0 or drawn >= 0) then
-  local live = cursor - expired_below - (orders - orders_then)
-  if live < 0 then live = 0 end
+  -- Admissions outstanding: admitted since expired_below, less those that ordered.
+  local live = cursor - expired_below
+    - redis.call('ZCOUNT', KEYS[4], '(' .. expired_below, cursor)
   local advance = left * multiple - live
   if paused then advance = 0 end
   if rate > 0 then
@@ -107,7 +109,7 @@ redis.call('HSET', KEYS[1], 'cursor', cursor, 'credit', credit, 'last', now,
   'soldout', soldout and '1' or '0')
 local head = log[1] and tonumber(string.match(log[1], '^(%d+)')) or nil
 if not head or head <= now - 1000 then
-  redis.call('LPUSH', KEYS[5], now .. ' ' .. cursor .. ' ' .. orders)
+  redis.call('LPUSH', KEYS[5], now .. ' ' .. cursor)
   redis.call('LTRIM', KEYS[5], 0, math.floor(ttl / 1000) + 20)
 end
 local per_s = -1
@@ -115,7 +117,8 @@ if rate_t and now - rate_t >= 1000 then
   per_s = math.floor((cursor - rate_c) * 1000000 / (now - rate_t))
 end
 return {cursor, expired_below, joined, drawn, per_s, paused and 1 or 0,
-  (soldout and left > 0) and 1 or 0, left, rate, math.max(expired_below - orders_then, 0)}
+  (soldout and left > 0) and 1 or 0, left, rate,
+  expired_below - redis.call('ZCOUNT', KEYS[4], 1, expired_below)}
 "#;
 
 /// The waiting room's state after a tick, as the edge receives it.
@@ -137,7 +140,8 @@ pub struct QueueState {
     pub stock_left: i64,
     /// The operator's cap on admissions a second (0: none).
     pub max_rate: u64,
-    /// Admissions that ran out unused (an estimate: see the metric `seckill_queue_expired`).
+    /// Admissions that ran out unused (positions admitted longer ago than an admission lasts
+    /// that did not order).
     pub lapsed: u64,
 }
 
@@ -175,6 +179,9 @@ impl QueueState {
     }
 }
 
+/// How long before the start the line opens (joins earlier are refused): the pre-queue.
+pub const OPENS_BEFORE_MS: i64 = 15 * 60 * 1000;
+
 /// When a `random` sale's draw closes (ms); None for other modes.
 pub fn draw_at(sale: &Sale) -> Option<i64> {
     (sale.queue.mode == QueueMode::Random)
@@ -211,7 +218,13 @@ pub async fn tick(
     let k = SaleKeys::new(sale.id);
     let mut cmd = crate::stock::eval(
         TICK,
-        &[&k.queue_state, &k.queue_seq, &k.stock, &k.seq, &k.queue_log],
+        &[
+            &k.queue_state,
+            &k.queue_seq,
+            &k.stock,
+            &k.queue_bought,
+            &k.queue_log,
+        ],
     );
     cmd.arg(now_ms)
         .arg(sale.starts_ms)
@@ -235,6 +248,16 @@ pub async fn tick(
         max_rate: v[8].max(0) as u64,
         lapsed: v[9].max(0) as u64,
     }))
+}
+
+/// Records that the shopper at `position` ordered (the edge names it on each buy of a queued
+/// sale): that admission is used, and no longer counts as outstanding.
+pub async fn bought(redis: &Redis, sale_id: u64, position: u64) -> Result<(), CallError> {
+    let k = SaleKeys::new(sale_id);
+    let mut cmd = redis::cmd("ZADD");
+    cmd.arg(&k.queue_bought).arg(position).arg(position);
+    let _: Value = redis.cmd(cmd).await?;
+    Ok(())
 }
 
 /// What an operator may change while a sale runs.
@@ -282,7 +305,12 @@ pub fn ticket(key: &[u8], sale_id: u64, user_id: u64, number: u64) -> String {
 /// (sale, user, number) of a ticket that verifies.
 pub fn verify_ticket(key: &[u8], text: &str) -> Option<(u64, u64, u64)> {
     let mut parts = text.splitn(4, '.');
-    let mut num = || parts.next()?.parse::<u64>().ok();
+    // Plain decimal digits, no sign or leading zero: one spelling per ticket (as the edge).
+    let mut num = || {
+        let p = parts.next()?;
+        let plain = !p.is_empty() && !p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit());
+        plain.then(|| p.parse::<u64>().ok()).flatten()
+    };
     let (sale, user, number) = (num()?, num()?, num()?);
     let sig = parts.next()?;
     crate::crypto::verify_hex(key, ticket_message(sale, user, number).as_bytes(), sig)
@@ -312,6 +340,8 @@ mod tests {
         assert_eq!(verify_ticket(&key, &t.replacen("7.", "8.", 1)), None);
         assert_eq!(verify_ticket(b"another key", &t), None);
         assert_eq!(verify_ticket(&key, "7.42.1001"), None);
+        assert_eq!(verify_ticket(&key, &format!("+{t}")), None);
+        assert_eq!(verify_ticket(&key, &format!("0{t}")), None);
         let (head, sig) = t.rsplit_once('.').unwrap();
         assert_eq!(verify_ticket(&key, &format!("{head}.x.{sig}")), None);
     }

@@ -127,9 +127,14 @@ check "two edges answer every ticket alike" 1 "$agree"
 # Shopper 2 never buys: after 10 s its admission lapses and the unit goes to shopper 3.
 wait_state "$sale" "${ticket[3]}" admitted 20 || check "a lapsed admission is offered to the next" admitted no
 check "the no-show's admission has expired" expired "$(field "$sale" "${ticket[2]}" state)"
+sleep 1.5 # several steps of the cursor: the one unit left is offered to one shopper, not more
+check "one unit left, one admission outstanding: the next still waits" waiting "$(field "$sale" "${ticket[4]}" state)"
 check "an expired ticket gets no captcha: 403" 403 \
   "$(status_of POST "$EDGE/api/sales/$sale/pow?ticket=${ticket[2]}" "${tok[2]}" 10.9.0.2)"
 check "the next shopper buys the unit" 200 "$(buy "${tok[3]}" "$sale" "${ticket[3]}" 10.9.0.3)"
+
+check "the line opens 15 minutes before the start: 425 earlier" 425 \
+  "$(status_of POST "$EDGE/api/sales/$(new_sale 1 1000000 ',"queue":"fifo"')/queue" "${tok[5]}" 10.9.0.5)"
 
 # ---- Sale B (fifo, 1 unit, 3 s to pay): sold out reaches everyone; a unit back reopens.
 sale=$(new_sale 1 1500 ',"queue":"fifo","pay_window_s":3')

@@ -141,6 +141,16 @@ pub async fn join_queue(
     if sale.phase(now) == Phase::Ended {
         return Err(ApiError::Ended);
     }
+    if now < sale.starts_ms - crate::queue::OPENS_BEFORE_MS {
+        return Err(ApiError::BadRequest(
+            StatusCode::TOO_EARLY,
+            "not_started",
+            format!(
+                "queue: the line opens {} minutes before the start",
+                crate::queue::OPENS_BEFORE_MS / 60_000
+            ),
+        ));
+    }
     let (number, new) = match crate::queue::join(&app.redis, &sale, user_id, now).await {
         Ok(joined) => joined,
         Err(e) if e.is_noscript() => {
@@ -169,6 +179,25 @@ pub async fn join_queue(
                 "new": new, "ticket": ticket,
                 "poll": format!("/api/sales/{sale_id}/queue?ticket={ticket}")}),
     ))
+}
+
+/// In a queued sale the edge names the buyer's place in line (`X-Queue-Position`, set from the
+/// verified ticket; a client's own header is removed there): that admission is now used. A
+/// failure here is counted and the order stands (the line then moves later, never sooner).
+async fn note_position(app: &App, req: &Request<Incoming>, sale_id: u64) {
+    let position = req
+        .headers()
+        .get("x-queue-position")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(p) = position {
+        if crate::queue::bought(&app.redis, sale_id, p).await.is_err() {
+            app.metrics
+                .redis_errors
+                .with_label_values(&["queue_bought"])
+                .inc();
+        }
+    }
 }
 
 /// The buy: every check that needs no Redis first, then one script call.
@@ -217,6 +246,9 @@ pub async fn buy(
     match r {
         Ok(Reservation::Queued { seq, slot }) => {
             outcome("queued");
+            if sale.queue.mode != QueueMode::None {
+                note_position(app, req, sale_id).await;
+            }
             let id = orders::order_id(sale_id, seq);
             Ok(reply::json(
                 StatusCode::OK,

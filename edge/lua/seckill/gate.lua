@@ -35,6 +35,8 @@ local _M = { _VERSION = "0.2" }
 
 -- Captchas and challenges are handed out from this long before the start (captcha.rs).
 local EARLY_MS = 60000
+-- A sale's line opens this long before its start (queue.rs OPENS_BEFORE_MS).
+local QUEUE_OPENS_MS = 15 * 60 * 1000
 
 -- reason -> status, body. The one place for the edge's refusal bodies; they keep the
 -- backend's error shape ({"error": code, "message": what was wrong}).
@@ -124,7 +126,7 @@ end
 -- This worker's status options of each queued sale: its shuffle's round keys are derived once.
 local status_opts = {}
 
-local function status_of(cfg, p, sale_id, number, now_ms)
+local function opts_of(cfg, sale_id)
     local opts = status_opts[sale_id]
     if not opts then
         local keys = queue.shuffle_keys(cfg.link_key, sale_id)
@@ -132,7 +134,11 @@ local function status_of(cfg, p, sale_id, number, now_ms)
                  shuffle = function(size, n) return queue.permute(keys, size, n) end }
         status_opts[sale_id] = opts
     end
-    return queue.status(p, number, now_ms, opts)
+    return opts
+end
+
+local function status_of(cfg, p, sale_id, number, now_ms)
+    return queue.status(p, number, now_ms, opts_of(cfg, sale_id))
 end
 
 -- Tickets this worker has verified: ticket -> { sale, user, number, eta_noted }. A shopper's
@@ -240,6 +246,11 @@ function _M.path(sale_id)
     end
     local sig = link.sign(cfg.link_key, user_id, sale_id, now, cfg.link_window_s)
     metrics.inc("path", "issued")
+    if state and state.mode > 0 then
+        -- The buy names the ticket too, so the line learns that this admission was used.
+        return ngx_say('{"path":"/api/sales/', sale_id, '/buy/', sig, '?ticket=',
+            ngx.var.arg_ticket, '"}')
+    end
     ngx_say('{"path":"/api/sales/', sale_id, '/buy/', sig, '"}')
 end
 
@@ -254,7 +265,16 @@ function _M.buy(sale_id, sig)
     end
     if state and state.mode > 0 then
         -- The waiting room already meters who holds a link (admit_multiple x units left): an
-        -- admitted shopper is not turned away by the per-second cap.
+        -- admitted shopper is not turned away by the per-second cap. The backend records the
+        -- buyer's place (the admission is used) from this header, never from the client's.
+        ngx.req.clear_header("X-Queue-Position")
+        local t = ticket_of(cfg, match(ngx.var.args or "", "^ticket=([%d.a-f]+)$"), sale_id)
+        if t and t.user == user_id then
+            local pos = queue.position(state, t.number, opts_of(cfg, sale_id).shuffle)
+            if pos then
+                ngx.req.set_header("X-Queue-Position", pos)
+            end
+        end
         metrics.inc("buy", "passed")
         return
     end
@@ -318,7 +338,7 @@ function _M.queue(sale_id)
     if method == "GET" or method == "HEAD" then
         return poll(sale_id)
     end
-    local cfg, _, _, _, state = admit("queue_join", sale_id, math.huge, true)
+    local cfg, _, _, _, state = admit("queue_join", sale_id, QUEUE_OPENS_MS, true)
     if not cfg then
         return
     end

@@ -88,6 +88,21 @@ function _M.permute(keys, size, n)
     return x + 1
 end
 
+-- The place of ticket number `n` (nil before a random sale's draw) and whether the draw
+-- shuffled it.
+function _M.position(p, n, shuffle)
+    if p.mode ~= 2 then
+        return n, false
+    end
+    if p.drawn < 0 then
+        return nil, true
+    end
+    if n <= p.drawn then
+        return shuffle(p.drawn, n), true
+    end
+    return n, false
+end
+
 -- The status of ticket number `n` in a sale whose parsed state is `p` (mode > 0), at `now_ms`.
 -- opts: reach (a shopper more than `reach` x units left behind the cursor is told the units
 -- cannot reach them), shuffle (function(size, n) -> position, for random sales).
@@ -98,20 +113,15 @@ function _M.status(p, n, now_ms, opts)
         s.state = "ended"
         return s
     end
-    local open_at = p.starts
-    local in_draw = false
-    if p.mode == 2 then
-        open_at = p.starts + p.grace_ms
-        if p.drawn < 0 then
-            -- Everyone who joined so far is in the draw; nobody has a place yet.
-            s.state, s.in_draw, s.draw_at_ms = "draw", true, open_at
-            s.eta_s = open_at > now_ms and (open_at - now_ms) / 1000 or nil
-            return s
-        end
-        in_draw = n <= p.drawn
-    end
+    local open_at = p.mode == 2 and p.starts + p.grace_ms or p.starts
+    local pos, in_draw = _M.position(p, n, opts.shuffle)
     s.in_draw = in_draw
-    local pos = in_draw and opts.shuffle(p.drawn, n) or n
+    if not pos then
+        -- Everyone who joined so far is in the draw; nobody has a place yet.
+        s.state, s.draw_at_ms = "draw", open_at
+        s.eta_s = open_at > now_ms and (open_at - now_ms) / 1000 or nil
+        return s
+    end
     s.position = pos
     local sold_out = p.sold or p.left <= 0
     if pos <= p.cursor then
