@@ -6,16 +6,8 @@
 set -uo pipefail
 EDGE=$1 BACKEND=$2 SECRETS=$3 ERRLOG=$4 RELOAD=$5
 ADMIN=$(cat "$SECRETS/admin.token")
-passed=0 failed=0
+source "$(dirname "$0")/lib.sh"
 
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" == "$3" ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $1: expected $2, got $3" >&2
-  fi
-}
 
 # Requests that reached the backend's buy handler, whatever their status.
 backend_buys() {
@@ -218,5 +210,4 @@ else
   check "nginx error log is clean" clean clean
 fi
 
-echo "edge-e2e: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish edge-e2e

@@ -11,11 +11,7 @@
 set -uo pipefail
 EDGE=$1 POP=$2 BACKEND=$3 SECRETS=$4 ERRLOG=$5
 ADMIN=$(cat "$SECRETS/admin.token")
-passed=0 failed=0
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $1: expected $2, got $3" >&2; fi
-}
+source "$(dirname "$0")/lib.sh"
 backend_buys() {
   curl -fsS "$BACKEND/metrics" | awk '/^seckill_http_requests_total\{route="buy"/ {s += $2} END {print s + 0}'
 }
@@ -194,5 +190,4 @@ else
   check "nginx error log is clean" clean clean
 fi
 
-echo "edge-spellings: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish edge-spellings

@@ -4,42 +4,11 @@
 //   POP, EDGE (base URLs), ADMIN_TOKEN, PUBLIC_DIR, ARTIFACTS (where screenshots go).
 // The backend runs with SECKILL_CAPTCHA_TEST_HOOK=true: the captcha response carries its
 // answer, which this test reads from the network (never from the page).
-import { chromium } from "playwright-core";
-import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
 import path from "node:path";
+import { POP, ARTIFACTS, ok, passedCount, createSale, publish, launch } from "./lib.mjs";
 
-const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
-const POP = env("POP"), EDGE = env("EDGE"), ADMIN = env("ADMIN_TOKEN"), ARTIFACTS = env("ARTIFACTS");
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-mkdirSync(ARTIFACTS, { recursive: true });
-let passed = 0;
-const ok = (what) => { passed++; console.log(`  ok ${passed} - ${what}`); };
-
-async function createSale(title, stock, startsInMs) {
-  const starts = Date.now() + startsInMs;
-  const res = await fetch(`${EDGE}/admin/sales`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ title, price_cents: 4999, stock, per_user_limit: 1,
-      starts_at: starts, ends_at: starts + 3600_000 }),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 201, text);
-  return { id: JSON.parse(text).id, starts };
-}
-
-function publish(...ids) {
-  return execFileSync(path.join(ROOT, "scripts/publish"), ids.map(String), {
-    env: { ...process.env, EDGE, POP, PUBLIC_DIR: env("PUBLIC_DIR") }, encoding: "utf8" });
-}
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 try {
   // ---- A shopper watches the countdown, answers the captcha, buys and pays.
   const sale = await createSale("Browser test phone", 1, 9000);
@@ -125,7 +94,7 @@ try {
   assert.equal((await head("/ops/")).status, 404);
   assert.equal((await head("/metrics")).status, 404);
   ok("operator pages are not served through the POP");
-  console.log(`browser: ${passed} passed; screenshots in ${ARTIFACTS}`);
+  console.log(`browser: ${passedCount()} passed; screenshots in ${ARTIFACTS}`);
 } finally {
   await browser.close();
 }

@@ -3,38 +3,17 @@
 // place and ETA move, the first is admitted, solves the captcha and buys; the second, still in
 // line, is told it sold out (and that the place is kept). Screenshots of each step.
 // Run by scripts/test with POP, EDGE, ADMIN_TOKEN, PUBLIC_DIR, ARTIFACTS (as buy.mjs).
-import { chromium } from "playwright-core";
-import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
 import path from "node:path";
+import { POP, ARTIFACTS, ok, passedCount, createSale, publish, launch } from "./lib.mjs";
 
-const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
-const POP = env("POP"), EDGE = env("EDGE"), ADMIN = env("ADMIN_TOKEN"), ARTIFACTS = env("ARTIFACTS");
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-mkdirSync(ARTIFACTS, { recursive: true });
-let passed = 0;
-const ok = (what) => { passed++; console.log(`  ok ${passed} - ${what}`); };
 const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `browser-queue-${name}.png`), fullPage: true });
 
-const starts = Date.now() + 12000;
-const res = await fetch(`${EDGE}/admin/sales`, {
-  method: "POST",
-  headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },
-  body: JSON.stringify({ title: "Queue test console", price_cents: 29900, stock: 1, per_user_limit: 1,
-    starts_at: starts, ends_at: starts + 3600_000, queue: "fifo", admit_ttl_s: 60 }),
-});
-const created = await res.json();
-assert.equal(res.status, 201, JSON.stringify(created));
-const saleId = created.id;
-execFileSync(path.join(ROOT, "scripts/publish"), [String(saleId)], {
-  env: { ...process.env, EDGE, POP, PUBLIC_DIR: env("PUBLIC_DIR") }, encoding: "utf8" });
+const { id: saleId, starts } = await createSale("Queue test console", 1, 12000,
+  { price_cents: 29900, queue: "fifo", admit_ttl_s: 60 });
+publish(saleId);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 try {
   async function shopper(name) {
     const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
@@ -102,7 +81,7 @@ try {
   assert.equal(again.headers.get("x-cache"), "HIT");
   assert.match(again.headers.get("cache-control"), /max-age=1/);
   ok("a poll repeated within a second is a POP cache HIT (per ticket)");
-  console.log(`browser queue: ${passed} passed; screenshots in ${ARTIFACTS}/browser-queue-*.png`);
+  console.log(`browser queue: ${passedCount()} passed; screenshots in ${ARTIFACTS}/browser-queue-*.png`);
 } finally {
   await browser.close();
 }
