@@ -100,7 +100,10 @@ async fn run(a: args::Args) -> Result<bool, String> {
             let bots: Arc<Vec<bool>> =
                 Arc::new((0..a.users).map(|i| chosen(i, a.bots, 13)).collect());
             let (elapsed, records) = waiting::play(&a, &ctx, shoppers, bots, starts).await;
-            (elapsed, Some(waiting::fairness(mode, a.stock, &records)))
+            (
+                elapsed,
+                Some(waiting::fairness(mode, a.stock, starts, &records)),
+            )
         }
         None => (play(&a, &ctx, shoppers, starts).await, None),
     };

@@ -1,6 +1,6 @@
 //! Queue runs (`--queue fifo|random`): shoppers arrive spread over `--arrive-before` seconds
 //! before the start (and with `--rate`, on after it), join the sale's line at the edge, poll
-//! their ticket as the sale page does (more often as their turn nears), and when admitted
+//! their ticket as the sale page does (every 1-10 s, more often as their turn nears), and when admitted
 //! trade their captcha answer for the purchase path and buy. Bots (`--bots`) poll and retry 10x
 //! faster. What each shopper saw becomes the fairness figures of the report.
 
@@ -30,6 +30,12 @@ pub struct Record {
     pub won: bool,
 }
 
+/// Bounds on the requests in flight (see `play`).
+pub struct Gates {
+    work: Semaphore,
+    polls: Semaphore,
+}
+
 /// Bots poll and retry this many times faster than people.
 const BOT_SPEEDUP: u32 = 10;
 
@@ -41,7 +47,13 @@ pub async fn play(
     bots: Arc<Vec<bool>>,
     starts_ms: i64,
 ) -> (Duration, Vec<Record>) {
-    let gate = Arc::new(Semaphore::new(a.concurrency));
+    // Requests in flight: joins and buys share `concurrency`, polls have as many of their own
+    // (a shopper's poll does not wait behind other shoppers' joins: each browser has its own
+    // connection; queued joins would otherwise hold every poll back from the sale's opening).
+    let gates = Arc::new(Gates {
+        work: Semaphore::new(a.concurrency),
+        polls: Semaphore::new(a.concurrency),
+    });
     let before = a.arrive_before.as_secs_f64() * 1000.0;
     // With --rate, arrivals go on after the start at that pace.
     let after = if a.rate > 0.0 {
@@ -64,10 +76,10 @@ pub async fn play(
         if i == 0 || due >= starts_ms as f64 {
             let _ = ctx.stats.started.set(zero.max(Instant::now()));
         }
-        let (ctx, shoppers, bots, gate) =
-            (ctx.clone(), shoppers.clone(), bots.clone(), gate.clone());
+        let (ctx, shoppers, bots, gates) =
+            (ctx.clone(), shoppers.clone(), bots.clone(), gates.clone());
         tasks.push(tokio::spawn(async move {
-            let r = one(&ctx, &shoppers[i], bots[i], &gate, deadline_ms).await;
+            let r = one(&ctx, &shoppers[i], bots[i], &gates, deadline_ms).await;
             ctx.stats
                 .shoppers_done
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -93,9 +105,9 @@ fn jitter(index: usize, n: u32) -> f64 {
 /// How long a page waits before its next poll: sooner as its turn nears.
 fn poll_every(state: &str, eta_s: Option<f64>, bot: bool) -> Duration {
     let s = match (state, eta_s) {
-        ("out_of_reach", _) => 5.0,
-        (_, Some(eta)) => (eta / 2.0).clamp(1.0, 5.0),
-        _ => 2.0,
+        ("out_of_reach", _) => 10.0,
+        (_, Some(eta)) => (eta / 2.0).clamp(1.0, 10.0),
+        _ => 3.0,
     };
     Duration::from_secs_f64(if bot { s / f64::from(BOT_SPEEDUP) } else { s })
 }
@@ -124,7 +136,7 @@ async fn send(
     )
 }
 
-async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gate: &Semaphore, deadline_ms: i64) -> Record {
+async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gates: &Gates, deadline_ms: i64) -> Record {
     let mut rec = Record {
         index: s.index,
         bot,
@@ -134,7 +146,7 @@ async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gate: &Semaphore, deadline_ms: i
     let join_url = format!("/api/sales/{}/queue", ctx.sale_id);
     let mut tries = 0;
     let ticket = loop {
-        let (status, body, took) = send(ctx, gate, Method::POST, &join_url, s).await;
+        let (status, body, took) = send(ctx, &gates.work, Method::POST, &join_url, s).await;
         ctx.stats.join_latency(took);
         tries += 1;
         if status == 200 {
@@ -152,7 +164,7 @@ async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gate: &Semaphore, deadline_ms: i
     let poll_url = format!("{join_url}?ticket={ticket}");
     let mut polls = 0;
     while seckill::clock::now_ms() < deadline_ms {
-        let (status, body, took) = send(ctx, gate, Method::GET, &poll_url, s).await;
+        let (status, body, took) = send(ctx, &gates.polls, Method::GET, &poll_url, s).await;
         ctx.stats.poll_latency(took);
         polls += 1;
         let now = seckill::clock::now_ms() as f64;
@@ -173,7 +185,7 @@ async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gate: &Semaphore, deadline_ms: i
                 tokio::time::sleep(Duration::from_secs_f64(think / 1000.0)).await;
                 let path_url = format!("/api/sales/{}/path?ticket={ticket}", ctx.sale_id);
                 let form = format!("captcha_token={}&answer={}", s.captcha_token, s.answer);
-                let _permit = gate.acquire().await;
+                let _permit = gates.work.acquire().await;
                 rec.won = shopper::checkout(ctx, s, Instant::now(), &path_url, &form)
                     .await
                     .1;
@@ -210,7 +222,7 @@ fn ln_choose(n: u64, k: u64) -> f64 {
 }
 
 /// The fairness figures of a queue run (fields of the crowd's last JSON line).
-pub fn fairness(mode: &str, stock: u32, records: &[Record]) -> Value {
+pub fn fairness(mode: &str, stock: u32, starts_ms: i64, records: &[Record]) -> Value {
     let joined: Vec<&Record> = records.iter().filter(|r| r.number.is_some()).collect();
     let winners: Vec<&Record> = records.iter().filter(|r| r.won).collect();
     let share = |part: usize, all: usize| {
@@ -264,6 +276,12 @@ pub fn fairness(mode: &str, stock: u32, records: &[Record]) -> Value {
         .filter_map(|r| Some((r.admitted_ms? - r.predicted_ms?).abs() / 1000.0))
         .collect();
     errors.sort_by(f64::total_cmp);
+    // How long after the start shoppers first saw their admission (the opening's lag).
+    let mut lags: Vec<f64> = records
+        .iter()
+        .filter_map(|r| Some((r.admitted_ms? - starts_ms as f64) / 1000.0))
+        .collect();
+    lags.sort_by(f64::total_cmp);
     let round = |v: Option<f64>, d: i32| v.map(|x| (x * 10f64.powi(d)).round() / 10f64.powi(d));
     json!({
         "queue_mode": mode,
@@ -280,6 +298,8 @@ pub fn fairness(mode: &str, stock: u32, records: &[Record]) -> Value {
         "eta_samples": errors.len(),
         "eta_error_p50_s": round(fairness::percentile(&errors, 50.0), 2),
         "eta_error_p90_s": round(fairness::percentile(&errors, 90.0), 2),
+        "admitted_after_start_p50_s": round(fairness::percentile(&lags, 50.0), 2),
+        "admitted_after_start_p90_s": round(fairness::percentile(&lags, 90.0), 2),
     })
 }
 
@@ -303,7 +323,7 @@ mod tests {
         let records: Vec<Record> = (0..100)
             .map(|i| rec(i, i % 10 == 0, i as u64 + 1, i < 20))
             .collect();
-        let f = fairness("fifo", 20, &records);
+        let f = fairness("fifo", 20, 0, &records);
         assert_eq!(f["kendall_tau"], 1.0);
         assert_eq!(f["first_arrivals_win_share"], 1.0);
         assert_eq!(f["bot_queue_share"], 0.1);
@@ -326,12 +346,12 @@ mod tests {
                 ..rec(i, false, 1, i < 100)
             })
             .collect();
-        let f = fairness("random", 100, &records);
+        let f = fairness("random", 100, 0, &records);
         assert!(f["uniform_p"].as_f64().unwrap() < 1e-6);
         for (i, r) in records.iter_mut().enumerate() {
             r.won = i % 10 == 3;
         }
-        let f = fairness("random", 100, &records);
+        let f = fairness("random", 100, 0, &records);
         assert!(f["uniform_p"].as_f64().unwrap() > 0.99);
     }
 }

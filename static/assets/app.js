@@ -215,8 +215,9 @@
         if (q.state === "admitted") { await admitted(); return; }
         if (q.state === "sold_out" && sale && sale.status !== "sold_out") refreshSale();
         if (q.state === "ended" || q.state === "expired") return;
-        next = q.state === "out_of_reach" || q.state === "sold_out" ? 5000
-          : q.eta_s != null ? Math.min(5000, Math.max(1000, q.eta_s * 500)) : 2000;
+        // Sooner as the turn nears; a place far back (or a waitlist) every 10 s.
+        next = q.state === "out_of_reach" || q.state === "sold_out" ? 10000
+          : q.eta_s != null ? Math.min(10000, Math.max(1000, q.eta_s * 500)) : 3000;
       } else if (r.status === 403) {
         // A ticket this page cannot use (another sale's, or from an older secret): join again.
         localStorage.removeItem(ticketKey);
