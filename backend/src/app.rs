@@ -63,10 +63,11 @@ impl App {
         if let Err(e) = recovery.if_needed(&bg_redis, &db, &metrics).await {
             eprintln!("seckill: recovery at start failed ({e}); retrying in the background");
         }
-        let reserver = Reserver::new(
+        let reserver = Reserver::replicated(
             redis.clone(),
             cfg.reserve_batch_max,
             metrics.reserve_batch.clone(),
+            Some((cfg.redis_wait_replicas, cfg.redis_wait.as_millis() as u64)),
         );
         Ok(Arc::new(App {
             reserver,

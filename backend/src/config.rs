@@ -53,6 +53,10 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// Most buys per reservation script call; 1 turns batching off (`reserver`).
     pub reserve_batch_max: usize,
+    /// Replicas a reservation must reach before its buy is answered `queued` (0: no wait).
+    pub redis_wait_replicas: u32,
+    /// How long to wait for them; past it the answer is 503, outcome unknown.
+    pub redis_wait: Duration,
     /// Bound on every MariaDB call.
     pub mysql_timeout: Duration,
     /// Requests in flight beyond this are shed with 503 at once.
@@ -166,6 +170,8 @@ impl Config {
             secrets,
             redis_timeout: r.millis("SECKILL_REDIS_TIMEOUT_MS", "500")?,
             reserve_batch_max: r.parse("SECKILL_RESERVE_BATCH_MAX", "128")?,
+            redis_wait_replicas: r.parse("SECKILL_REDIS_WAIT_REPLICAS", "0")?,
+            redis_wait: r.millis("SECKILL_REDIS_WAIT_MS", "100")?,
             mysql_timeout: r.millis("SECKILL_MYSQL_TIMEOUT_MS", "5000")?,
             max_inflight: r.parse("SECKILL_MAX_INFLIGHT", "4096")?,
             max_body: r.parse("SECKILL_MAX_BODY", "16384")?,
@@ -199,6 +205,15 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError(format!("{key}: must be at least 1, got 0")));
             }
+        }
+        if cfg.redis_wait_replicas > 0
+            && (cfg.redis_wait.is_zero() || cfg.redis_wait >= cfg.redis_timeout)
+        {
+            return Err(ConfigError(format!(
+                "SECKILL_REDIS_WAIT_MS: must be from 1 to less than SECKILL_REDIS_TIMEOUT_MS ({} ms), got {}",
+                cfg.redis_timeout.as_millis(),
+                cfg.redis_wait.as_millis()
+            )));
         }
         if cfg.link_window.is_zero() {
             return Err(ConfigError(

@@ -74,6 +74,13 @@ pub enum CallError {
     Timeout(Duration),
     /// The breaker is open: recent calls failed, this one was not tried.
     Open,
+    /// The write was done but did not reach `wanted` replicas within `within_ms` (`WAIT`): a
+    /// failover now could lose it, so its outcome is unknown to the caller.
+    NotReplicated {
+        wanted: u32,
+        got: i64,
+        within_ms: u64,
+    },
 }
 
 impl CallError {
@@ -95,7 +102,7 @@ impl CallError {
                     || e.kind() == redis::ErrorKind::ClusterDown
             }
             CallError::Timeout(_) => true,
-            CallError::Open => false,
+            CallError::Open | CallError::NotReplicated { .. } => false,
         }
     }
 }
@@ -106,6 +113,14 @@ impl std::fmt::Display for CallError {
             CallError::Redis(e) => write!(f, "{e}"),
             CallError::Timeout(d) => write!(f, "no answer within {} ms", d.as_millis()),
             CallError::Open => write!(f, "failing fast: recent calls failed (circuit open)"),
+            CallError::NotReplicated {
+                wanted,
+                got,
+                within_ms,
+            } => write!(
+                f,
+                "the write reached {got} of {wanted} replica(s) within {within_ms} ms (outcome unknown)"
+            ),
         }
     }
 }
@@ -208,9 +223,81 @@ impl Redis {
         });
     }
 
+    /// `WAIT replicas timeout_ms` on the primary that holds `key` (for a Cluster, the node of
+    /// its slot; this connection's writes there went over one connection): how many replicas
+    /// acknowledged every write made before it.
+    pub async fn wait_replicas(
+        &self,
+        key: &str,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> Result<i64, CallError> {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(timeout_ms);
+        let slot = key_slot(key.as_bytes());
+        self.call(|c| async move {
+            match c {
+                Conn::Single(mut single) => cmd.query_async(&mut single).await,
+                Conn::Cluster(mut cluster) => {
+                    use redis::cluster_routing::{
+                        Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+                    };
+                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                        Route::new(slot, SlotAddr::Master),
+                    ));
+                    let v = cluster.route_command(&cmd, route).await?;
+                    redis::from_redis_value(&v)
+                }
+            }
+        })
+        .await
+    }
+
     /// Runs one command.
     pub async fn cmd<T: redis::FromRedisValue>(&self, cmd: Cmd) -> Result<T, CallError> {
         self.call(|mut c| async move { cmd.query_async(&mut c).await })
             .await
+    }
+}
+
+/// The Cluster slot of a key: CRC16 (XMODEM) of its hash tag (`{...}`, when not empty) or of
+/// the whole key, modulo 16384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let len = rest.iter().position(|&b| b == b'}')?;
+        (len > 0).then(|| &rest[..len])
+    });
+    crc16(tagged.unwrap_or(key)) % 16384
+}
+
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::key_slot;
+
+    #[test]
+    fn slots_match_redis_cluster_keyslot() {
+        // CLUSTER KEYSLOT answers: foo 12182, 123456789 12739; a tag decides for its key.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"123456789"), 12739);
+        assert_eq!(key_slot(b"{foo}:bar"), 12182);
+        assert_eq!(key_slot(b"{}foo"), key_slot(b"{}foo"));
+        assert_ne!(key_slot(b"{}foo"), key_slot(b"foo"));
+        assert_eq!(key_slot(b"{sale:7}:stock"), key_slot(b"sale:7"));
     }
 }

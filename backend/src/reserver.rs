@@ -13,6 +13,12 @@
 //! A call that fails fails every buy in it with the same error (a timeout or a lost
 //! connection leaves their outcome unknown, as for a single call). `max` = 1 turns batching
 //! off: each buy calls the single-buyer script itself.
+//!
+//! Acknowledged means replicated, when the operator asks for it ([`Reserver::replicated`],
+//! `SECKILL_REDIS_WAIT_REPLICAS`): after a call that reserved anything, one `WAIT` on the
+//! sale's primary (one per batch); if fewer replicas than asked confirm in time, the buys it
+//! reserved get [`CallError::NotReplicated`] (503, outcome unknown: a failover now could lose
+//! them), and the buys it refused keep their answers (a refusal changed nothing).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -20,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use prometheus::Histogram;
 use tokio::sync::oneshot;
 
+use crate::keys::SaleKeys;
 use crate::redis_conn::{CallError, Redis};
 use crate::stock::{self, Reservation};
 
@@ -43,16 +50,56 @@ pub struct Reserver {
     queues: Mutex<HashMap<Key, VecDeque<Waiter>>>,
     /// Buys per script call.
     batch_size: Histogram,
+    /// Replicas to wait for after each call that reserved, and for how long (ms).
+    wait: Option<(u32, u64)>,
 }
 
 impl Reserver {
     pub fn new(redis: Redis, max: usize, batch_size: Histogram) -> Arc<Reserver> {
+        Self::replicated(redis, max, batch_size, None)
+    }
+
+    /// A reserver whose reservations must reach `wait.0` replicas within `wait.1` ms before
+    /// they are answered (None: answered as soon as the primary has them).
+    pub fn replicated(
+        redis: Redis,
+        max: usize,
+        batch_size: Histogram,
+        wait: Option<(u32, u64)>,
+    ) -> Arc<Reserver> {
         Arc::new(Reserver {
             redis,
             max: max.max(1),
             queues: Mutex::new(HashMap::new()),
             batch_size,
+            wait: wait.filter(|(n, _)| *n > 0),
         })
+    }
+
+    /// After a call: Ok when nothing was reserved or no wait is asked for, or when enough
+    /// replicas confirmed every write before this point.
+    async fn confirm(&self, sale_id: u64, outcomes: &[Reservation]) -> Result<(), CallError> {
+        let Some((replicas, ms)) = self.wait else {
+            return Ok(());
+        };
+        if !outcomes
+            .iter()
+            .any(|r| matches!(r, Reservation::Queued { .. }))
+        {
+            return Ok(());
+        }
+        let got = self
+            .redis
+            .wait_replicas(&SaleKeys::new(sale_id).stock, replicas, ms)
+            .await?;
+        if got < i64::from(replicas) {
+            return Err(CallError::NotReplicated {
+                wanted: replicas,
+                got,
+                within_ms: ms,
+            });
+        }
+        Ok(())
     }
 
     /// Reserves a unit of `sale_id` for `user_id`, in a batch with the buys of that sale
@@ -66,9 +113,13 @@ impl Reserver {
     ) -> Outcome {
         if self.max == 1 {
             self.batch_size.observe(1.0);
-            return stock::reserve(&self.redis, sale_id, user_id, per_user_limit, now_ms)
+            let r = stock::reserve(&self.redis, sale_id, user_id, per_user_limit, now_ms)
                 .await
-                .map_err(Arc::new);
+                .map_err(Arc::new)?;
+            self.confirm(sale_id, std::slice::from_ref(&r))
+                .await
+                .map_err(Arc::new)?;
+            return Ok(r);
         }
         let (answer, outcome) = oneshot::channel();
         let key = (sale_id, per_user_limit);
@@ -136,8 +187,13 @@ impl Reserver {
             let buyers: Vec<(u64, i64)> = batch.iter().map(|w| (w.user_id, w.now_ms)).collect();
             match stock::reserve_many(&self.redis, sale_id, limit, &buyers).await {
                 Ok(outcomes) => {
+                    let unconfirmed = self.confirm(sale_id, &outcomes).await.err().map(Arc::new);
                     for (w, r) in batch.into_iter().zip(outcomes) {
-                        let _ = w.answer.send(Ok(r));
+                        let answer = match (&unconfirmed, r) {
+                            (Some(e), Reservation::Queued { .. }) => Err(e.clone()),
+                            (_, r) => Ok(r),
+                        };
+                        let _ = w.answer.send(answer);
                     }
                 }
                 Err(e) => {

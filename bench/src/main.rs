@@ -37,12 +37,18 @@ async fn main() {
         ["shoppers", dir, sale, n, out] => shoppers(dir, sale, n, out),
         ["reserve-prep", url, sale, stock] => reserve_prep(url, sale, stock).await,
         ["captcha-rate", n] => captcha_rate(n),
-        ["reserve-rate", url, sale, n, conc, max] => reserve_rate(url, sale, n, conc, max).await,
+        ["reserve-rate", url, sale, n, conc, max] => {
+            reserve_rate(url, sale, n, conc, max, "0").await
+        }
+        ["reserve-rate", url, sale, n, conc, max, wait] => {
+            reserve_rate(url, sale, n, conc, max, wait).await
+        }
         ["writer", redis, mysql, n] => writer(redis, mysql, n).await,
         _ => Err(
             "usage: benchkit hello ADDR | shoppers SECRETS_DIR SALE N OUT | \
                   reserve-prep REDIS_URL SALE STOCK | \
-                  reserve-rate REDIS_URL SALE N CONCURRENCY BATCH_MAX | writer REDIS_URL MYSQL_URL N"
+                  reserve-rate REDIS_URL SALE N CONCURRENCY BATCH_MAX [WAIT_REPLICAS] | \
+                  writer REDIS_URL MYSQL_URL N"
                 .into(),
         ),
     };
@@ -157,13 +163,22 @@ fn captcha_rate(n: &str) -> Result<(), String> {
 }
 
 /// Reservations per second through the reserver, as the buy handler calls it; the sale gets
-/// N units first, so every reservation queues an order.
-async fn reserve_rate(url: &str, sale: &str, n: &str, conc: &str, max: &str) -> Result<(), String> {
-    let (sale, n, conc, max): (u64, u32, u32, usize) = (
+/// N units first, so every reservation queues an order. WAIT_REPLICAS > 0: each call that
+/// reserved waits (up to 1 s) for that many replicas, as with SECKILL_REDIS_WAIT_REPLICAS.
+async fn reserve_rate(
+    url: &str,
+    sale: &str,
+    n: &str,
+    conc: &str,
+    max: &str,
+    wait: &str,
+) -> Result<(), String> {
+    let (sale, n, conc, max, wait): (u64, u32, u32, usize, u32) = (
         num("SALE", sale)?,
         num("N", n)?,
         num("CONCURRENCY", conc)?,
         num("BATCH_MAX", max)?,
+        num("WAIT_REPLICAS", wait)?,
     );
     let r = redis(url).await?;
     seckill::stock::load_scripts(&r)
@@ -173,7 +188,8 @@ async fn reserve_rate(url: &str, sale: &str, n: &str, conc: &str, max: &str) -> 
         .await
         .map_err(|e| e.to_string())?;
     let sizes = seckill::metrics::Metrics::new().reserve_batch;
-    let reserver = seckill::reserver::Reserver::new(r, max, sizes.clone());
+    let reserver =
+        seckill::reserver::Reserver::replicated(r, max, sizes.clone(), Some((wait, 1000)));
     let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let now = seckill::clock::now_ms();
     let started = Instant::now();

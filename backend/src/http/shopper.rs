@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::input::Fields;
+use crate::redis_conn::CallError;
 use crate::sales::{self, Phase, QueueMode, Sale};
 use crate::stock::{self, Reservation};
 use crate::{link, orders, session};
@@ -270,6 +271,14 @@ pub async fn buy(
             Err(ApiError::Unavailable(
                 "stock_not_loaded",
                 format!("sale {sale_id}: stock is not in Redis (being rebuilt from MariaDB)"),
+            ))
+        }
+        Err(e) if matches!(*e, CallError::NotReplicated { .. }) => {
+            // Reserved on the primary, not yet on its replicas: a failover could lose it.
+            outcome("not_replicated");
+            Err(ApiError::Unavailable(
+                "not_replicated",
+                format!("redis: {e}"),
             ))
         }
         Err(e) if e.is_noscript() => {

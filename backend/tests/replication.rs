@@ -1,0 +1,202 @@
+//! Acknowledged means replicated, when asked (`SECKILL_REDIS_WAIT_REPLICAS`): a primary and its
+//! replica, real `redis-server` processes of this test; the replica frozen (SIGSTOP) makes the
+//! reservations it cannot confirm answer "not replicated" (outcome unknown: the primary has
+//! them), the refusals keep their answers, and a thawed replica confirms again. Batched and
+//! one call per buy.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use prometheus::{Histogram, HistogramOpts};
+use seckill::config::RedisTarget;
+use seckill::redis_conn::{CallError, Redis};
+use seckill::reserver::Reserver;
+use seckill::stock::{self, Reservation};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a function of `scripts/lib.sh`.
+fn lib(func: &str, args: &[&str]) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            ". '{}/scripts/lib.sh' && {func} \"$@\"",
+            repo.display()
+        ))
+        .arg("lib")
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "scripts/lib.sh {func} {args:?} failed");
+}
+
+fn signal(pidfile: &Path, sig: &str) {
+    let pid = std::fs::read_to_string(pidfile).expect("pid file");
+    let ok = Command::new("kill")
+        .args([sig, pid.trim()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig} {}", pid.trim());
+}
+
+/// A primary and one replica, stopped (and their files removed) when dropped.
+struct Pair {
+    dir: PathBuf,
+    primary: u16,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        let dir = std::env::temp_dir().join(format!("seckill-replication-{}", free_port()));
+        let (primary, replica) = (free_port(), free_port());
+        lib(
+            "start_redis",
+            &[dir.join("primary").to_str().unwrap(), &primary.to_string()],
+        );
+        lib(
+            "start_redis",
+            &[
+                dir.join("replica").to_str().unwrap(),
+                &replica.to_string(),
+                "--replicaof",
+                "127.0.0.1",
+                &primary.to_string(),
+            ],
+        );
+        lib(
+            "wait_for",
+            &[
+                "30",
+                "the replica in sync",
+                "bash",
+                "-c",
+                &format!("redis-cli -p {replica} info replication | grep -q master_link_status:up"),
+            ],
+        );
+        Pair { dir, primary }
+    }
+
+    fn replica_pid(&self) -> PathBuf {
+        self.dir.join("replica").join("redis.pid")
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        // A frozen replica would not stop on SIGTERM.
+        if let Ok(pid) = std::fs::read_to_string(self.replica_pid()) {
+            let _ = Command::new("kill").args(["-CONT", pid.trim()]).status();
+        }
+        for who in ["replica", "primary"] {
+            let pidfile = self.dir.join(who).join("redis.pid");
+            lib("stop_pidfile", &[pidfile.to_str().unwrap(), who]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn sizes() -> Histogram {
+    Histogram::with_opts(HistogramOpts::new("sizes", "buys per call")).unwrap()
+}
+
+async fn run(max: usize) {
+    let pair = Pair::start();
+    let redis = Redis::connect(
+        &RedisTarget::Single(format!("redis://127.0.0.1:{}", pair.primary)),
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("primary up");
+    stock::load_scripts(&redis).await.expect("scripts load");
+    let sale = 9_000_000 + max as u64;
+    stock::preheat(&redis, sale, 3).await.expect("preheat");
+    let reserver = Reserver::replicated(redis.clone(), max, sizes(), Some((1, 300)));
+
+    // A replica that keeps up: the buy is confirmed.
+    let r = reserver.reserve(sale, 1, 1, 0).await.expect("replicated");
+    assert!(matches!(r, Reservation::Queued { seq: 1, .. }), "{r:?}");
+
+    // A replica that does not answer: reserved on the primary, not confirmed.
+    signal(&pair.replica_pid(), "-STOP");
+    let started = std::time::Instant::now();
+    let e = reserver.reserve(sale, 2, 1, 0).await.unwrap_err();
+    assert!(
+        matches!(
+            *e,
+            CallError::NotReplicated {
+                wanted: 1,
+                got: 0,
+                within_ms: 300
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(290),
+        "WAIT did not wait"
+    );
+    assert_eq!(stock::stock_left(&redis, sale).await.unwrap(), Some(1));
+    // A refusal changed nothing: it is answered as it is, without waiting for anyone.
+    let again = reserver.reserve(sale, 1, 1, 0).await.expect("a refusal");
+    assert_eq!(again, Reservation::LimitReached);
+
+    // Thawed, the replica catches up and confirms again.
+    signal(&pair.replica_pid(), "-CONT");
+    let r = reserver
+        .reserve(sale, 3, 1, 0)
+        .await
+        .expect("replicated again");
+    assert!(matches!(r, Reservation::Queued { seq: 3, .. }), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_buy_is_answered_only_once_a_replica_has_it() {
+    run(1).await;
+}
+
+#[tokio::test]
+async fn a_batch_is_confirmed_by_one_wait() {
+    run(128).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_the_wait_goes_to_the_sales_primary() {
+    // The test Cluster has no replicas: WAIT, routed to the primary of the sale's slot,
+    // answers 0 after its timeout, and the reservation is "not replicated".
+    let nodes = std::env::var("SECKILL_TEST_REDIS_CLUSTER")
+        .expect("SECKILL_TEST_REDIS_CLUSTER is set by scripts/test")
+        .split(',')
+        .map(|n| format!("redis://{n}"))
+        .collect();
+    let redis = Redis::connect(&RedisTarget::Cluster(nodes), Duration::from_secs(2))
+        .await
+        .expect("cluster up");
+    stock::load_scripts(&redis).await.expect("scripts load");
+    for (sale, max) in [(9_100_001u64, 1usize), (9_100_002, 16)] {
+        stock::preheat(&redis, sale, 2).await.expect("preheat");
+        let reserver = Reserver::replicated(redis.clone(), max, sizes(), Some((1, 100)));
+        let e = reserver.reserve(sale, 1, 1, 0).await.unwrap_err();
+        assert!(
+            matches!(
+                *e,
+                CallError::NotReplicated {
+                    wanted: 1,
+                    got: 0,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(stock::stock_left(&redis, sale).await.unwrap(), Some(1));
+    }
+}
