@@ -89,17 +89,25 @@ start_redis() {
 
 redis_ready() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
 
-# start_redis_cluster DIR PORT1 PORT2 PORT3: three masters, slots spread over them.
+# start_redis_cluster DIR PORT...: masters with the slots spread over them; with
+# CLUSTER_REPLICAS=1 (and twice the ports) each master gets a replica. CLUSTER_NODE_TIMEOUT_MS
+# (5000) is how long a master may be silent before its replica takes over. Safe to run again
+# on a cluster that is up.
 start_redis_cluster() {
   local dir=$1; shift
   local p nodes=()
   for p in "$@"; do
     start_redis "$dir/$p" "$p" --cluster-enabled yes --cluster-config-file "$dir/$p/nodes.conf" \
-      --cluster-node-timeout 5000
+      --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT_MS:-5000}"
     nodes+=("127.0.0.1:$p")
   done
+  if redis-cli -p "$1" cluster info 2>/dev/null | grep -q cluster_state:ok; then
+    say "redis cluster of ${nodes[*]} already formed"
+    return 0
+  fi
   say "creating a redis cluster of ${nodes[*]}"
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1 \
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas "${CLUSTER_REPLICAS:-0}" \
+    --cluster-yes >"$dir/create.log" 2>&1 \
     || { cat "$dir/create.log" >&2; die "redis cluster create failed"; }
   wait_for 20 "redis cluster" bash -c "redis-cli -p $1 cluster info | grep -q cluster_state:ok"
 }
@@ -108,6 +116,7 @@ start_redis_cluster() {
 # with durable InnoDB settings, and creates the database and a TCP user for the backend.
 start_mariadb() {
   local dir=$1 port=$2 db=$3 user=$4 pass=$5
+  shift 5 # the rest: extra mariadbd options (binlog, server id, read-only for a replica)
   mkdir -p "$dir"
   if ! pid_alive "$dir/mariadb.pid"; then
     if [ ! -d "$dir/data/mysql" ]; then
@@ -123,7 +132,7 @@ start_mariadb() {
       --pid-file="$dir/mariadb.pid" --log-error="$dir/mariadb.err" \
       --innodb-flush-log-at-trx-commit=1 --innodb-buffer-pool-size=512M \
       --innodb-log-file-size=512M --max-connections=1000 --skip-name-resolve \
-      --character-set-server=utf8mb4 </dev/null >/dev/null 2>&1 &
+      --character-set-server=utf8mb4 "$@" </dev/null >/dev/null 2>&1 &
     wait_for 60 "mariadb on $port" mariadb --no-defaults -S "$dir/mariadb.sock" -uroot -e 'SELECT 1'
   else
     say "mariadb on $port already running"

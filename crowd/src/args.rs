@@ -22,6 +22,9 @@ pub struct Args {
     /// The sale starts this long after it is created (shoppers get ready meanwhile).
     pub start_in: Duration,
     pub edge: String,
+    /// Where the operator's routes are (the sale is created there): the edge unless given
+    /// (a CDN POP in front of the edges does not serve /admin/).
+    pub admin: String,
     pub backend: String,
     pub secrets: PathBuf,
     pub redis_url: String,
@@ -38,7 +41,7 @@ pub struct Args {
 
 pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--rate R] [--duration SECS]
              [--per-user-limit L] [--retry FRACTION] [--cheaters FRACTION] [--start-in MS]
-             [--edge URL] [--backend URL] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
+             [--edge URL] [--admin URL] [--backend URL] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
              [--report FILE] [--quiet]
              [--queue fifo|random [--arrive-before SECS] [--bots FRACTION]]";
 
@@ -55,6 +58,7 @@ impl Args {
             cheaters: 0.01,
             start_in: Duration::from_millis(3000),
             edge: "http://127.0.0.1:8080".into(),
+            admin: String::new(),
             backend: "http://127.0.0.1:8081".into(),
             secrets: PathBuf::from("var/secrets"),
             redis_url: String::new(),
@@ -97,6 +101,7 @@ impl Args {
                 "--start-in" => a.start_in = Duration::from_millis(num("milliseconds")? as u64),
                 "--edge" => a.edge = value.trim_end_matches('/').to_string(),
                 "--backend" => a.backend = value.trim_end_matches('/').to_string(),
+                "--admin" => a.admin = value.trim_end_matches('/').to_string(),
                 "--var" => var = Some(PathBuf::from(value)),
                 "--secrets" => a.secrets = PathBuf::from(value),
                 "--redis-url" => a.redis_url = value.clone(),
@@ -137,7 +142,7 @@ impl Args {
             for line in env.lines() {
                 if let Some((k, v)) = line.split_once('=') {
                     match k.trim() {
-                        "SECKILL_REDIS_URL" if a.redis_url.is_empty() => {
+                        "SECKILL_REDIS_URL" | "SECKILL_REDIS_CLUSTER" if a.redis_url.is_empty() => {
                             a.redis_url = v.trim().into()
                         }
                         "SECKILL_MYSQL_URL" if a.mysql_url.is_empty() => {
@@ -148,6 +153,9 @@ impl Args {
                     }
                 }
             }
+        }
+        if a.admin.is_empty() {
+            a.admin = a.edge.clone();
         }
         if a.report.is_none() {
             a.report = Some(var.join("crowd"));

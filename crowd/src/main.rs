@@ -62,17 +62,28 @@ async fn run(a: args::Args) -> Result<bool, String> {
         captcha: secret(&a.secrets, "captcha.key")?,
     };
     let admin = String::from_utf8_lossy(&secret(&a.secrets, "admin.token")?).into_owned();
-    let redis = seckill::redis_conn::Redis::connect(
-        &seckill::config::RedisTarget::Single(a.redis_url.clone()),
-        Duration::from_secs(5),
-    )
+    // A list of host:port is a Redis Cluster (scripts/fleet), one URL a single server.
+    let target = if a.redis_url.contains(',') {
+        seckill::config::RedisTarget::Cluster(
+            a.redis_url
+                .split(',')
+                .map(|n| match n.trim() {
+                    n if n.starts_with("redis://") => n.to_string(),
+                    n => format!("redis://{n}"),
+                })
+                .collect(),
+        )
+    } else {
+        seckill::config::RedisTarget::Single(a.redis_url.clone())
+    };
+    let redis = seckill::redis_conn::Redis::connect(&target, Duration::from_secs(5))
     .await
     .map_err(|e| format!("redis {}: {e}", a.redis_url))?;
     let db = seckill::db::pool(&a.mysql_url, 4)?;
     let edge = Http::new(&a.edge, a.concurrency, None);
     let backend = Http::new(&a.backend, 4, None);
 
-    let (sale, starts) = create_sale(&a, &edge, &admin, &db).await?;
+    let (sale, starts) = create_sale(&a, &Http::new(&a.admin, 4, None), &admin, &db).await?;
     let shoppers: Arc<Vec<Shopper>> = Arc::new(
         (0..a.users)
             .map(|i| {

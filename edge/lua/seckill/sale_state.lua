@@ -131,9 +131,19 @@ local function refresh(premature, opts)
     if not dict:add("__refresh_lock", true, opts.interval * 0.9) then
         return
     end
-    local body, err = fetch(opts.host, opts.port, opts.timeout_ms)
+    -- Several backends (a fleet): the one that answered last first, then the others.
+    local body, err
+    for i = 0, #opts.backends - 1 do
+        local k = (opts.last_ok + i - 1) % #opts.backends + 1
+        local b = opts.backends[k]
+        body, err = fetch(b.host, b.port, opts.timeout_ms)
+        if body then
+            opts.last_ok = k
+            break
+        end
+        ngx.log(ngx.WARN, "sale_state: ", b.host, ":", b.port, ": ", err)
+    end
     if not body then
-        ngx.log(ngx.WARN, "sale_state: ", err)
         return
     end
     for _, s in ipairs(_M.parse(body)) do
@@ -142,16 +152,24 @@ local function refresh(premature, opts)
 end
 
 -- Starts the refresh timer in this worker (call from init_worker_by_lua).
--- opts: dict, backend ("host:port"); interval (s, default 0.5), ttl (s, default 10), timeout_ms (1000).
+-- opts: dict, backend ("host:port", or several separated by commas); interval (s, default
+-- 0.5), ttl (s, default 10), timeout_ms (1000).
 function _M.start(opts)
     if not ngx.shared[opts.dict] then
         error("sale_state: shared dict not found: " .. tostring(opts.dict), 2)
     end
-    local host, port = match(opts.backend or "", "^([^:]+):(%d+)$")
-    if not host then
-        error("sale_state: backend must be host:port, got " .. tostring(opts.backend), 2)
+    opts.backends, opts.last_ok = {}, 1
+    for item in gmatch(opts.backend or "", "[^,%s]+") do
+        local host, port = match(item, "^([^:]+):(%d+)$")
+        if not host then
+            error("sale_state: backend must be host:port[,host:port...], got "
+                .. tostring(opts.backend), 2)
+        end
+        opts.backends[#opts.backends + 1] = { host = host, port = tonumber(port) }
     end
-    opts.host, opts.port = host, tonumber(port)
+    if #opts.backends == 0 then
+        error("sale_state: no backend given", 2)
+    end
     opts.interval = opts.interval or 0.5
     opts.ttl = opts.ttl or 10
     opts.timeout_ms = opts.timeout_ms or 1000
