@@ -4,8 +4,10 @@
 //! them), the refusals keep their answers, and a thawed replica confirms again. Batched and
 //! one call per buy.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts};
@@ -14,30 +16,7 @@ use seckill::redis_conn::{CallError, Redis};
 use seckill::reserver::Reserver;
 use seckill::stock::{self, Reservation};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs a function of `scripts/lib.sh`.
-fn lib(func: &str, args: &[&str]) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            ". '{}/scripts/lib.sh' && {func} \"$@\"",
-            repo.display()
-        ))
-        .arg("lib")
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .expect("bash runs");
-    assert!(status.success(), "scripts/lib.sh {func} {args:?} failed");
-}
+use common::world::{free_port, lib};
 
 fn signal(pidfile: &Path, sig: &str) {
     let pid = std::fs::read_to_string(pidfile).expect("pid file");
@@ -182,7 +161,9 @@ async fn on_a_cluster_the_wait_goes_to_the_sales_primary() {
         .await
         .expect("cluster up");
     stock::load_scripts(&redis).await.expect("scripts load");
-    for (sale, max) in [(9_100_001u64, 1usize), (9_100_002, 16)] {
+    // Sales of their own on every run (the test Cluster outlives a run during development).
+    let base = 9_100_000_000 + seckill::clock::now_ms() as u64 % 1_000_000_000 * 2;
+    for (sale, max) in [(base, 1usize), (base + 1, 16)] {
         stock::preheat(&redis, sale, 2).await.expect("preheat");
         let reserver = Reserver::replicated(redis.clone(), max, sizes(), Some((1, 100)));
         let e = reserver.reserve(sale, 1, 1, 0).await.unwrap_err();

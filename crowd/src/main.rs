@@ -77,8 +77,8 @@ async fn run(a: args::Args) -> Result<bool, String> {
         seckill::config::RedisTarget::Single(a.redis_url.clone())
     };
     let redis = seckill::redis_conn::Redis::connect(&target, Duration::from_secs(5))
-    .await
-    .map_err(|e| format!("redis {}: {e}", a.redis_url))?;
+        .await
+        .map_err(|e| format!("redis {}: {e}", a.redis_url))?;
     let db = seckill::db::pool(&a.mysql_url, 4)?;
     let edge = Http::new(&a.edge, a.concurrency, None);
     let backend = Http::new(&a.backend, 4, None);

@@ -28,7 +28,7 @@ pub struct World {
     pub api: Api,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -41,7 +41,7 @@ fn repo() -> PathBuf {
 }
 
 /// Runs a function of `scripts/lib.sh` with arguments.
-fn lib(func: &str, args: &[&str]) {
+pub fn lib(func: &str, args: &[&str]) {
     let status = Command::new("bash")
         .arg("-c")
         .arg(format!(
