@@ -19,6 +19,33 @@ pub enum RedisTarget {
     Cluster(Vec<String>),
 }
 
+impl RedisTarget {
+    /// A Cluster from a comma-separated list of `host:port` (or URLs); `None` if empty.
+    pub fn cluster(list: &str) -> Option<RedisTarget> {
+        let nodes: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                if n.contains("://") {
+                    n.to_string()
+                } else {
+                    format!("redis://{n}")
+                }
+            })
+            .collect();
+        (!nodes.is_empty()).then_some(RedisTarget::Cluster(nodes))
+    }
+
+    /// What tools are given: a list (a comma in it) is a Cluster, else one server's URL.
+    pub fn from_arg(arg: &str) -> RedisTarget {
+        match arg.contains(',').then(|| RedisTarget::cluster(arg)).flatten() {
+            Some(cluster) => cluster,
+            None => RedisTarget::Single(arg.to_string()),
+        }
+    }
+}
+
 /// The secrets the backend signs and checks with. Each is a file in the secrets directory.
 #[derive(Clone)]
 pub struct Secrets {
@@ -123,26 +150,11 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let r = Reader { get: &get };
         let redis = match r.opt("SECKILL_REDIS_CLUSTER") {
-            Some(nodes) => {
-                let nodes: Vec<String> = nodes
-                    .split(',')
-                    .map(|n| n.trim())
-                    .filter(|n| !n.is_empty())
-                    .map(|n| {
-                        if n.contains("://") {
-                            n.to_string()
-                        } else {
-                            format!("redis://{n}")
-                        }
-                    })
-                    .collect();
-                if nodes.is_empty() {
-                    return Err(ConfigError(
-                        "SECKILL_REDIS_CLUSTER: expected a comma-separated list of host:port, got an empty list".into(),
-                    ));
-                }
-                RedisTarget::Cluster(nodes)
-            }
+            Some(nodes) => RedisTarget::cluster(&nodes).ok_or_else(|| {
+                ConfigError(
+                    "SECKILL_REDIS_CLUSTER: expected a comma-separated list of host:port, got an empty list".into(),
+                )
+            })?,
             None => RedisTarget::Single(r.string("SECKILL_REDIS_URL", "redis://127.0.0.1:16379")),
         };
         let secrets_dir = PathBuf::from(r.string("SECKILL_SECRETS_DIR", "var/secrets"));

@@ -57,4 +57,5 @@ pub mod service;
 pub mod session;
 pub mod stock;
 pub mod sweeper;
+pub mod topology;
 pub mod writer;

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub repairs: IntCounterVec,
     /// Recoveries after Redis forgot its scripts (restart, failover), by result.
     pub recoveries: IntCounterVec,
+    /// Primaries found unverified (promoted or restarted) by the topology watcher and flushed.
+    pub failovers_detected: IntCounter,
     /// Unpaid orders closed at their deadline.
     pub orders_expired: IntCounter,
     /// Units given back to Redis stock (expired or dead-lettered orders).
@@ -209,6 +211,10 @@ impl Metrics {
                 "seckill_recoveries_total",
                 "Recoveries after Redis lost its scripts, by result",
                 &["result"],
+            ),
+            failovers_detected: counter(
+                "seckill_redis_failovers_detected_total",
+                "Redis primaries found unverified (promoted or restarted) and rebuilt",
             ),
             orders_expired: counter(
                 "seckill_orders_expired_total",

@@ -196,6 +196,7 @@ pub async fn join(
     user_id: u64,
     now_ms: i64,
 ) -> Result<(u64, bool), CallError> {
+    redis.writes_allowed()?;
     let k = SaleKeys::new(sale.id);
     let mut cmd = crate::stock::evalsha(
         &crate::stock::JOIN_SCRIPT,

@@ -90,12 +90,15 @@ pub async fn scripts_loaded(redis: &Redis) -> Result<bool, CallError> {
 pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usize, TaskError> {
     let now = crate::clock::now_ms();
     let result = async {
+        // The primaries as they are before the rebuild: each is verified for this id only.
+        let before = crate::topology::primaries(redis).await?;
         let sales = crate::sales::ending_after(db, now - crate::sales::RETENTION_MS).await?;
         let (open, ended): (Vec<_>, Vec<_>) = sales.iter().partition(|s| s.ends_ms > now);
         for sale in &open {
             rebuild(redis, db, metrics, sale).await?;
         }
         crate::stock::load_scripts(redis).await?;
+        crate::topology::mark(redis, &before).await?;
         for sale in &ended {
             // Buys are back on; a failure here leaves an ended sale to the reconciler.
             if let Err(e) = rebuild(redis, db, metrics, sale).await {

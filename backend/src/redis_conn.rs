@@ -18,6 +18,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::AsyncConnectionConfig;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+use tokio::sync::Notify;
 
 use crate::breaker::Breaker;
 use crate::config::RedisTarget;
@@ -65,6 +66,12 @@ pub struct Redis {
     reconnecting: Arc<AtomicBool>,
     pub timeout: Duration,
     pub breaker: Arc<Breaker>,
+    /// Set when a call met an outage (a node down, a failover under way): until the topology
+    /// watcher ([`crate::topology`]) has seen every primary reachable and verified, writes that
+    /// take stock are refused ([`Redis::writes_allowed`]). Shared by clones.
+    suspect: Arc<AtomicBool>,
+    /// Wakes the watcher when `suspect` is set.
+    pub wake: Arc<Notify>,
 }
 
 /// Why a Redis call failed: an error reply or lost connection, or no answer in time.
@@ -74,6 +81,9 @@ pub enum CallError {
     Timeout(Duration),
     /// The breaker is open: recent calls failed, this one was not tried.
     Open,
+    /// A node failed or a primary changed, and the new topology is not verified yet (see
+    /// [`crate::topology`]): nothing was tried.
+    Unverified,
     /// The write was done but did not reach `wanted` replicas within `within_ms` (`WAIT`): a
     /// failover now could lose it, so its outcome is unknown to the caller.
     NotReplicated {
@@ -102,7 +112,7 @@ impl CallError {
                     || e.kind() == redis::ErrorKind::ClusterDown
             }
             CallError::Timeout(_) => true,
-            CallError::Open | CallError::NotReplicated { .. } => false,
+            CallError::Open | CallError::Unverified | CallError::NotReplicated { .. } => false,
         }
     }
 }
@@ -113,6 +123,10 @@ impl std::fmt::Display for CallError {
             CallError::Redis(e) => write!(f, "{e}"),
             CallError::Timeout(d) => write!(f, "no answer within {} ms", d.as_millis()),
             CallError::Open => write!(f, "failing fast: recent calls failed (circuit open)"),
+            CallError::Unverified => write!(
+                f,
+                "a node failed or a primary changed: buys resume once the new primary is verified"
+            ),
             CallError::NotReplicated {
                 wanted,
                 got,
@@ -167,6 +181,8 @@ impl Redis {
             reconnecting: Arc::new(AtomicBool::new(false)),
             timeout,
             breaker: Arc::new(Breaker::new(crate::breaker::FAILURES, crate::breaker::OPEN)),
+            suspect: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(Notify::new()),
         })
     }
 
@@ -193,11 +209,63 @@ impl Redis {
         match &result {
             Err(e) if e.is_outage() => {
                 self.breaker.failure();
+                if !self.suspect.swap(true, Ordering::AcqRel) {
+                    self.wake.notify_one();
+                }
                 self.reconnect();
             }
             _ => self.breaker.success(),
         }
         result
+    }
+
+    /// Whether writes that take stock may go out: not while an outage seen by this handle has
+    /// not been followed by a verified topology.
+    pub fn writes_allowed(&self) -> Result<(), CallError> {
+        if self.suspect.load(Ordering::Acquire) {
+            Err(CallError::Unverified)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether an outage was seen and the topology not verified since.
+    pub fn is_suspect(&self) -> bool {
+        self.suspect.load(Ordering::Acquire)
+    }
+
+    /// Called by the topology watcher once every primary answered and is verified.
+    pub fn topology_verified(&self) {
+        self.suspect.store(false, Ordering::Release);
+    }
+
+    /// Runs `cmd` on one primary, named by its address (`host:port`; ignored standalone).
+    pub async fn cmd_on<T: redis::FromRedisValue>(
+        &self,
+        addr: &str,
+        cmd: Cmd,
+    ) -> Result<T, CallError> {
+        let target = addr
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)));
+        self.call(|c| async move {
+            match (c, target) {
+                (Conn::Cluster(mut cluster), Some((host, port))) => {
+                    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                    let route =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                    let v = cluster.route_command(&cmd, route).await?;
+                    redis::from_redis_value(&v)
+                }
+                (mut c, _) => cmd.query_async(&mut c).await,
+            }
+        })
+        .await
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn(), Conn::Cluster(_))
     }
 
     /// Replaces a standalone connection in the background, retrying until Redis answers.

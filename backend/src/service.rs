@@ -29,6 +29,7 @@ pub async fn run(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let lifecycle = tokio::spawn(lifecycle(app.clone(), stop_rx.clone()));
+    let topology = tokio::spawn(crate::topology::run(app.clone(), stop_rx.clone()));
     let writer = if app.cfg.writer_enabled {
         let w = Arc::new(app.writer(crate::writer::consumer_name()).await?);
         Some(tokio::spawn(w.run(stop_rx.clone())))
@@ -41,6 +42,7 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = lifecycle.await;
+    let _ = topology.await;
     if let Some(w) = writer {
         if tokio::time::timeout(app.cfg.shutdown_grace, w)
             .await

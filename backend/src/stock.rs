@@ -238,6 +238,7 @@ pub async fn reserve(
     per_user_limit: u32,
     now_ms: i64,
 ) -> Result<Reservation, CallError> {
+    redis.writes_allowed()?;
     let k = SaleKeys::new(sale_id);
     let mut cmd = evalsha(
         &RESERVE_SCRIPT,
@@ -259,6 +260,7 @@ pub async fn reserve_many(
     if buyers.is_empty() {
         return Ok(Vec::new());
     }
+    redis.writes_allowed()?;
     let k = SaleKeys::new(sale_id);
     let mut cmd = evalsha(
         &RESERVE_MANY_SCRIPT,

@@ -129,7 +129,7 @@ fn shoppers(dir: &str, sale: &str, n: &str, out: &str) -> Result<(), String> {
 
 async fn redis(url: &str) -> Result<Redis, String> {
     Redis::connect(
-        &RedisTarget::Single(url.to_string()),
+        &RedisTarget::from_arg(url),
         Duration::from_secs(5),
     )
     .await

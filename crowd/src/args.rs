@@ -25,7 +25,11 @@ pub struct Args {
     /// Where the operator's routes are (the sale is created there): the edge unless given
     /// (a CDN POP in front of the edges does not serve /admin/).
     pub admin: String,
+    /// The backend(s) whose `/metrics` are read (a comma-separated list on a fleet).
     pub backend: String,
+    /// The edge(s) whose `/metrics` are read: the edge unless given (a CDN POP in front of
+    /// the edges does not serve /metrics; a fleet lists each edge).
+    pub edge_metrics: String,
     pub secrets: PathBuf,
     pub redis_url: String,
     pub mysql_url: String,
@@ -41,7 +45,7 @@ pub struct Args {
 
 pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--rate R] [--duration SECS]
              [--per-user-limit L] [--retry FRACTION] [--cheaters FRACTION] [--start-in MS]
-             [--edge URL] [--admin URL] [--backend URL] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
+             [--edge URL] [--admin URL] [--backend URL[,URL...]] [--edge-metrics URL[,URL...]] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
              [--report FILE] [--quiet]
              [--queue fifo|random [--arrive-before SECS] [--bots FRACTION]]";
 
@@ -60,6 +64,7 @@ impl Args {
             edge: "http://127.0.0.1:8080".into(),
             admin: String::new(),
             backend: "http://127.0.0.1:8081".into(),
+            edge_metrics: String::new(),
             secrets: PathBuf::from("var/secrets"),
             redis_url: String::new(),
             mysql_url: String::new(),
@@ -100,7 +105,8 @@ impl Args {
                 "--cheaters" => a.cheaters = num("a fraction from 0 to 1")?.min(1.0),
                 "--start-in" => a.start_in = Duration::from_millis(num("milliseconds")? as u64),
                 "--edge" => a.edge = value.trim_end_matches('/').to_string(),
-                "--backend" => a.backend = value.trim_end_matches('/').to_string(),
+                "--backend" => a.backend = value.clone(),
+                "--edge-metrics" => a.edge_metrics = value.clone(),
                 "--admin" => a.admin = value.trim_end_matches('/').to_string(),
                 "--var" => var = Some(PathBuf::from(value)),
                 "--secrets" => a.secrets = PathBuf::from(value),
@@ -156,6 +162,9 @@ impl Args {
         }
         if a.admin.is_empty() {
             a.admin = a.edge.clone();
+        }
+        if a.edge_metrics.is_empty() {
+            a.edge_metrics = a.edge.clone();
         }
         if a.report.is_none() {
             a.report = Some(var.join("crowd"));

@@ -63,25 +63,13 @@ async fn run(a: args::Args) -> Result<bool, String> {
     };
     let admin = String::from_utf8_lossy(&secret(&a.secrets, "admin.token")?).into_owned();
     // A list of host:port is a Redis Cluster (scripts/fleet), one URL a single server.
-    let target = if a.redis_url.contains(',') {
-        seckill::config::RedisTarget::Cluster(
-            a.redis_url
-                .split(',')
-                .map(|n| match n.trim() {
-                    n if n.starts_with("redis://") => n.to_string(),
-                    n => format!("redis://{n}"),
-                })
-                .collect(),
-        )
-    } else {
-        seckill::config::RedisTarget::Single(a.redis_url.clone())
-    };
+    let target = seckill::config::RedisTarget::from_arg(&a.redis_url);
     let redis = seckill::redis_conn::Redis::connect(&target, Duration::from_secs(5))
         .await
         .map_err(|e| format!("redis {}: {e}", a.redis_url))?;
     let db = seckill::db::pool(&a.mysql_url, 4)?;
     let edge = Http::new(&a.edge, a.concurrency, None);
-    let backend = Http::new(&a.backend, 4, None);
+    let scraped = Scraped::new(&a.edge_metrics, &a.backend);
 
     let (sale, starts) = create_sale(&a, &Http::new(&a.admin, 4, None), &admin, &db).await?;
     let shoppers: Arc<Vec<Shopper>> = Arc::new(
@@ -105,7 +93,7 @@ async fn run(a: args::Args) -> Result<bool, String> {
         keys,
         stats: stats.clone(),
     });
-    let before = Scrape::take(&ctx.edge, &backend).await;
+    let before = scraped.take().await;
     let (elapsed, queue) = match &a.queue {
         Some(mode) => {
             let bots: Arc<Vec<bool>> =
@@ -123,7 +111,7 @@ async fn run(a: args::Args) -> Result<bool, String> {
     let answered = stats.order_ids.lock().unwrap().clone();
     let f = facts::read(&redis, &db, &sale, &answered, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let counts = Scrape::take(&ctx.edge, &backend).await.since(&before);
+    let counts = scraped.take().await.since(&before);
     let lat = stats.sorted_latencies();
     let mut summary = summarize(&a, sale.id, &stats, &f, &counts, &lat, elapsed);
     let (buy_p99, join_p99, poll_p99) = stats.p99_by_kind();
@@ -304,50 +292,93 @@ async fn play(
     elapsed
 }
 
-/// The edge's and the backend's counters at one moment.
-struct Scrape {
-    edge: String,
-    backend: String,
+/// The edges and backends whose counters are read (each one's `/metrics`).
+struct Scraped {
+    edges: Vec<Http>,
+    backends: Vec<Http>,
 }
 
-/// What the two scrapes say happened in between.
+fn clients(list: &str) -> Vec<Http> {
+    list.split(',')
+        .map(|u| u.trim().trim_end_matches('/'))
+        .filter(|u| !u.is_empty())
+        .map(|u| Http::new(u, 4, None))
+        .collect()
+}
+
+impl Scraped {
+    fn new(edges: &str, backends: &str) -> Scraped {
+        Scraped {
+            edges: clients(edges),
+            backends: clients(backends),
+        }
+    }
+
+    async fn take(&self) -> Scrape {
+        let mut s = Scrape {
+            edges: Vec::new(),
+            backends: Vec::new(),
+        };
+        for e in &self.edges {
+            s.edges.push(e.get_text("/metrics").await);
+        }
+        for b in &self.backends {
+            s.backends.push(b.get_text("/metrics").await);
+        }
+        s
+    }
+}
+
+/// The counters of every edge and backend at one moment (`None`: it did not answer).
+struct Scrape {
+    edges: Vec<Option<String>>,
+    backends: Vec<Option<String>>,
+}
+
+/// What the two scrapes say happened in between, summed over the nodes that answered both
+/// times (a node killed or restarted in between counts as unknown: `None` in the lists).
 struct Counts {
     edge_total: i64,
     passed: i64,
     issued: i64,
     reached_backend: i64,
+    /// Requests each edge counted.
+    edges_served: Vec<Option<i64>>,
+    /// Buys each backend counted.
+    backends_served: Vec<Option<i64>>,
 }
 
 impl Scrape {
-    async fn take(edge: &Http, backend: &Http) -> Scrape {
-        Scrape {
-            edge: edge.get_text("/metrics").await.unwrap_or_default(),
-            backend: backend.get_text("/metrics").await.unwrap_or_default(),
-        }
-    }
-
     fn since(&self, before: &Scrape) -> Counts {
-        let delta = |before: &str, after: &str, name: &str, want: &[(&str, &str)]| {
-            (facts::counter(after, name, want) - facts::counter(before, name, want)).round() as i64
+        let delta = |b: &Option<String>, a: &Option<String>, name: &str, want: &[(&str, &str)]| {
+            let (b, a) = (b.as_deref()?, a.as_deref()?);
+            let d = (facts::counter(a, name, want) - facts::counter(b, name, want)).round() as i64;
+            // A counter that went down belongs to a restarted node: unknown.
+            (d >= 0).then_some(d)
         };
-        let edge = |want: &[(&str, &str)]| {
-            delta(
-                &before.edge,
-                &self.edge,
-                "seckill_edge_requests_total",
-                want,
-            )
+        let per_edge = |want: &[(&str, &str)]| -> Vec<Option<i64>> {
+            before
+                .edges
+                .iter()
+                .zip(&self.edges)
+                .map(|(b, a)| delta(b, a, "seckill_edge_requests_total", want))
+                .collect()
         };
+        let sum = |v: &[Option<i64>]| v.iter().flatten().sum::<i64>();
+        let edges_served = per_edge(&[]);
+        let backends_served: Vec<Option<i64>> = before
+            .backends
+            .iter()
+            .zip(&self.backends)
+            .map(|(b, a)| delta(b, a, "seckill_http_requests_total", &[("route", "buy")]))
+            .collect();
         Counts {
-            edge_total: edge(&[]),
-            passed: edge(&[("route", "buy"), ("outcome", "passed")]),
-            issued: edge(&[("route", "path"), ("outcome", "issued")]),
-            reached_backend: delta(
-                &before.backend,
-                &self.backend,
-                "seckill_http_requests_total",
-                &[("route", "buy")],
-            ),
+            edge_total: sum(&edges_served),
+            passed: sum(&per_edge(&[("route", "buy"), ("outcome", "passed")])),
+            issued: sum(&per_edge(&[("route", "path"), ("outcome", "issued")])),
+            reached_backend: sum(&backends_served),
+            edges_served,
+            backends_served,
         }
     }
 }
@@ -389,6 +420,8 @@ fn summarize(
         "oversold": f.oversold,
         "rejected_at_edge": c.edge_total - c.passed - c.issued,
         "reached_backend": c.reached_backend,
+        "edges_served": c.edges_served,
+        "backends_served": c.backends_served,
         "rps": (requests as f64 / secs).round(),
         "p50_ms": quantile_ms(lat, 0.50),
         "p99_ms": quantile_ms(lat, 0.99),

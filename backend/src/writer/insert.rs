@@ -67,20 +67,23 @@ impl Inserter<'_> {
     }
 
     /// Fewer rows went in than were sent: replays (the order is there already) are fine; an
-    /// order that is not there hit the one-live-order-per-(user, slot) key, i.e. MariaDB holds
-    /// another live order of that user and slot. That is refused, never silently dropped.
+    /// order that is not there hit the one-live-order-per-(user, slot) key (MariaDB holds
+    /// another live order of that user and slot) or its number is another shopper's. That is
+    /// refused, never silently dropped.
     async fn all_present(
         &self,
         sale: &Sale,
         orders: &[QueuedOrder],
         n: u64,
     ) -> Result<u64, Insert> {
+        // The same number held by another shopper is not this order (a sequence reused after
+        // a Redis failover that lost writes): that is refused too, never taken as a replay.
         let ids: Vec<String> = orders
             .iter()
-            .map(|o| order_id(sale.id, o.seq).to_string())
+            .map(|o| format!("({},{})", order_id(sale.id, o.seq), o.user_id))
             .collect();
         let sql = format!(
-            "SELECT COUNT(*) FROM orders WHERE id IN ({})",
+            "SELECT COUNT(*) FROM orders WHERE (id, user_id) IN ({})",
             ids.join(",")
         );
         let present: Option<u64> = async {
