@@ -66,7 +66,8 @@ pub struct Redis {
     reconnecting: Arc<AtomicBool>,
     pub timeout: Duration,
     pub breaker: Arc<Breaker>,
-    /// Set when a call met an outage (a node down, a failover under way): until the topology
+    /// Set when a call met an outage (a lost connection, a Cluster error, or timeouts enough to
+    /// open the breaker: a node down, a failover under way): until the topology
     /// watcher ([`crate::topology`]) has seen every primary reachable and verified, writes that
     /// take stock are refused ([`Redis::writes_allowed`]). Shared by clones.
     suspect: Arc<AtomicBool>,
@@ -209,7 +210,10 @@ impl Redis {
         match &result {
             Err(e) if e.is_outage() => {
                 self.breaker.failure();
-                if !self.suspect.swap(true, Ordering::AcqRel) {
+                // A lost connection or a Cluster in trouble, or slowness that opened the
+                // breaker: the topology may be changing (one slow call is not enough).
+                let lost = !matches!(e, CallError::Timeout(_)) || self.breaker.is_open();
+                if lost && !self.suspect.swap(true, Ordering::AcqRel) {
                     self.wake.notify_one();
                 }
                 self.reconnect();

@@ -37,6 +37,9 @@ use crate::redis_conn::{CallError, Redis};
 pub const PERIOD: Duration = Duration::from_millis(500);
 /// How often it looks while the request path is suspect.
 const SUSPECT_PERIOD: Duration = Duration::from_millis(100);
+/// Bound on one pass, and on reading the primaries.
+const PASS_TIMEOUT: Duration = Duration::from_secs(3);
+const PRIMARIES_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One primary: its address (`host:port`; `""` for a standalone server) and replication id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +60,12 @@ fn marker_hash(replid: &str) -> String {
 /// The primaries as the Redis deployment sees them now, each with its replication id. Fails
 /// while a slot-owning primary is failing or does not answer (a failover not settled yet).
 pub async fn primaries(redis: &Redis) -> Result<Vec<Primary>, CallError> {
+    tokio::time::timeout(PRIMARIES_TIMEOUT, read_primaries(redis))
+        .await
+        .unwrap_or(Err(CallError::Timeout(PRIMARIES_TIMEOUT)))
+}
+
+async fn read_primaries(redis: &Redis) -> Result<Vec<Primary>, CallError> {
     let addrs = if redis.is_cluster() {
         let nodes: String = redis
             .cmd(redis::cmd("CLUSTER").arg("NODES").clone())
@@ -222,7 +231,10 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        match watcher.pass(&app).await {
+        // A call to a dead node is retried by the Cluster client until its timeout: bounded
+        // here, so the next pass (and the next node asked) comes soon.
+        let pass = tokio::time::timeout(PASS_TIMEOUT, watcher.pass(&app)).await;
+        match pass.unwrap_or(Err(CallError::Timeout(PASS_TIMEOUT))) {
             Ok(Pass::Verified) => {
                 if app.redis.is_suspect() && !app.recovery.is_running() {
                     app.redis.topology_verified();
