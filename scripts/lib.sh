@@ -98,7 +98,7 @@ start_redis_cluster() {
   local p nodes=()
   for p in "$@"; do
     start_redis "$dir/$p" "$p" --cluster-enabled yes --cluster-config-file "$dir/$p/nodes.conf" \
-      --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT_MS:-5000}"
+      --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT_MS:-5000}" --repl-diskless-sync-delay 0
     nodes+=("127.0.0.1:$p")
   done
   if redis-cli -p "$1" cluster info 2>/dev/null | grep -q cluster_state:ok; then

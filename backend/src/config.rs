@@ -39,7 +39,11 @@ impl RedisTarget {
 
     /// What tools are given: a list (a comma in it) is a Cluster, else one server's URL.
     pub fn from_arg(arg: &str) -> RedisTarget {
-        match arg.contains(',').then(|| RedisTarget::cluster(arg)).flatten() {
+        match arg
+            .contains(',')
+            .then(|| RedisTarget::cluster(arg))
+            .flatten()
+        {
             Some(cluster) => cluster,
             None => RedisTarget::Single(arg.to_string()),
         }

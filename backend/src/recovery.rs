@@ -97,8 +97,10 @@ pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usiz
         for sale in &open {
             rebuild(redis, db, metrics, sale).await?;
         }
-        crate::stock::load_scripts(redis).await?;
+        // Marked before the scripts go back: a primary that has the scripts and no marker
+        // is then certainly one no recovery has seen (the topology watcher flushes it).
         crate::topology::mark(redis, &before).await?;
+        crate::stock::load_scripts(redis).await?;
         for sale in &ended {
             // Buys are back on; a failure here leaves an ended sale to the reconciler.
             if let Err(e) = rebuild(redis, db, metrics, sale).await {

@@ -6,11 +6,12 @@
 //! never comes. What does change is its replication id (`master_replid`, new on every
 //! promotion and every restart). So:
 //!
-//! - A recovery, after rebuilding every live sale, loads on each primary a *marker*: a
-//!   one-line script whose text names that primary's replication id as it was before the
-//!   rebuild began. "This primary has a marker for its current id" therefore means "a full
-//!   rebuild ran after it became what it is". Markers live in the node's script cache, so a
-//!   restart loses them, and a promotion changes the id they must name.
+//! - A recovery, after rebuilding every live sale and before loading the hot scripts again,
+//!   loads on each primary a *marker*: a one-line script whose text names that primary's
+//!   replication id as it was before the rebuild began. "This primary has a marker for its
+//!   current id" therefore means "a full rebuild ran after it became what it is", and "it has
+//!   the hot scripts but no marker" means no recovery has seen it. Markers live in the node's
+//!   script cache, so a restart loses them, and a promotion changes the id they must name.
 //! - The watcher ([`run`]) lists the primaries (Cluster: `CLUSTER NODES` from the Cluster
 //!   itself, not this client's possibly stale slot map), reads each one's id and looks for
 //!   its marker. A primary without one gets its scripts flushed (every backend's buys there
@@ -134,7 +135,13 @@ pub fn slot_owners(nodes: &str) -> Result<Vec<String>, String> {
 pub async fn mark(redis: &Redis, verified: &[Primary]) -> Result<(), CallError> {
     for p in verified {
         let _: String = redis
-            .cmd_on(&p.addr, redis::cmd("SCRIPT").arg("LOAD").arg(marker(&p.replid)).clone())
+            .cmd_on(
+                &p.addr,
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(marker(&p.replid))
+                    .clone(),
+            )
             .await?;
     }
     Ok(())
@@ -142,7 +149,13 @@ pub async fn mark(redis: &Redis, verified: &[Primary]) -> Result<(), CallError> 
 
 async fn has_marker(redis: &Redis, p: &Primary) -> Result<bool, CallError> {
     let found: Vec<i64> = redis
-        .cmd_on(&p.addr, redis::cmd("SCRIPT").arg("EXISTS").arg(marker_hash(&p.replid)).clone())
+        .cmd_on(
+            &p.addr,
+            redis::cmd("SCRIPT")
+                .arg("EXISTS")
+                .arg(marker_hash(&p.replid))
+                .clone(),
+        )
         .await?;
     Ok(found.first() == Some(&1))
 }
@@ -154,7 +167,7 @@ async fn has_scripts(redis: &Redis, p: &Primary) -> Result<bool, CallError> {
         cmd.arg(sha);
     }
     let found: Vec<i64> = redis.cmd_on(&p.addr, cmd).await?;
-    Ok(found.iter().any(|f| *f == 1))
+    Ok(found.contains(&1))
 }
 
 /// What one pass found.
@@ -271,7 +284,10 @@ d4 127.0.0.1:7004@17004 slave a1 0 1 1 connected
 
     #[test]
     fn a_failing_owner_means_not_settled_and_a_dead_one_without_slots_is_ignored() {
-        let failing = SETTLED.replace("b2 127.0.0.1:7002@17002 master", "b2 127.0.0.1:7002@17002 master,fail?");
+        let failing = SETTLED.replace(
+            "b2 127.0.0.1:7002@17002 master",
+            "b2 127.0.0.1:7002@17002 master,fail?",
+        );
         assert!(slot_owners(&failing).is_err());
         // After the failover: the dead master lost its slots to its promoted replica.
         let after = "\

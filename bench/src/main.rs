@@ -128,12 +128,9 @@ fn shoppers(dir: &str, sale: &str, n: &str, out: &str) -> Result<(), String> {
 }
 
 async fn redis(url: &str) -> Result<Redis, String> {
-    Redis::connect(
-        &RedisTarget::from_arg(url),
-        Duration::from_secs(5),
-    )
-    .await
-    .map_err(|e| format!("redis {url}: {e}"))
+    Redis::connect(&RedisTarget::from_arg(url), Duration::from_secs(5))
+        .await
+        .map_err(|e| format!("redis {url}: {e}"))
 }
 
 async fn reserve_prep(url: &str, sale: &str, stock: &str) -> Result<(), String> {

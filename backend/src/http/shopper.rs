@@ -276,7 +276,10 @@ pub async fn buy(
         Err(e) if matches!(*e, CallError::Unverified) => {
             // A node failed or a primary changed: nothing is taken until it is verified.
             outcome("failover");
-            Err(ApiError::Unavailable("redis_failover", format!("redis: {e}")))
+            Err(ApiError::Unavailable(
+                "redis_failover",
+                format!("redis: {e}"),
+            ))
         }
         Err(e) if matches!(*e, CallError::NotReplicated { .. }) => {
             // Reserved on the primary, not yet on its replicas: a failover could lose it.
