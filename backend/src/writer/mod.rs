@@ -101,8 +101,11 @@ impl Writer {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tasks: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
+            // The last look must begin after the shutdown was seen: a look that began before
+            // it may have missed a sale created meanwhile (a look over many sales takes time).
+            let stopping = *shutdown.borrow();
             self.discover(&mut tasks, &shutdown).await;
-            if *shutdown.borrow() {
+            if stopping {
                 break;
             }
             tokio::select! {
