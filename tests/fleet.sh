@@ -3,7 +3,7 @@
 # a temp dir (POP -> 2 edges -> 2 backends -> Redis Cluster 3 masters + 3 replicas, MariaDB
 # primary + GTID replica), crowds through the POP, and real processes killed for real:
 #   1. a crowd: exact sale, every edge and every backend served part of it;
-#   2. kill -9 of the Redis master that owns the sale mid-crowd, WAIT off: never oversold,
+#   2. kill -9 of the Redis master that owns the sale mid-crowd (16 s at 2,000 shoppers/s), WAIT off: never oversold,
 #      the lost `queued` answers counted, the promoted replica detected and rebuilt, buying
 #      resumes by itself, drift 0;
 #   3. a rolling restart of both backends (switching WAIT on) and reloads of both edges
@@ -25,13 +25,32 @@ cd "$ROOT"
 F=$(mktemp -d /tmp/seckill-fleet.XXXXXX)
 chmod 755 "$F"
 export FLEET_DIR=$F
-export POP_PORT=$(free_port)
-export EDGE_PORTS="$(free_port) $(free_port)"
-export BACKEND_PORTS="$(free_port) $(free_port)"
-REDIS=()
-for _ in 1 2 3 4 5 6; do REDIS+=($(free_port)); done
+# 13 distinct ports below Linux's ephemeral range (32768+), their +10000 (the Cluster bus)
+# too, so that no outgoing connection of the crowd can hold a port a killed node restarts on.
+PORTS=($(python3 - <<'PY'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+ports = []
+while len(ports) < 13:
+    p = random.randint(20000, 22700)
+    if p not in ports and p + 10000 not in ports and free(p) and free(p + 10000):
+        ports.append(p)
+print(*ports)
+PY
+))
+export POP_PORT=${PORTS[0]}
+export EDGE_PORTS="${PORTS[1]} ${PORTS[2]}"
+export BACKEND_PORTS="${PORTS[3]} ${PORTS[4]}"
+REDIS=("${PORTS[@]:5:6}")
 export REDIS_PORTS="${REDIS[*]}"
-export MYSQL_PRIMARY=$(free_port) MYSQL_REPLICA=$(free_port)
+export MYSQL_PRIMARY=${PORTS[11]} MYSQL_REPLICA=${PORTS[12]}
 export CLUSTER_NODE_TIMEOUT_MS=2000 FLEET_WAIT_REPLICAS=0
 EDGES=($EDGE_PORTS)
 BACKENDS=($BACKEND_PORTS)
@@ -167,7 +186,7 @@ BACKENDS_SERVED=$(j "$F/plain.json" "sum(1 for x in d['backends_served'] if x)")
 # 2. Kill the sale's master, WAIT off.
 say "2/8 kill -9 of the sale's Redis master mid-crowd, WAIT off"
 DETECTED=$(metric_sum 'seckill_recoveries_total{result="ok"}')
-crowd nowait --users 24000 --stock 24000 --rate 2000 --duration 12 --concurrency 512 --retry 0
+crowd nowait --users 32000 --stock 32000 --rate 2000 --duration 16 --concurrency 512 --retry 0
 kill_master_mid_crowd nowait
 tally nowait
 invariants nowait
@@ -195,7 +214,7 @@ grep -q '^SECKILL_REDIS_WAIT_REPLICAS=1' "$F/backend-0.env" || fail "roll: WAIT 
 # 4. Kill the sale's master, WAIT on.
 say "4/8 kill -9 of the sale's Redis master mid-crowd, WAIT on"
 DETECTED=$(metric_sum 'seckill_recoveries_total{result="ok"}')
-crowd wait --users 24000 --stock 24000 --rate 2000 --duration 12 --concurrency 512 --retry 0
+crowd wait --users 32000 --stock 32000 --rate 2000 --duration 16 --concurrency 512 --retry 0
 kill_master_mid_crowd wait
 tally wait
 invariants wait

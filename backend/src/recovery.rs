@@ -24,11 +24,18 @@ use crate::redis_conn::{CallError, Redis};
 #[derive(Default)]
 pub struct Recovery {
     running: AtomicBool,
+    /// Set while a recovery rebuilds the live sales (buys wait for it).
+    live: AtomicBool,
 }
 
 impl Recovery {
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Whether a recovery is rebuilding the sales that take buys (the ended ones come after).
+    pub fn rebuilding_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
     }
 
     /// Recovers now, unless a recovery is already running in this process (then returns
@@ -42,7 +49,8 @@ impl Recovery {
         if self.running.swap(true, Ordering::AcqRel) {
             return Ok(false);
         }
-        let r = recover(redis, db, metrics).await;
+        let r = recover(redis, db, metrics, &self.live).await;
+        self.live.store(false, Ordering::Release);
         self.running.store(false, Ordering::Release);
         r.map(|_| true)
     }
@@ -85,22 +93,30 @@ pub async fn scripts_loaded(redis: &Redis) -> Result<bool, CallError> {
     Ok(!found.is_empty() && found.iter().all(|f| *f == 1))
 }
 
-/// Rebuilds every sale that has not ended, loads the scripts (buys resume: an ended sale takes
-/// no buys, so it may wait), then rebuilds the sales that ended less than a day ago.
-pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usize, TaskError> {
+/// Rebuilds every sale that has not ended, marks each primary as rebuilt and loads the
+/// scripts on it (buys resume: an ended sale takes no buys, so it may wait), then rebuilds the
+/// sales that ended less than a day ago. `live` is set until buys may resume.
+pub async fn recover(
+    redis: &Redis,
+    db: &Pool,
+    metrics: &Metrics,
+    live: &AtomicBool,
+) -> Result<usize, TaskError> {
+    live.store(true, Ordering::Release);
     let now = crate::clock::now_ms();
     let result = async {
         // The primaries as they are before the rebuild: each is verified for this id only.
-        let before = crate::topology::primaries(redis).await?;
+        let nodes = crate::topology::Nodes::new(&redis.target);
+        let before = nodes.primaries().await?;
         let sales = crate::sales::ending_after(db, now - crate::sales::RETENTION_MS).await?;
         let (open, ended): (Vec<_>, Vec<_>) = sales.iter().partition(|s| s.ends_ms > now);
         for sale in &open {
             rebuild(redis, db, metrics, sale).await?;
         }
-        // Marked before the scripts go back: a primary that has the scripts and no marker
-        // is then certainly one no recovery has seen (the topology watcher flushes it).
-        crate::topology::mark(redis, &before).await?;
-        crate::stock::load_scripts(redis).await?;
+        // Markers first: a primary with the hot scripts and no marker is then certainly one
+        // no recovery has seen (the topology watcher flushes it).
+        nodes.mark_and_load(&before).await?;
+        live.store(false, Ordering::Release);
         for sale in &ended {
             // Buys are back on; a failure here leaves an ended sale to the reconciler.
             if let Err(e) = rebuild(redis, db, metrics, sale).await {
@@ -110,6 +126,7 @@ pub async fn recover(redis: &Redis, db: &Pool, metrics: &Metrics) -> Result<usiz
         Ok(sales.len())
     };
     let r = result.await;
+    live.store(false, Ordering::Release);
     metrics
         .recoveries
         .with_label_values(&[if r.is_ok() { "ok" } else { "failed" }])

@@ -10,7 +10,7 @@
 //! that is down or frozen costs callers nothing once the breaker is open.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -66,13 +66,18 @@ pub struct Redis {
     reconnecting: Arc<AtomicBool>,
     pub timeout: Duration,
     pub breaker: Arc<Breaker>,
-    /// Set when a call met an outage (a lost connection, a Cluster error, or timeouts enough to
-    /// open the breaker: a node down, a failover under way): until the topology
+    /// Suspect after a call met an outage (a lost connection, a Cluster error, or timeouts
+    /// enough to open the breaker: a node down, a failover under way): until the topology
     /// watcher ([`crate::topology`]) has seen every primary reachable and verified, writes that
     /// take stock are refused ([`Redis::writes_allowed`]). Shared by clones.
-    suspect: Arc<AtomicBool>,
-    /// Wakes the watcher when `suspect` is set.
+    /// Outages seen, and the count as of the last verified topology: suspect while the first
+    /// is ahead (a pass that began before an outage cannot clear it).
+    outages: Arc<AtomicU64>,
+    verified: Arc<AtomicU64>,
+    /// Wakes the watcher when an outage makes the handle suspect.
     pub wake: Arc<Notify>,
+    /// Where it connects (the topology watcher connects to each node itself).
+    pub target: RedisTarget,
 }
 
 /// Why a Redis call failed: an error reply or lost connection, or no answer in time.
@@ -182,8 +187,10 @@ impl Redis {
             reconnecting: Arc::new(AtomicBool::new(false)),
             timeout,
             breaker: Arc::new(Breaker::new(crate::breaker::FAILURES, crate::breaker::OPEN)),
-            suspect: Arc::new(AtomicBool::new(false)),
+            outages: Arc::new(AtomicU64::new(0)),
+            verified: Arc::new(AtomicU64::new(0)),
             wake: Arc::new(Notify::new()),
+            target: target.clone(),
         })
     }
 
@@ -212,9 +219,8 @@ impl Redis {
                 self.breaker.failure();
                 // A lost connection or a Cluster in trouble, or slowness that opened the
                 // breaker: the topology may be changing (one slow call is not enough).
-                let lost = !matches!(e, CallError::Timeout(_)) || self.breaker.is_open();
-                if lost && !self.suspect.swap(true, Ordering::AcqRel) {
-                    self.wake.notify_one();
+                if !matches!(e, CallError::Timeout(_)) || self.breaker.is_open() {
+                    self.outage();
                 }
                 self.reconnect();
             }
@@ -226,7 +232,7 @@ impl Redis {
     /// Whether writes that take stock may go out: not while an outage seen by this handle has
     /// not been followed by a verified topology.
     pub fn writes_allowed(&self) -> Result<(), CallError> {
-        if self.suspect.load(Ordering::Acquire) {
+        if self.is_suspect() {
             Err(CallError::Unverified)
         } else {
             Ok(())
@@ -235,41 +241,24 @@ impl Redis {
 
     /// Whether an outage was seen and the topology not verified since.
     pub fn is_suspect(&self) -> bool {
-        self.suspect.load(Ordering::Acquire)
+        self.outages.load(Ordering::Acquire) > self.verified.load(Ordering::Acquire)
     }
 
-    /// Called by the topology watcher once every primary answered and is verified.
-    pub fn topology_verified(&self) {
-        self.suspect.store(false, Ordering::Release);
+    /// Records an outage (the topology may be changing) and wakes the watcher.
+    pub fn outage(&self) {
+        self.outages.fetch_add(1, Ordering::AcqRel);
+        self.wake.notify_one();
     }
 
-    /// Runs `cmd` on one primary, named by its address (`host:port`; ignored standalone).
-    pub async fn cmd_on<T: redis::FromRedisValue>(
-        &self,
-        addr: &str,
-        cmd: Cmd,
-    ) -> Result<T, CallError> {
-        let target = addr
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)));
-        self.call(|c| async move {
-            match (c, target) {
-                (Conn::Cluster(mut cluster), Some((host, port))) => {
-                    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-                    let route =
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
-                    let v = cluster.route_command(&cmd, route).await?;
-                    redis::from_redis_value(&v)
-                }
-                (mut c, _) => cmd.query_async(&mut c).await,
-            }
-        })
-        .await
+    /// How many outages were seen so far (the watcher notes it before a pass).
+    pub fn outages(&self) -> u64 {
+        self.outages.load(Ordering::Acquire)
     }
 
-    /// Whether this is a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.conn(), Conn::Cluster(_))
+    /// Called by the topology watcher after a pass that began when `outages()` was `since`
+    /// found every primary verified: outages up to then are settled.
+    pub fn topology_verified(&self, since: u64) {
+        self.verified.fetch_max(since, Ordering::AcqRel);
     }
 
     /// Replaces a standalone connection in the background, retrying until Redis answers.

@@ -186,6 +186,11 @@ pub(crate) static JOIN_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(c
 const HOT: &[&str] = &[RESERVE, RESERVE_MANY, RELEASE, crate::queue::JOIN];
 
 /// The SHA1s of the hot scripts.
+/// The hot scripts' sources (loaded on the primaries by a recovery).
+pub fn hot_sources() -> &'static [&'static str] {
+    HOT
+}
+
 pub fn hot_hashes() -> Vec<String> {
     HOT.iter()
         .map(|src| Script::new(src).get_hash().to_string())

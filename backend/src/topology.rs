@@ -1,48 +1,50 @@
 //! Failover detection: no buy is taken by a primary no backend has verified.
 //!
 //! A replica promoted by the Cluster (its master died) may lack the last writes (replication
-//! is asynchronous: redis/redis#6062), and it already knows our scripts (`SCRIPT LOAD`
-//! reaches replicas), so the `NOSCRIPT` that reveals a restarted Redis ([`crate::recovery`])
-//! never comes. What does change is its replication id (`master_replid`, new on every
-//! promotion and every restart). So:
+//! is asynchronous: redis/redis#6062), so its order sequence may be behind MariaDB's and its
+//! stock too high. What changes on a promotion is its replication id (`master_replid`, new on
+//! every promotion and every restart). So:
 //!
-//! - A recovery, after rebuilding every live sale and before loading the hot scripts again,
-//!   loads on each primary a *marker*: a one-line script whose text names that primary's
-//!   replication id as it was before the rebuild began. "This primary has a marker for its
-//!   current id" therefore means "a full rebuild ran after it became what it is", and "it has
-//!   the hot scripts but no marker" means no recovery has seen it. Markers live in the node's
-//!   script cache, so a restart loses them, and a promotion changes the id they must name.
-//! - The watcher ([`run`]) lists the primaries (Cluster: `CLUSTER NODES` from the Cluster
-//!   itself, not this client's possibly stale slot map), reads each one's id and looks for
-//!   its marker. A primary without one gets its scripts flushed (every backend's buys there
-//!   now answer `NOSCRIPT`, i.e. `503`, and trigger the existing recovery) and a recovery is
-//!   started. Several backends may do this at once; both steps are idempotent.
-//! - A call of this backend that meets an outage (a node down, a failover under way) marks
-//!   the request path's handle *suspect*: its stock-taking writes are refused (`503`) until a
-//!   watcher pass has seen every primary answer and carry its marker. So a backend that
-//!   noticed the failure never sends a buy to the promoted replica before it is rebuilt; one
-//!   that noticed nothing (idle during the failover, then redirected by `MOVED`) is covered by
-//!   the periodic pass, within [`PERIOD`].
+//! - A recovery ([`crate::recovery`]), after rebuilding every live sale, loads on each primary
+//!   a *marker* (a one-line script naming that primary's replication id as it was before the
+//!   rebuild began), then the hot scripts, on the primaries only ([`Nodes::mark_and_load`]).
+//!   "Marker for my current id" therefore means "a full rebuild ran after I became what I am";
+//!   a replica never has the hot scripts, so a promoted one answers `NOSCRIPT` (a fast 503 and
+//!   a recovery) until it is rebuilt. Markers live in the script cache: a restart loses them.
+//! - The watcher ([`run`]) lists the primaries (Cluster: `CLUSTER NODES` asked of the nodes
+//!   themselves, owners of all 16384 slots, none failing), reads each one's id and asks, in one
+//!   `SCRIPT EXISTS`, for its marker and the hot scripts. A primary with the scripts and no
+//!   marker (scripts that came from elsewhere) is flushed, so it too answers `NOSCRIPT`, and a
+//!   recovery starts. Several backends may do this at once: every step is idempotent.
+//! - A request-path call that meets an outage (a lost connection, a Cluster error, timeouts
+//!   that open the breaker), or a watcher pass that finds the topology unsettled (a primary
+//!   failing or unreachable), makes this backend *suspect*: its stock-taking writes are refused
+//!   (`503 redis_failover`) until a pass that began after the last outage has seen every
+//!   primary answer with its marker, and the recovery's live phase is over.
+//!
+//! The watcher talks to each node over a connection of its own ([`Nodes`]), not through the
+//! Cluster client, whose slot map may not know a newly promoted node yet.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::Script;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Cmd, Script};
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::redis_conn::{CallError, Redis};
+use crate::config::RedisTarget;
+use crate::redis_conn::CallError;
 
 /// How often the watcher looks when all is well.
 pub const PERIOD: Duration = Duration::from_millis(500);
 /// How often it looks while the request path is suspect.
 const SUSPECT_PERIOD: Duration = Duration::from_millis(100);
-/// Bound on one pass, and on reading the primaries.
+/// Bound on one pass.
 const PASS_TIMEOUT: Duration = Duration::from_secs(3);
-const PRIMARIES_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One primary: its address (`host:port`; `""` for a standalone server) and replication id.
+/// One primary: its address (`host:port`; a standalone server's URL) and replication id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Primary {
     pub addr: String,
@@ -58,43 +60,6 @@ fn marker_hash(replid: &str) -> String {
     Script::new(&marker(replid)).get_hash().to_string()
 }
 
-/// The primaries as the Redis deployment sees them now, each with its replication id. Fails
-/// while a slot-owning primary is failing or does not answer (a failover not settled yet).
-pub async fn primaries(redis: &Redis) -> Result<Vec<Primary>, CallError> {
-    tokio::time::timeout(PRIMARIES_TIMEOUT, read_primaries(redis))
-        .await
-        .unwrap_or(Err(CallError::Timeout(PRIMARIES_TIMEOUT)))
-}
-
-async fn read_primaries(redis: &Redis) -> Result<Vec<Primary>, CallError> {
-    let addrs = if redis.is_cluster() {
-        let nodes: String = redis
-            .cmd(redis::cmd("CLUSTER").arg("NODES").clone())
-            .await?;
-        slot_owners(&nodes).map_err(|e| unsettled(&e))?
-    } else {
-        vec![String::new()]
-    };
-    let mut out = Vec::with_capacity(addrs.len());
-    for addr in addrs {
-        let info: String = redis
-            .cmd_on(&addr, redis::cmd("INFO").arg("replication").clone())
-            .await?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
-                .map(str::to_string)
-        };
-        if field("role").as_deref() != Some("master") {
-            return Err(unsettled(&format!("{addr} is not a primary (yet)")));
-        }
-        let replid = field("master_replid")
-            .ok_or_else(|| unsettled(&format!("{addr}: no master_replid")))?;
-        out.push(Primary { addr, replid });
-    }
-    Ok(out)
-}
-
 fn unsettled(why: &str) -> CallError {
     CallError::Redis(redis::RedisError::from((
         redis::ErrorKind::ClusterDown,
@@ -103,18 +68,27 @@ fn unsettled(why: &str) -> CallError {
     )))
 }
 
-/// The addresses of the primaries that own slots, from `CLUSTER NODES`; an error if one of
-/// them is failing (`fail` or `fail?`): its slots have no verified owner yet.
+/// The addresses of the primaries that own slots, from `CLUSTER NODES`: an error unless they
+/// own all 16384 slots and none of them is failing (`fail` or `fail?`). Slots being imported
+/// or migrated (`[1234->-id]`, `[1234-<-id]`) are not ownership.
 pub fn slot_owners(nodes: &str) -> Result<Vec<String>, String> {
     let mut owners = Vec::new();
+    let mut covered: u32 = 0;
     for line in nodes.lines().filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 8 {
             return Err(format!("CLUSTER NODES: unreadable line {line:?}"));
         }
         let flags: Vec<&str> = f[2].split(',').collect();
-        let owns_slots = f.len() > 8;
-        if !flags.contains(&"master") || !owns_slots {
+        let mut slots: u32 = 0;
+        for range in f[8..].iter().filter(|r| !r.starts_with('[')) {
+            let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+            match (lo.parse::<u32>(), hi.parse::<u32>()) {
+                (Ok(lo), Ok(hi)) if lo <= hi && hi < 16384 => slots += hi - lo + 1,
+                _ => return Err(format!("CLUSTER NODES: unreadable slots {range:?}")),
+            }
+        }
+        if !flags.contains(&"master") || slots == 0 {
             continue;
         }
         if flags.iter().any(|&x| x == "fail" || x == "fail?") {
@@ -122,52 +96,180 @@ pub fn slot_owners(nodes: &str) -> Result<Vec<String>, String> {
         }
         // ip:port@cport[,hostname]
         let addr = f[1].split('@').next().unwrap_or(f[1]);
+        if addr.starts_with(':') {
+            return Err(format!("primary {} has no address yet", f[0]));
+        }
         owners.push(addr.to_string());
+        covered += slots;
     }
-    if owners.is_empty() {
-        return Err("CLUSTER NODES: no primary owns slots".into());
+    if covered != 16384 {
+        return Err(format!("CLUSTER NODES: {covered} of 16384 slots owned"));
     }
     owners.sort();
     Ok(owners)
 }
 
-/// Loads each primary's marker (after a rebuild that began when it had that id).
-pub async fn mark(redis: &Redis, verified: &[Primary]) -> Result<(), CallError> {
-    for p in verified {
-        let _: String = redis
-            .cmd_on(
-                &p.addr,
-                redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(marker(&p.replid))
-                    .clone(),
-            )
-            .await?;
-    }
-    Ok(())
+/// Bound on one call to one node.
+const NODE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Direct connections to the Redis nodes by address (`host:port`; a standalone server by its
+/// URL), for the topology's own calls.
+pub struct Nodes {
+    cluster: bool,
+    /// Where to ask for `CLUSTER NODES`: the configured seeds, after the last owners seen.
+    seeds: Vec<String>,
+    known: Mutex<Vec<String>>,
+    conns: Mutex<HashMap<String, MultiplexedConnection>>,
 }
 
-async fn has_marker(redis: &Redis, p: &Primary) -> Result<bool, CallError> {
-    let found: Vec<i64> = redis
-        .cmd_on(
-            &p.addr,
-            redis::cmd("SCRIPT")
-                .arg("EXISTS")
-                .arg(marker_hash(&p.replid))
-                .clone(),
-        )
-        .await?;
-    Ok(found.first() == Some(&1))
+impl Nodes {
+    pub fn new(target: &RedisTarget) -> Nodes {
+        let (cluster, seeds) = match target {
+            RedisTarget::Single(url) => (false, vec![url.clone()]),
+            RedisTarget::Cluster(urls) => (
+                true,
+                urls.iter()
+                    .map(|u| {
+                        let u = u.strip_prefix("redis://").unwrap_or(u);
+                        u.trim_end_matches('/').to_string()
+                    })
+                    .collect(),
+            ),
+        };
+        Nodes {
+            cluster,
+            seeds,
+            known: Mutex::new(Vec::new()),
+            conns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One command on one node, bounded; a failed connection is dropped (the next call
+    /// connects afresh).
+    async fn cmd<T: redis::FromRedisValue>(&self, addr: &str, cmd: &Cmd) -> Result<T, CallError> {
+        let cached = lock(&self.conns).get(addr).cloned();
+        let work = async {
+            let mut conn = match cached {
+                Some(c) => c,
+                None => {
+                    let url = if addr.contains("://") {
+                        addr.to_string()
+                    } else {
+                        format!("redis://{addr}")
+                    };
+                    let config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(NODE_TIMEOUT)
+                        .set_response_timeout(NODE_TIMEOUT);
+                    let c = redis::Client::open(url)?
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?;
+                    lock(&self.conns).insert(addr.to_string(), c.clone());
+                    c
+                }
+            };
+            cmd.query_async::<T>(&mut conn).await
+        };
+        let r = match tokio::time::timeout(NODE_TIMEOUT, work).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(CallError::Redis(e)),
+            Err(_) => Err(CallError::Timeout(NODE_TIMEOUT)),
+        };
+        if r.is_err() {
+            lock(&self.conns).remove(addr);
+        }
+        r
+    }
+
+    /// The slot owners, from the first node that answers `CLUSTER NODES`.
+    async fn owners(&self) -> Result<Vec<String>, CallError> {
+        let mut ask = lock(&self.known).clone();
+        for s in &self.seeds {
+            if !ask.contains(s) {
+                ask.push(s.clone());
+            }
+        }
+        let mut last = unsettled("no node to ask");
+        for addr in &ask {
+            match self
+                .cmd::<String>(addr, redis::cmd("CLUSTER").arg("NODES"))
+                .await
+            {
+                Ok(text) => {
+                    let owners = slot_owners(&text).map_err(|e| unsettled(&e))?;
+                    *lock(&self.known) = owners.clone();
+                    return Ok(owners);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// The primaries now, each with its replication id. Fails while a slot-owning primary
+    /// is failing or does not answer (a failover not settled yet).
+    pub async fn primaries(&self) -> Result<Vec<Primary>, CallError> {
+        let addrs = if self.cluster {
+            self.owners().await?
+        } else {
+            self.seeds.clone()
+        };
+        let mut out = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            let info: String = self
+                .cmd(&addr, redis::cmd("INFO").arg("replication"))
+                .await?;
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+                    .map(str::to_string)
+            };
+            if field("role").as_deref() != Some("master") {
+                return Err(unsettled(&format!("{addr} is not a primary (yet)")));
+            }
+            let replid = field("master_replid")
+                .ok_or_else(|| unsettled(&format!("{addr}: no master_replid")))?;
+            out.push(Primary { addr, replid });
+        }
+        Ok(out)
+    }
+
+    /// Whether the primary has its marker, and whether it has any hot script (one call).
+    async fn state(&self, p: &Primary) -> Result<(bool, bool), CallError> {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("EXISTS").arg(marker_hash(&p.replid));
+        for sha in crate::stock::hot_hashes() {
+            cmd.arg(sha);
+        }
+        let found: Vec<i64> = self.cmd(&p.addr, &cmd).await?;
+        Ok((
+            found.first() == Some(&1),
+            found.iter().skip(1).any(|f| *f == 1),
+        ))
+    }
+
+    /// After a rebuild: each primary's marker, then the hot scripts (on primaries only).
+    pub async fn mark_and_load(&self, rebuilt: &[Primary]) -> Result<(), CallError> {
+        for p in rebuilt {
+            let _: String = self
+                .cmd(
+                    &p.addr,
+                    redis::cmd("SCRIPT").arg("LOAD").arg(marker(&p.replid)),
+                )
+                .await?;
+        }
+        for p in rebuilt {
+            for src in crate::stock::hot_sources() {
+                let _: String = self
+                    .cmd(&p.addr, redis::cmd("SCRIPT").arg("LOAD").arg(*src))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
 }
 
-async fn has_scripts(redis: &Redis, p: &Primary) -> Result<bool, CallError> {
-    let mut cmd = redis::cmd("SCRIPT");
-    cmd.arg("EXISTS");
-    for sha in crate::stock::hot_hashes() {
-        cmd.arg(sha);
-    }
-    let found: Vec<i64> = redis.cmd_on(&p.addr, cmd).await?;
-    Ok(found.contains(&1))
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What one pass found.
@@ -175,61 +277,64 @@ async fn has_scripts(redis: &Redis, p: &Primary) -> Result<bool, CallError> {
 pub enum Pass {
     /// Every primary answered and carries its marker.
     Verified,
-    /// These primaries are new or restarted: flushed, a recovery started.
+    /// These primaries are new or restarted (those with scripts were flushed); a recovery
+    /// was started.
     Unverified(Vec<Primary>),
 }
 
-/// The watcher's memory: the ids already seen verified, per address (saves a call per pass).
-#[derive(Default)]
+/// The watcher: its connections and the ids already seen verified, per address.
 pub struct Watcher {
+    nodes: Nodes,
     seen: Mutex<HashMap<String, String>>,
 }
 
 impl Watcher {
-    /// One look at the primaries. Unverified ones have their scripts flushed (if they still
-    /// have them) so that no backend's buy lands there before the rebuild, which this starts.
+    pub fn new(target: &RedisTarget) -> Watcher {
+        Watcher {
+            nodes: Nodes::new(target),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One look at the primaries. An unverified one that has the hot scripts is flushed, so
+    /// that no backend's buy lands there before the rebuild, which this starts.
     pub async fn pass(&self, app: &Arc<App>) -> Result<Pass, CallError> {
-        let redis = &app.bg_redis;
-        let primaries = primaries(redis).await?;
         let mut unverified = Vec::new();
-        for p in primaries {
-            let known = self.lock().get(&p.addr) == Some(&p.replid);
-            if known || has_marker(redis, &p).await? {
-                self.lock().insert(p.addr.clone(), p.replid.clone());
-            } else {
-                unverified.push(p);
+        for p in self.nodes.primaries().await? {
+            if lock(&self.seen).get(&p.addr) == Some(&p.replid) {
+                continue;
             }
+            let (marked, scripts) = self.nodes.state(&p).await?;
+            if marked {
+                lock(&self.seen).insert(p.addr.clone(), p.replid.clone());
+                continue;
+            }
+            if scripts {
+                eprintln!(
+                    "topology: primary {} (replid {}) has scripts but no marker: flushing them, rebuilding",
+                    p.addr, p.replid
+                );
+                let _: redis::Value = self
+                    .nodes
+                    .cmd(&p.addr, redis::cmd("SCRIPT").arg("FLUSH"))
+                    .await?;
+                app.metrics.failovers_detected.inc();
+            }
+            unverified.push(p);
         }
         if unverified.is_empty() {
             return Ok(Pass::Verified);
         }
-        for p in &unverified {
-            if has_scripts(redis, p).await? {
-                eprintln!(
-                    "topology: primary {} (replid {}) not verified: flushing its scripts, rebuilding",
-                    if p.addr.is_empty() { "redis" } else { &p.addr },
-                    p.replid
-                );
-                let _: redis::Value = redis
-                    .cmd_on(&p.addr, redis::cmd("SCRIPT").arg("FLUSH").clone())
-                    .await?;
-                app.metrics.failovers_detected.inc();
-            }
-        }
         app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
         Ok(Pass::Unverified(unverified))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// The watcher task: a pass every [`PERIOD`], every [`SUSPECT_PERIOD`] while the request
-/// path is suspect, and at once when it becomes so. A pass that finds everything verified
-/// lets buys out again.
+/// path is suspect, and at once when it becomes so. A pass that began after the last outage
+/// and finds everything verified (and no live rebuild under way) lets buys out again.
 pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let watcher = Watcher::default();
+    let watcher = Watcher::new(&app.cfg.redis);
     loop {
         let period = if app.redis.is_suspect() {
             SUSPECT_PERIOD
@@ -244,20 +349,21 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        // A call to a dead node is retried by the Cluster client until its timeout: bounded
-        // here, so the next pass (and the next node asked) comes soon.
+        let since = app.redis.outages();
         let pass = tokio::time::timeout(PASS_TIMEOUT, watcher.pass(&app)).await;
         match pass.unwrap_or(Err(CallError::Timeout(PASS_TIMEOUT))) {
             Ok(Pass::Verified) => {
-                if app.redis.is_suspect() && !app.recovery.is_running() {
-                    app.redis.topology_verified();
+                if !app.recovery.rebuilding_live() {
+                    app.redis.topology_verified(since);
                 }
             }
             Ok(Pass::Unverified(_)) => {}
             Err(e) => {
+                // Unsettled or unreachable: hold buys until a pass sees it settled.
                 if !app.redis.is_suspect() {
-                    eprintln!("topology: {e}");
+                    eprintln!("topology: {e}; buys wait for the next verified pass");
                 }
+                app.redis.outage();
             }
         }
     }
@@ -301,5 +407,17 @@ c3 127.0.0.1:7003@17003 master - 0 1 3 connected 10923-16383
             ["127.0.0.1:7002", "127.0.0.1:7003", "127.0.0.1:7004"]
         );
         assert!(slot_owners("").is_err());
+    }
+
+    #[test]
+    fn slots_in_migration_are_not_ownership_and_every_slot_must_be_owned() {
+        let migrating = SETTLED.replace("connected 0-5460", "connected 0-5460 [5461->-b2]");
+        assert_eq!(slot_owners(&migrating).unwrap().len(), 3);
+        let gap = SETTLED.replace("connected 0-5460", "connected 0-5459");
+        assert!(slot_owners(&gap).unwrap_err().contains("16383 of 16384"));
+        let single = "a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-16383 \n";
+        assert_eq!(slot_owners(single).unwrap(), ["127.0.0.1:7001"]);
+        let no_addr = ":7001@17001 x";
+        assert!(slot_owners(&format!("a1 {no_addr}")).is_err());
     }
 }

@@ -80,19 +80,24 @@ impl Inserter<'_> {
         // a Redis failover that lost writes): that is refused too, never taken as a replay.
         let ids: Vec<String> = orders
             .iter()
-            .map(|o| format!("({},{})", order_id(sale.id, o.seq), o.user_id))
+            .map(|o| order_id(sale.id, o.seq).to_string())
             .collect();
         let sql = format!(
-            "SELECT COUNT(*) FROM orders WHERE (id, user_id) IN ({})",
+            "SELECT id, user_id FROM orders WHERE id IN ({})",
             ids.join(",")
         );
-        let present: Option<u64> = async {
+        let rows: Vec<(u64, u64)> = async {
             let mut conn = self.db.get_conn().await?;
-            conn.query_first(sql).await
+            conn.query(sql).await
         }
         .await
         .map_err(|e: mysql_async::Error| Insert::Down(format!("database: {e}")))?;
-        if present.unwrap_or(0) as usize == orders.len() {
+        let held: std::collections::HashMap<u64, u64> = rows.into_iter().collect();
+        let present = orders
+            .iter()
+            .filter(|o| held.get(&order_id(sale.id, o.seq)) == Some(&o.user_id))
+            .count();
+        if present == orders.len() {
             Ok(n)
         } else {
             Err(Insert::Refused(
