@@ -25,10 +25,12 @@ ensure_packages() {
   fi
 }
 
-# A TCP port on 127.0.0.1 that is free now (and, for Redis Cluster, whose +10000 bus port is too).
-free_port() {
-  python3 - <<'PY'
-import random, socket
+# free_ports COUNT [MAX]: COUNT distinct TCP ports on 127.0.0.1 in 20000..MAX (default 50000)
+# that are free now, and whose +10000 (a Redis Cluster bus port) is too.
+free_ports() {
+  python3 - "$1" "${2:-50000}" <<'PY'
+import random, socket, sys
+count, top = int(sys.argv[1]), int(sys.argv[2])
 def free(p):
     s = socket.socket()
     try:
@@ -37,12 +39,17 @@ def free(p):
         return False
     finally:
         s.close()
-while True:
-    p = random.randint(20000, 50000)
-    if free(p) and free(p + 10000):
-        print(p); break
+ports = []
+while len(ports) < count:
+    p = random.randint(20000, top)
+    if p not in ports and p + 10000 not in ports and free(p) and free(p + 10000):
+        ports.append(p)
+print(*ports)
 PY
 }
+
+# A TCP port on 127.0.0.1 that is free now (and, for Redis Cluster, whose +10000 bus port is too).
+free_port() { free_ports 1; }
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local secs=$1 what=$2; shift 2

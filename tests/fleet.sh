@@ -27,24 +27,7 @@ chmod 755 "$F"
 export FLEET_DIR=$F
 # 13 distinct ports below Linux's ephemeral range (32768+), their +10000 (the Cluster bus)
 # too, so that no outgoing connection of the crowd can hold a port a killed node restarts on.
-PORTS=($(python3 - <<'PY'
-import random, socket
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-ports = []
-while len(ports) < 13:
-    p = random.randint(20000, 22700)
-    if p not in ports and p + 10000 not in ports and free(p) and free(p + 10000):
-        ports.append(p)
-print(*ports)
-PY
-))
+PORTS=($(free_ports 13 22700))
 export POP_PORT=${PORTS[0]}
 export EDGE_PORTS="${PORTS[1]} ${PORTS[2]}"
 export BACKEND_PORTS="${PORTS[3]} ${PORTS[4]}"
@@ -183,17 +166,25 @@ BACKENDS_SERVED=$(j "$F/plain.json" "sum(1 for x in d['backends_served'] if x)")
 [ "$EDGES_SERVED" = 2 ] && [ "$BACKENDS_SERVED" = 2 ] && pass "both edges and both backends served" ||
   fail "edges served $EDGES_SERVED, backends served $BACKENDS_SERVED (want 2 and 2)"
 
+# master_kill NAME: a crowd whose sale's Redis master is killed (kill_master_mid_crowd), its
+# invariants, and whether the failover completed (FAILOVER false otherwise); sets LOST.
+master_kill() {
+  local name=$1 before
+  before=$(metric_sum 'seckill_recoveries_total{result="ok"}')
+  crowd "$name" --users 32000 --stock 32000 --rate 2000 --duration 16 --concurrency 512 --retry 0
+  kill_master_mid_crowd "$name"
+  tally "$name"
+  invariants "$name"
+  LOST=$(j "$F/$name.json" "d['queued_lost']")
+  failover_seen "$name" "$SALE" "$before" || { FAILOVER=false; fail "$name: failover not completed"; }
+}
+FAILOVER=true
+
 # 2. Kill the sale's master, WAIT off.
 say "2/8 kill -9 of the sale's Redis master mid-crowd, WAIT off"
-DETECTED=$(metric_sum 'seckill_recoveries_total{result="ok"}')
-crowd nowait --users 32000 --stock 32000 --rate 2000 --duration 16 --concurrency 512 --retry 0
-kill_master_mid_crowd nowait
-tally nowait
-invariants nowait
-LOST_NOWAIT=$(j "$F/nowait.json" "d['queued_lost']")
+master_kill nowait
+LOST_NOWAIT=$LOST
 echo "nowait: queued answers lost in the failover (the documented window): $LOST_NOWAIT"
-FAILOVER=false
-if failover_seen nowait "$SALE" "$DETECTED"; then FAILOVER=true; else fail "nowait: failover not completed"; fi
 
 # 3. Rolling restart of both backends (WAIT on from now) and edge reloads, mid-crowd.
 say "3/8 rolling restart of both backends and reloads of both edges mid-crowd"
@@ -213,14 +204,9 @@ grep -q '^SECKILL_REDIS_WAIT_REPLICAS=1' "$F/backend-0.env" || fail "roll: WAIT 
 
 # 4. Kill the sale's master, WAIT on.
 say "4/8 kill -9 of the sale's Redis master mid-crowd, WAIT on"
-DETECTED=$(metric_sum 'seckill_recoveries_total{result="ok"}')
-crowd wait --users 32000 --stock 32000 --rate 2000 --duration 16 --concurrency 512 --retry 0
-kill_master_mid_crowd wait
-tally wait
-invariants wait
-LOST_WAIT=$(j "$F/wait.json" "d['queued_lost']")
+master_kill wait
+LOST_WAIT=$LOST
 [ "$LOST_WAIT" = 0 ] && pass "wait: no queued answer lost" || fail "wait: $LOST_WAIT queued answers lost with WAIT on"
-failover_seen wait "$SALE" "$DETECTED" || { FAILOVER=false; fail "wait: failover not completed"; }
 
 # 5. Kill a backend.
 say "5/8 kill -9 of one backend mid-crowd"
