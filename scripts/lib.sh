@@ -61,18 +61,23 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   die "$what did not come up within ${secs}s"
 }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# running PID: alive and not a zombie (a daemon whose parent is gone may wait to be reaped).
+running() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+pid_alive() { [ -f "$1" ] && running "$(cat "$1")"; }
 
-# stop_pidfile FILE NAME: SIGTERM, wait up to 30 s, then SIGKILL.
+# stop_pidfile FILE NAME: SIGTERM (repeated every 5 s), wait up to 30 s, then SIGKILL.
 stop_pidfile() {
   local file=$1 name=$2 pid i
   pid_alive "$file" || { rm -f "$file"; return 0; }
   pid=$(cat "$file")
   say "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$file"; return 0; }
+  for ((i = 1; i <= 300; i++)); do
+    running "$pid" || { rm -f "$file"; return 0; }
     sleep 0.1
+    # Again every 5 s: redis-server 7.0 can drop a SIGTERM that lands as an AOF rewrite ends
+    # ("User requested shutdown...", then nothing; seen after a replica's promotion).
+    ((i % 50 == 0)) && kill -TERM "$pid" 2>/dev/null
   done
   say "$name did not stop in 30s; killing it"
   kill -KILL "$pid" 2>/dev/null || true

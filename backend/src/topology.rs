@@ -234,7 +234,7 @@ impl Nodes {
     }
 
     /// Whether the primary has its marker, and whether it has any hot script (one call).
-    async fn state(&self, p: &Primary) -> Result<(bool, bool), CallError> {
+    pub async fn state(&self, p: &Primary) -> Result<(bool, bool), CallError> {
         let mut cmd = redis::cmd("SCRIPT");
         cmd.arg("EXISTS").arg(marker_hash(&p.replid));
         for sha in crate::stock::hot_hashes() {

@@ -15,6 +15,7 @@ use seckill::config::RedisTarget;
 use seckill::redis_conn::{CallError, Redis};
 use seckill::reserver::Reserver;
 use seckill::stock::{self, Reservation};
+use seckill::topology::Nodes;
 
 use common::world::{free_port, lib};
 
@@ -32,6 +33,7 @@ fn signal(pidfile: &Path, sig: &str) {
 struct Pair {
     dir: PathBuf,
     primary: u16,
+    replica: u16,
 }
 
 impl Pair {
@@ -62,7 +64,11 @@ impl Pair {
                 &format!("redis-cli -p {replica} info replication | grep -q master_link_status:up"),
             ],
         );
-        Pair { dir, primary }
+        Pair {
+            dir,
+            primary,
+            replica,
+        }
     }
 
     fn replica_pid(&self) -> PathBuf {
@@ -180,4 +186,55 @@ async fn on_a_cluster_the_wait_goes_to_the_sales_primary() {
         );
         assert_eq!(stock::stock_left(&redis, sale).await.unwrap(), Some(1));
     }
+}
+
+#[tokio::test]
+async fn a_promoted_replica_is_not_verified_and_refuses_buys_until_rebuilt() {
+    let pair = Pair::start();
+    let url = |port: u16| format!("redis://127.0.0.1:{port}");
+    let primary = Nodes::new(&RedisTarget::Single(url(pair.primary)));
+    let before = primary.primaries().await.expect("the primary answers");
+    assert_eq!(before.len(), 1);
+    // A recovery's last steps: the marker for the primary's id, then the hot scripts.
+    primary.mark_and_load(&before).await.expect("marked");
+    assert_eq!(primary.state(&before[0]).await.unwrap(), (true, true));
+
+    // The replica is no primary while it follows.
+    let replica = Nodes::new(&RedisTarget::Single(url(pair.replica)));
+    assert!(
+        replica.primaries().await.is_err(),
+        "a replica passed as a primary"
+    );
+
+    // Promoted (as the Cluster would after its master died): a new replication id, no marker
+    // for it, and no hot scripts (loaded on primaries only): its first buy answers NOSCRIPT.
+    let promoted = Command::new("redis-cli")
+        .args(["-p", &pair.replica.to_string(), "REPLICAOF", "NO", "ONE"])
+        .status()
+        .expect("redis-cli runs");
+    assert!(promoted.success());
+    let after = replica
+        .primaries()
+        .await
+        .expect("the promoted replica answers");
+    assert_ne!(
+        after[0].replid, before[0].replid,
+        "a promotion keeps its id"
+    );
+    assert_eq!(replica.state(&after[0]).await.unwrap(), (false, false));
+    let direct = Redis::connect(
+        &RedisTarget::Single(url(pair.replica)),
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("the promoted replica");
+    let e = stock::reserve(&direct, 1, 1, 1, 0).await.unwrap_err();
+    assert!(e.is_noscript(), "a buy on an unrebuilt primary: {e}");
+
+    // Rebuilt (marked, then the scripts): verified, and it takes buys.
+    replica.mark_and_load(&after).await.expect("marked");
+    assert_eq!(replica.state(&after[0]).await.unwrap(), (true, true));
+    stock::preheat(&direct, 1, 1).await.expect("preheat");
+    let r = stock::reserve(&direct, 1, 1, 1, 0).await.expect("a buy");
+    assert!(matches!(r, Reservation::Queued { .. }), "{r:?}");
 }
