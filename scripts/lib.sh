@@ -1,6 +1,8 @@
+# shellcheck shell=bash
 # Shared shell functions for scripts/up, scripts/down and scripts/test. Source it; do not run.
 # Every server is started as a plain process on 127.0.0.1, with its data, logs and pid file
-# under a directory the caller chooses (var/ for the stack, a temp dir for tests).
+# under a directory the caller chooses (var/ for the stack, a temp dir for tests). Every path
+# is quoted: a checkout may live anywhere, spaces included (tests/up_anywhere.sh).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core redis-server redis-tools
@@ -51,14 +53,26 @@ PY
 # A TCP port on 127.0.0.1 that is free now (and, for Redis Cluster, whose +10000 bus port is too).
 free_port() { free_ports 1; }
 
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+# wait_for [--log FILE] SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds; else dies in
+# one line naming what failed, the last line of its log and where to read the rest.
+wait_for() {
+  local log=""
+  if [ "$1" = --log ]; then log=$2; shift 2; fi
   local secs=$1 what=$2; shift 2
   local i
   for ((i = 0; i < secs * 10; i++)); do
     if "$@" >/dev/null 2>&1; then return 0; fi
     sleep 0.1
   done
-  die "$what did not come up within ${secs}s"
+  [ -n "$log" ] || die "$what did not come up within ${secs}s"
+  die "$what did not come up within ${secs}s: $(last_log_line "$log") (read $log)"
+}
+
+# last_log_line FILE: the file's last non-empty line (or a note that there is none).
+last_log_line() {
+  local line
+  line=$(grep -v '^[[:space:]]*$' "$1" 2>/dev/null | tail -1)
+  printf '%s' "${line:-its log is empty}"
 }
 
 # running PID: alive and not a zombie (a daemon whose parent is gone may wait to be reaped).
@@ -96,7 +110,7 @@ start_redis() {
     --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
     --appendonly yes --appendfsync everysec --protected-mode no "$@"
   # Ready means PONG: a Redis loading its AOF answers LOADING (and redis-cli exits 0).
-  wait_for 120 "redis on $port" redis_ready "$port"
+  wait_for --log "$dir/redis.log" 120 "redis on $port" redis_ready "$port"
 }
 
 redis_ready() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
@@ -133,29 +147,39 @@ start_mariadb() {
   if ! pid_alive "$dir/mariadb.pid"; then
     if [ ! -d "$dir/data/mysql" ]; then
       say "initialising mariadb data in $dir/data"
-      mariadb-install-db --no-defaults --datadir="$dir/data" --user=root \
+      # No --user: mariadb-install-db's own chown of the datadir breaks on a path with a
+      # space, and the files are ours already (we run mariadbd as ourselves).
+      mariadb-install-db --no-defaults --datadir="$dir/data" \
         --auth-root-authentication-method=socket --skip-test-db >"$dir/install.log" 2>&1 \
-        || { cat "$dir/install.log" >&2; die "mariadb-install-db failed"; }
+        || die "mariadb-install-db failed: $(tail -1 "$dir/install.log") (read $dir/install.log)"
     fi
     say "starting mariadb on 127.0.0.1:$port ($dir)"
     # setsid: a Ctrl-C in the calling terminal must not reach the database.
-    setsid mariadbd --no-defaults --datadir="$dir/data" --user=root \
+    # --user names ourselves: as root mariadbd insists on it, as anyone else it is a no-op.
+    setsid mariadbd --no-defaults --datadir="$dir/data" --user="$(id -un)" \
       --bind-address=127.0.0.1 --port="$port" --socket="$dir/mariadb.sock" \
       --pid-file="$dir/mariadb.pid" --log-error="$dir/mariadb.err" \
       --innodb-flush-log-at-trx-commit=1 --innodb-buffer-pool-size=512M \
       --innodb-log-file-size=512M --max-connections=1000 --skip-name-resolve \
       --character-set-server=utf8mb4 "$@" </dev/null >/dev/null 2>&1 &
-    wait_for 60 "mariadb on $port" mariadb --no-defaults -S "$dir/mariadb.sock" -uroot -e 'SELECT 1'
+    wait_for --log "$dir/mariadb.err" 60 "mariadb on $port" mariadb_admin "$dir" -e 'SELECT 1'
   else
     say "mariadb on $port already running"
   fi
-  mariadb --no-defaults -S "$dir/mariadb.sock" -uroot <<SQL
+  mariadb_admin "$dir" <<SQL
 CREATE DATABASE IF NOT EXISTS \`$db\` CHARACTER SET utf8mb4;
 CREATE USER IF NOT EXISTS '$user'@'127.0.0.1' IDENTIFIED BY '$pass';
 CREATE USER IF NOT EXISTS '$user'@'localhost' IDENTIFIED BY '$pass';
 GRANT ALL ON \`$db\`.* TO '$user'@'127.0.0.1';
 GRANT ALL ON \`$db\`.* TO '$user'@'localhost';
 SQL
+}
+
+# mariadb_admin DIR [mariadb arguments]: the server's administrator over its socket. Socket
+# authentication: mariadb-install-db gave that right to root and to the user who ran it.
+mariadb_admin() {
+  local dir=$1; shift
+  mariadb --no-defaults -S "$dir/mariadb.sock" -u "$(id -un)" "$@"
 }
 
 # random_secret FILE: 32 random bytes as hex, written once.
@@ -166,27 +190,58 @@ random_secret() {
   (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1")
 }
 
+# sed_text TEXT: TEXT escaped for the replacement side of a sed s### command.
+sed_text() { printf '%s' "$1" | sed -e 's/[\\#&]/\\&/g'; }
+
+# var_paths VARDIR: sed expressions that move a config's var/ paths to VARDIR, quoted (a path
+# may hold spaces): "var/x" inside quotes and a bare var/x token alike.
+var_paths() {
+  local v
+  v=$(sed_text "$1")
+  printf '%s\n' "-e" "s#\"var/#\"$v/#g" \
+    "-e" "s#\\([[:space:]]\\)var/\\([^[:space:];\"]*\\)#\\1\"$v/\\2\"#g"
+}
+
+# nginx_user VARDIR: the `user` line for a config whose master runs as root. Workers stay the
+# unprivileged `nobody` when it can reach the checkout and VARDIR (Lua, pages, sockets, the
+# cache); under a directory it cannot enter (root's home, a `mktemp -d`, both mode 0700) they
+# run as the checkout's owner instead. Not root: nothing (workers run as the caller).
+nginx_user() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  if runuser -u nobody -- test -r "$ROOT/edge/lua/seckill/gate.lua" -a -x "$1" 2>/dev/null; then
+    echo "user nobody nogroup;"
+  else
+    echo "user $(stat -c '%U %G' "$ROOT");"
+  fi
+}
+
 # render_nginx OUT EDGE_PORT BACKEND_PORT VARDIR [bench]: nginx.conf with its ports and var/
 # moved; with "bench", scripts/bench's baseline upstream and locations included too.
 # With BACKEND_SOCKET set, the edge reaches the backend on that Unix socket instead of TCP.
 render_nginx() {
-  local out=$1 edge=$2 backend=$3 var=$4 bench=() hop=()
-  [ -n "${BACKEND_SOCKET:-}" ] && hop=(-e "s#server 127.0.0.1:$backend;#server unix:$BACKEND_SOCKET;#")
-  if [ "${5:-}" = bench ]; then
-    bench=(-e "s|# @bench-http@.*|include $ROOT/bench/nginx-http.conf;|"
-           -e "s|# @bench-server@.*|include $ROOT/bench/nginx-server.conf;|")
+  local out=$1 edge=$2 backend=$3 var=$4 bench=() hop=() vars=()
+  if [ -n "${BACKEND_SOCKET:-}" ]; then
+    hop=(-e "s#server 127.0.0.1:$backend;#server \"unix:$(sed_text "$BACKEND_SOCKET")\";#")
   fi
+  if [ "${5:-}" = bench ]; then
+    bench=(-e "s|# @bench-http@.*|include \"$(sed_text "$ROOT")/bench/nginx-http.conf\";|"
+           -e "s|# @bench-server@.*|include \"$(sed_text "$ROOT")/bench/nginx-server.conf\";|")
+  fi
+  mapfile -t vars < <(var_paths "$var")
   sed -e "s#127.0.0.1:8080#127.0.0.1:$edge#g" \
       -e "s#127.0.0.1:8081#127.0.0.1:$backend#g" \
-      -e "s#var/#$var/#g" "${bench[@]}" "${hop[@]}" "$ROOT/nginx.conf" >"$out"
+      -e "s#^worker_processes .*#$(nginx_user "$var")\n&#" \
+      "${vars[@]}" "${bench[@]}" "${hop[@]}" "$ROOT/nginx.conf" >"$out"
 }
 
 # render_pop OUT POP_PORT EDGE_PORT VARDIR: the CDN POP config with its ports and var/ moved.
 render_pop() {
-  local out=$1 pop=$2 edge=$3 var=$4
+  local out=$1 pop=$2 edge=$3 var=$4 vars=()
+  mapfile -t vars < <(var_paths "$var")
   sed -e "s#127.0.0.1:8090#127.0.0.1:$pop#g" \
       -e "s#127.0.0.1:8080#127.0.0.1:$edge#g" \
-      -e "s#var/#$var/#g" "$ROOT/cdn/pop.conf" >"$out"
+      -e "s#^worker_processes .*#$(nginx_user "$var")\n&#" \
+      "${vars[@]}" "$ROOT/cdn/pop.conf" >"$out"
 }
 
 # start_nginx_as NAME CONF PIDDIR ERRORLOG: one nginx with the repo as its prefix (for edge/lua
@@ -196,12 +251,25 @@ start_nginx_as() {
   mkdir -p "$piddir" "$(dirname "$log")"
   if pid_alive "$piddir/nginx.pid"; then
     say "$name already running; reloading its configuration"
-    nginx -p "$ROOT/" -c "$conf" -e "$log" -s reload
+    nginx -p "$ROOT/" -c "$conf" -e "$log" -s reload 2>>"$log" \
+      || die "$name: reloading failed: $(last_log_line "$log") (read $log)"
     return 0
   fi
   say "starting $name ($conf)"
-  nginx -p "$ROOT/" -c "$conf" -e "$log" -t -q
-  nginx -p "$ROOT/" -c "$conf" -e "$log"
+  local from
+  from=$(stat -c %s "$log" 2>/dev/null || echo 0)
+  nginx -p "$ROOT/" -c "$conf" -e "$log" -t -q 2>>"$log" \
+    || die "$name: its configuration is refused: $(first_error "$log" "$from") (read $log)"
+  nginx -p "$ROOT/" -c "$conf" -e "$log" 2>>"$log" \
+    || die "$name did not start: $(first_error "$log" "$from") (read $log)"
+}
+
+# first_error LOG OFFSET: the first emergency or error nginx logged past OFFSET bytes (the
+# cause; later lines repeat it), else the log's last line.
+first_error() {
+  local line
+  line=$(tail -c +"$(($2 + 1))" "$1" 2>/dev/null | grep -m1 -E '\[(emerg|alert|crit|error)\]' || true)
+  printf '%s' "${line:-$(last_log_line "$1")}"
 }
 
 # start_nginx CONF VARDIR: the edge (pid under VARDIR/nginx).

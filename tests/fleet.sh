@@ -100,7 +100,7 @@ metric_sum() { # metric_sum NAME: summed over both backends
   done
   echo "$total"
 }
-sql() { mariadb --no-defaults -S "$F/mariadb-primary/mariadb.sock" -uroot -N -B seckill -e "$1"; }
+sql() { mariadb_admin "$F/mariadb-primary" -N -B seckill -e "$1"; }
 # kill_master NAME: kills -9 the master of NAME's sale 4 s into the sale; restarts it (it
 # rejoins as a replica) once the crowd is over. Sets KILLED, KILL_MS.
 kill_master_mid_crowd() {
@@ -245,13 +245,13 @@ FLEET_WAIT_REPLICAS=1 scripts/fleet >"$F/fleet-up3.log" 2>&1 || die "the fleet d
 # 7. The MariaDB replica.
 say "7/8 the MariaDB replica holds the primary's orders"
 pos=$(sql "SELECT @@gtid_binlog_pos")
-replica() { mariadb --no-defaults -S "$F/mariadb-replica/mariadb.sock" -uroot -N -B seckill -e "$1"; }
+replica() { mariadb_admin "$F/mariadb-replica" -N -B seckill -e "$1"; }
 [ "$(replica "SELECT MASTER_GTID_WAIT('$pos', 60)")" = 0 ] || fail "replica: did not reach $pos in 60 s"
 digest="SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(',', id, sale_id, seq, user_id, status))), 0) FROM orders"
 P=$(sql "$digest"); R=$(replica "$digest")
 echo "orders primary: $P; replica: $R"
 [ "$P" = "$R" ] && pass "replica: same orders" || fail "replica: differs from the primary"
-MARIADB_REPLICAS=$(mariadb --no-defaults -S "$F/mariadb-replica/mariadb.sock" -uroot -e "SHOW SLAVE STATUS\G" |
+MARIADB_REPLICAS=$(mariadb_admin "$F/mariadb-replica" -e "SHOW SLAVE STATUS\G" |
   grep -c 'Slave_SQL_Running: Yes' || true)
 
 # 8. WAIT's cost on this Cluster: the backend's reserver, batched, without and with WAIT 1.

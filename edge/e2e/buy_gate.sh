@@ -2,9 +2,10 @@
 # End-to-end test of the edge against a real nginx and a real backend (started by
 # scripts/test): the buy flow through the edge, and every link or session the edge must
 # refuse, each checked to be refused by nginx itself (the backend's buy counter does not
-# move). Usage: buy_gate.sh EDGE_URL BACKEND_URL SECRETS_DIR NGINX_ERROR_LOG RELOAD_COMMAND
+# move). Usage: buy_gate.sh EDGE_URL BACKEND_URL SECRETS_DIR NGINX_ERROR_LOG RELOAD_COMMAND...
 set -uo pipefail
-EDGE=$1 BACKEND=$2 SECRETS=$3 ERRLOG=$4 RELOAD=$5
+EDGE=$1 BACKEND=$2 SECRETS=$3 ERRLOG=$4
+RELOAD=("${@:5}")
 ADMIN=$(cat "$SECRETS/admin.token")
 source "$(dirname "$0")/lib.sh"
 
@@ -198,7 +199,7 @@ stream_log=$(mktemp)
 seq 600 | xargs -P 4 -I{} curl -s -o /dev/null -w '%{http_code}\n' -X POST \
   "$EDGE/api/sales/$sold/buy/$(sign_link "$bob" "$sold")" >"$stream_log" &
 stream=$!
-sleep 0.2; $RELOAD; sleep 0.3; $RELOAD
+sleep 0.2; "${RELOAD[@]}"; sleep 0.3; "${RELOAD[@]}"
 wait "$stream"
 check "600 requests across two reloads, all answered" 600 "$(wc -l <"$stream_log")"
 check "every one answered sold out by the edge" 600 "$(grep -c '^410$' "$stream_log")"
