@@ -7,13 +7,13 @@ use std::sync::{Arc, OnceLock};
 
 use mysql_async::Pool;
 
-use crate::cache::SaleCache;
+use crate::buy::cache::SaleCache;
+use crate::buy::reserver::Reserver;
 use crate::config::Config;
+use crate::lifecycle::provider::Provider;
+use crate::lifecycle::recovery::Recovery;
 use crate::metrics::Metrics;
-use crate::provider::Provider;
-use crate::recovery::Recovery;
-use crate::redis_conn::Redis;
-use crate::reserver::Reserver;
+use crate::store::redis_conn::Redis;
 use crate::writer::{Writer, WriterConfig};
 
 pub struct App {
@@ -37,7 +37,7 @@ pub struct App {
     pub base_url: OnceLock<String>,
     /// The circuit breaker in front of MariaDB for request-path calls (the writer retries on
     /// its own and does not use it).
-    pub db_breaker: Arc<crate::breaker::Breaker>,
+    pub db_breaker: Arc<crate::store::breaker::Breaker>,
     /// Signs waiting-room tickets (derived from the link secret, as the edge derives it).
     pub queue_key: Vec<u8>,
 }
@@ -51,8 +51,8 @@ impl App {
         let redis = Redis::connect(&cfg.redis, cfg.redis_timeout)
             .await
             .map_err(|e| format!("redis: cannot connect to {:?}: {e}", cfg.redis))?;
-        let db = crate::db::pool(&cfg.mysql_url, cfg.mysql_pool_max)?;
-        crate::db::migrate(&db, cfg.mysql_timeout).await?;
+        let db = crate::store::db::pool(&cfg.mysql_url, cfg.mysql_pool_max)?;
+        crate::store::db::migrate(&db, cfg.mysql_timeout).await?;
         let bg_redis = Redis::connect(&cfg.redis, cfg.redis_timeout.max(BACKGROUND_TIMEOUT))
             .await
             .map_err(|e| format!("redis: cannot connect to {:?}: {e}", cfg.redis))?;
@@ -78,11 +78,11 @@ impl App {
             recovery,
             provider: Provider::new(cfg.secrets.pay_key.clone(), cfg.pay_delay),
             base_url: OnceLock::new(),
-            db_breaker: Arc::new(crate::breaker::Breaker::new(
-                crate::breaker::FAILURES,
-                crate::breaker::OPEN,
+            db_breaker: Arc::new(crate::store::breaker::Breaker::new(
+                crate::store::breaker::FAILURES,
+                crate::store::breaker::OPEN,
             )),
-            queue_key: crate::queue::ticket_key(&cfg.secrets.link_key),
+            queue_key: crate::buy::queue::ticket_key(&cfg.secrets.link_key),
             redis,
             db,
             cfg,
@@ -95,7 +95,7 @@ impl App {
         what: &str,
         work: impl std::future::Future<Output = Result<T, crate::error::ApiError>>,
     ) -> Result<T, crate::error::ApiError> {
-        crate::db::guarded(&self.db_breaker, self.cfg.mysql_timeout, what, work).await
+        crate::store::db::guarded(&self.db_breaker, self.cfg.mysql_timeout, what, work).await
     }
 
     /// Where the payment provider sends its notifications: the configured URL, else this
@@ -128,7 +128,7 @@ impl App {
             Ok(url) => url,
             Err(_) => return Ok(0), // not listening yet: the next pass asks
         };
-        let claimed = crate::payment::claim_refunds(&self.db, now, sale).await?;
+        let claimed = crate::lifecycle::payment::claim_refunds(&self.db, now, sale).await?;
         for p in &claimed {
             self.provider.refund(url.clone(), p);
         }

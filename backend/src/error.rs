@@ -106,7 +106,7 @@ impl std::fmt::Display for ApiError {
 /// A background duty's failure: the dependency that failed, and how.
 #[derive(Debug)]
 pub enum TaskError {
-    Redis(crate::redis_conn::CallError),
+    Redis(crate::store::redis_conn::CallError),
     Database(mysql_async::Error),
 }
 
@@ -121,8 +121,8 @@ impl std::fmt::Display for TaskError {
 
 impl std::error::Error for TaskError {}
 
-impl From<crate::redis_conn::CallError> for TaskError {
-    fn from(e: crate::redis_conn::CallError) -> Self {
+impl From<crate::store::redis_conn::CallError> for TaskError {
+    fn from(e: crate::store::redis_conn::CallError) -> Self {
         TaskError::Redis(e)
     }
 }

@@ -302,7 +302,7 @@ impl Metrics {
     }
 
     /// Sets the waiting room's gauges of one sale.
-    pub fn observe_queue(&self, sale_id: u64, q: &crate::queue::QueueState) {
+    pub fn observe_queue(&self, sale_id: u64, q: &crate::buy::queue::QueueState) {
         let sale = sale_id.to_string();
         let gauge = |g: &IntGaugeVec, v: u64| g.with_label_values(&[&sale]).set(v as i64);
         gauge(&self.queue_length, q.joined.saturating_sub(q.cursor));

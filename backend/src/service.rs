@@ -29,7 +29,15 @@ pub async fn run(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let lifecycle = tokio::spawn(lifecycle(app.clone(), stop_rx.clone()));
-    let topology = tokio::spawn(crate::topology::run(app.clone(), stop_rx.clone()));
+    let watcher = crate::lifecycle::topology::Deps {
+        target: app.cfg.redis.clone(),
+        redis: app.redis.clone(),
+        bg_redis: app.bg_redis.clone(),
+        db: app.db.clone(),
+        metrics: app.metrics.clone(),
+        recovery: app.recovery.clone(),
+    };
+    let topology = tokio::spawn(crate::lifecycle::topology::run(watcher, stop_rx.clone()));
     let writer = if app.cfg.writer_enabled {
         let w = Arc::new(app.writer(crate::writer::consumer_name()).await?);
         Some(tokio::spawn(w.run(stop_rx.clone())))
@@ -58,7 +66,7 @@ pub async fn run(
 /// The background duties of every backend: recover a restarted Redis, sweep unpaid orders
 /// past their deadline, refund money owed back, reconcile Redis with MariaDB. Each is safe in several backends at once.
 async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let mut reconciler = crate::reconcile::Reconciler::default();
+    let mut reconciler = crate::lifecycle::reconcile::Reconciler::default();
     let mut last_reconcile = std::time::Instant::now();
     loop {
         tokio::select! {
@@ -85,7 +93,9 @@ async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             continue;
         }
         let now = crate::clock::now_ms();
-        if let Err(e) = crate::sweeper::sweep(&app.bg_redis, &app.db, &app.metrics, now).await {
+        if let Err(e) =
+            crate::lifecycle::sweeper::sweep(&app.bg_redis, &app.db, &app.metrics, now).await
+        {
             eprintln!("lifecycle: sweeper: {e}");
         }
         if let Err(e) = app.request_refunds(now, None).await {

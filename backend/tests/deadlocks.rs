@@ -12,7 +12,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, TxOpts};
 
 async fn pool() -> Pool {
-    seckill::db::pool(&common::env("SECKILL_TEST_MYSQL_URL"), 8).unwrap()
+    seckill::store::db::pool(&common::env("SECKILL_TEST_MYSQL_URL"), 8).unwrap()
 }
 
 /// Waits until a connection of ours runs `statement` (B asking for row 1, which A holds).
@@ -74,7 +74,7 @@ async fn a_deadlocked_transaction_is_retried_and_wins() {
             first_error.clone(),
         );
         tokio::spawn(async move {
-            seckill::db::retry_conflicts(|| {
+            seckill::store::db::retry_conflicts(|| {
                 let (db, table, attempts, first_error) = (
                     db.clone(),
                     table.clone(),
@@ -116,7 +116,7 @@ async fn a_deadlocked_transaction_is_retried_and_wins() {
         .expect("the retried transaction commits");
     assert_eq!(
         *first_error.lock().unwrap(),
-        Some(seckill::db::ER_LOCK_DEADLOCK),
+        Some(seckill::store::db::ER_LOCK_DEADLOCK),
         "B's first attempt met the deadlock"
     );
     assert!(attempts.load(Ordering::SeqCst) >= 2, "B was run again");
@@ -139,7 +139,7 @@ async fn a_deadlocked_transaction_is_retried_and_wins() {
 async fn other_errors_are_not_retried() {
     let db = pool().await;
     let attempts = AtomicU32::new(0);
-    let r: Result<(), _> = seckill::db::retry_conflicts(|| async {
+    let r: Result<(), _> = seckill::store::db::retry_conflicts(|| async {
         attempts.fetch_add(1, Ordering::SeqCst);
         let mut c = db.get_conn().await?;
         c.query_drop("SELECT * FROM no_such_table_here").await

@@ -87,12 +87,12 @@ async fn burst(
 }
 
 /// Waits until the sale is quiet: nothing in flight, nothing owed, drift 0 (or 60 s pass).
-async fn settle(w: &World, sale: u64) -> seckill::reconcile::SaleCheck {
+async fn settle(w: &World, sale: u64) -> seckill::lifecycle::reconcile::SaleCheck {
     let (redis, db) = w.inspect().await;
-    let s = seckill::sales::load(&db, sale).await.unwrap().unwrap();
+    let s = seckill::buy::sales::load(&db, sale).await.unwrap().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let c = seckill::reconcile::check(&redis, &db, &s).await;
+        let c = seckill::lifecycle::reconcile::check(&redis, &db, &s).await;
         if let Ok(c) = &c {
             if (c.queued == 0 && c.unreleased.is_empty() && c.drift == 0)
                 || Instant::now() > deadline
@@ -438,8 +438,10 @@ async fn an_order_mariadb_keeps_refusing_is_dead_lettered_and_its_unit_returned(
     let api = Arc::new(Api::new(w.api.base.clone()));
     let sale = create_sale(&api, 50).await;
     let crowd = shoppers(&api, sale, "po", 30).await;
-    let poison_user =
-        seckill::session::user_id_for(common::world::SESSION_KEY.as_bytes(), &crowd[7].name);
+    let poison_user = seckill::tokens::session::user_id_for(
+        common::world::SESSION_KEY.as_bytes(),
+        &crowd[7].name,
+    );
     // MariaDB refuses this one shopper's row (user_id NULL in a NOT NULL column).
     w.root_sql(&format!(
         "CREATE TRIGGER refuse_one BEFORE INSERT ON orders FOR EACH ROW

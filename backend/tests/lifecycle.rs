@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{Backend, Target, ADMIN, PAY_KEY};
 use hyper::{Method, StatusCode};
 use mysql_async::prelude::Queryable;
-use seckill::payment::{self, Applied, Event, Notification, Payment, Start};
-use seckill::sweeper;
+use seckill::lifecycle::payment::{self, Applied, Event, Notification, Payment, Start};
+use seckill::lifecycle::sweeper;
 use serde_json::{json, Value};
 
 /// Sweeps close every expired order of every sale: the tests of this file run one at a time.
@@ -88,7 +88,7 @@ async fn notify(b: &Backend, body: &str, key: Option<&[u8]>) -> (StatusCode, Val
     if let Some(key) = key {
         req = req.header(
             "x-pay-signature",
-            seckill::crypto::sign_hex(key, body.as_bytes()),
+            seckill::tokens::crypto::sign_hex(key, body.as_bytes()),
         );
     }
     let req = req
@@ -198,8 +198,8 @@ async fn a_paid_order_is_paid_once_and_forged_notifications_are_refused() {
 
     // A second, different payment for a paid order is refused and owed back. (Fresh ids: a
     // rerun against the same database must not meet this run's rows.)
-    let other_id = seckill::crypto::random_hex(16);
-    let forged_id = seckill::crypto::random_hex(16);
+    let other_id = seckill::tokens::crypto::random_hex(16);
+    let forged_id = seckill::tokens::crypto::random_hex(16);
     let other = Notification {
         payment_id: other_id.clone(),
         order_id: *id,
@@ -644,8 +644,8 @@ async fn the_reconciler_reports_drift_and_repairs_it() {
     let path = b.path(sale, &token).await;
     let (status, v) = b.buy(&path, &token).await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let (_, seq) = seckill::orders::split(v["order_id"].as_str().unwrap().parse().unwrap());
-    assert_eq!(seq, 4 + seckill::stock::SEQ_GAP + 1);
+    let (_, seq) = seckill::buy::orders::split(v["order_id"].as_str().unwrap().parse().unwrap());
+    assert_eq!(seq, 4 + seckill::buy::stock::SEQ_GAP + 1);
     assert_eq!(b.wait_orders(sale, 5).await, 5);
     // Buyers held in MariaDB are still held after the rebuild.
     let first = b.login(&format!("life-{sale}-0")).await;

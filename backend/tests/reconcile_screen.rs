@@ -5,7 +5,7 @@ mod common;
 
 use common::{signed_path, Backend, Target};
 use hyper::StatusCode;
-use seckill::reconcile::{check, screen};
+use seckill::lifecycle::reconcile::{check, screen};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_screen_vouches_only_when_every_count_agrees() {
@@ -19,7 +19,10 @@ async fn the_screen_vouches_only_when_every_count_agrees() {
     }
     assert_eq!(b.wait_orders(sale_id, 10).await, 10);
     let (redis, db) = (&b.app.bg_redis, &b.app.db);
-    let sale = seckill::sales::load(db, sale_id).await.unwrap().unwrap();
+    let sale = seckill::buy::sales::load(db, sale_id)
+        .await
+        .unwrap()
+        .unwrap();
 
     // A small ledger is always checked exactly.
     assert!(screen(redis, db, &sale, 100).await.unwrap().is_none());

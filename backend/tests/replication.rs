@@ -11,11 +11,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts};
+use seckill::buy::reserver::Reserver;
+use seckill::buy::stock::{self, Reservation};
 use seckill::config::RedisTarget;
-use seckill::redis_conn::{CallError, Redis};
-use seckill::reserver::Reserver;
-use seckill::stock::{self, Reservation};
-use seckill::topology::Nodes;
+use seckill::store::nodes::Nodes;
+use seckill::store::redis_conn::{CallError, Redis};
 
 use common::world::{free_port, lib};
 
@@ -102,7 +102,9 @@ async fn run(max: usize) {
     )
     .await
     .expect("primary up");
-    stock::load_scripts(&redis).await.expect("scripts load");
+    seckill::store::scripts::load_hot(&redis)
+        .await
+        .expect("scripts load");
     let sale = 9_000_000 + max as u64;
     stock::preheat(&redis, sale, 3).await.expect("preheat");
     let reserver = Reserver::replicated(redis.clone(), max, sizes(), Some((1, 300)));
@@ -166,7 +168,9 @@ async fn on_a_cluster_the_wait_goes_to_the_sales_primary() {
     let redis = Redis::connect(&RedisTarget::Cluster(nodes), Duration::from_secs(2))
         .await
         .expect("cluster up");
-    stock::load_scripts(&redis).await.expect("scripts load");
+    seckill::store::scripts::load_hot(&redis)
+        .await
+        .expect("scripts load");
     // Sales of their own on every run (the test Cluster outlives a run during development).
     let base = 9_100_000_000 + seckill::clock::now_ms() as u64 % 1_000_000_000 * 2;
     for (sale, max) in [(base, 1usize), (base + 1, 16)] {

@@ -14,11 +14,11 @@ use std::time::Duration;
 use prometheus::core::Metric;
 use prometheus::{Histogram, HistogramOpts};
 use redis::Value;
+use seckill::buy::reserver::Reserver;
+use seckill::buy::stock::{self, Reservation};
 use seckill::config::RedisTarget;
-use seckill::keys::SaleKeys;
-use seckill::redis_conn::Redis;
-use seckill::reserver::Reserver;
-use seckill::stock::{self, Reservation};
+use seckill::store::keys::SaleKeys;
+use seckill::store::redis_conn::Redis;
 
 use common::env;
 
@@ -36,7 +36,9 @@ async fn redis(cluster: bool) -> Redis {
     let r = Redis::connect(&target, Duration::from_secs(5))
         .await
         .expect("redis up");
-    stock::load_scripts(&r).await.expect("scripts load");
+    seckill::store::scripts::load_hot(&r)
+        .await
+        .expect("scripts load");
     r
 }
 

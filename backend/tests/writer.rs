@@ -74,7 +74,7 @@ async fn a_replayed_batch_changes_nothing() {
     let _serial = SERIAL.lock().await;
     let b = Backend::start(Target::Single, &[("SECKILL_WRITER", "false")]).await;
     let sale_id = b.create_sale(5, 1).await;
-    let sale = seckill::sales::load(&b.app.db, sale_id)
+    let sale = seckill::buy::sales::load(&b.app.db, sale_id)
         .await
         .unwrap()
         .unwrap();
@@ -120,7 +120,7 @@ async fn shutdown_drains_the_writer_before_returning() {
     assert_eq!(answered, 40);
     b.stop().await;
     // The backend closed its pool on the way out; count through a fresh one.
-    let db = seckill::db::pool(&common::env("SECKILL_TEST_MYSQL_URL"), 1).unwrap();
+    let db = seckill::store::db::pool(&common::env("SECKILL_TEST_MYSQL_URL"), 1).unwrap();
     use mysql_async::prelude::Queryable;
     let mut c = db.get_conn().await.unwrap();
     let n: Option<i64> = c

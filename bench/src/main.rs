@@ -26,7 +26,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use mysql_async::prelude::Queryable;
 use seckill::config::RedisTarget;
-use seckill::redis_conn::Redis;
+use seckill::store::redis_conn::Redis;
 
 #[tokio::main]
 async fn main() {
@@ -112,9 +112,10 @@ fn shoppers(dir: &str, sale: &str, n: &str, out: &str) -> Result<(), String> {
     let mut f =
         std::io::BufWriter::new(std::fs::File::create(out).map_err(|e| format!("{out}: {e}"))?);
     for i in 0..n {
-        let user = seckill::session::user_id_for(&session_key, &format!("bench-{sale}-{i}"));
-        let token = seckill::session::issue(&session_key, user, now_s + 3600);
-        let sig = seckill::link::sign(&link_key, user, sale, now_s, 60);
+        let user =
+            seckill::tokens::session::user_id_for(&session_key, &format!("bench-{sale}-{i}"));
+        let token = seckill::tokens::session::issue(&session_key, user, now_s + 3600);
+        let sig = seckill::tokens::link::sign(&link_key, user, sale, now_s, 60);
         writeln!(
             f,
             "/api/sales/{sale}/buy/{sig} {token} 10.{}.{}.{}",
@@ -136,13 +137,13 @@ async fn redis(url: &str) -> Result<Redis, String> {
 async fn reserve_prep(url: &str, sale: &str, stock: &str) -> Result<(), String> {
     let (sale, stock): (u64, u32) = (num("SALE", sale)?, num("STOCK", stock)?);
     let r = redis(url).await?;
-    seckill::stock::load_scripts(&r)
+    seckill::store::scripts::load_hot(&r)
         .await
         .map_err(|e| e.to_string())?;
-    seckill::stock::preheat(&r, sale, stock)
+    seckill::buy::stock::preheat(&r, sale, stock)
         .await
         .map_err(|e| e.to_string())?;
-    println!("{}", seckill::stock::hot_hashes()[0]);
+    println!("{}", seckill::store::scripts::hot_hashes()[0]);
     Ok(())
 }
 
@@ -152,7 +153,7 @@ fn captcha_rate(n: &str) -> Result<(), String> {
     let started = Instant::now();
     let mut bytes = 0;
     for _ in 0..n {
-        bytes += seckill::captcha::challenge().1.len();
+        bytes += seckill::tokens::captcha::challenge().1.len();
     }
     let rate = f64::from(n) / started.elapsed().as_secs_f64();
     println!("{} {}", rate.round(), bytes / n as usize);
@@ -178,15 +179,15 @@ async fn reserve_rate(
         num("WAIT_REPLICAS", wait)?,
     );
     let r = redis(url).await?;
-    seckill::stock::load_scripts(&r)
+    seckill::store::scripts::load_hot(&r)
         .await
         .map_err(|e| e.to_string())?;
-    seckill::stock::preheat(&r, sale, n)
+    seckill::buy::stock::preheat(&r, sale, n)
         .await
         .map_err(|e| e.to_string())?;
     let sizes = seckill::metrics::Metrics::new().reserve_batch;
     let reserver =
-        seckill::reserver::Reserver::replicated(r, max, sizes.clone(), Some((wait, 1000)));
+        seckill::buy::reserver::Reserver::replicated(r, max, sizes.clone(), Some((wait, 1000)));
     let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let now = seckill::clock::now_ms();
     let started = Instant::now();
@@ -200,7 +201,7 @@ async fn reserve_rate(
                     return Ok(());
                 }
                 match reserver.reserve(sale, u64::from(i) + 1, 1, now).await {
-                    Ok(seckill::stock::Reservation::Queued { .. }) => {}
+                    Ok(seckill::buy::stock::Reservation::Queued { .. }) => {}
                     other => return Err(format!("reservation {i}: {other:?}")),
                 }
             }
@@ -219,13 +220,13 @@ async fn reserve_rate(
 async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String> {
     let n: u32 = num("N", n)?;
     let r = redis(redis_url).await?;
-    let db = seckill::db::pool(mysql_url, 16)?;
-    seckill::db::migrate(&db, Duration::from_secs(30)).await?;
-    seckill::stock::load_scripts(&r)
+    let db = seckill::store::db::pool(mysql_url, 16)?;
+    seckill::store::db::migrate(&db, Duration::from_secs(30)).await?;
+    seckill::store::scripts::load_hot(&r)
         .await
         .map_err(|e| e.to_string())?;
     let now = seckill::clock::now_ms();
-    let new = seckill::sales::NewSale {
+    let new = seckill::buy::sales::NewSale {
         title: "writer bench".into(),
         price_cents: 1,
         stock: n,
@@ -235,10 +236,10 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
         pay_window_s: 900,
         queue: Default::default(),
     };
-    let sale = seckill::sales::insert(&db, &new, now)
+    let sale = seckill::buy::sales::insert(&db, &new, now)
         .await
         .map_err(|e| e.to_string())?;
-    seckill::stock::preheat(&r, sale.id, n)
+    seckill::buy::stock::preheat(&r, sale.id, n)
         .await
         .map_err(|e| e.to_string())?;
     // Queue N orders through the reserve script, 64 at a time.
@@ -252,7 +253,7 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
                 if i >= n {
                     break;
                 }
-                seckill::stock::reserve(&r, sale_id, u64::from(i) + 1, 1, now)
+                seckill::buy::stock::reserve(&r, sale_id, u64::from(i) + 1, 1, now)
                     .await
                     .expect("reserve");
             }

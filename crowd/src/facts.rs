@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
-use seckill::redis_conn::Redis;
-use seckill::sales::Sale;
+use seckill::buy::sales::Sale;
+use seckill::store::redis_conn::Redis;
 
 pub struct Facts {
     /// Units Redis no longer holds: initial - stock left.
@@ -34,7 +34,7 @@ pub async fn read(
 ) -> Result<Facts, String> {
     let deadline = Instant::now() + wait;
     let check = loop {
-        let c = seckill::reconcile::check(redis, db, sale)
+        let c = seckill::lifecycle::reconcile::check(redis, db, sale)
             .await
             .map_err(|e| e.to_string())?;
         if c.queued == 0 || Instant::now() > deadline {

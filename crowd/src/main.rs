@@ -64,10 +64,10 @@ async fn run(a: args::Args) -> Result<bool, String> {
     let admin = String::from_utf8_lossy(&secret(&a.secrets, "admin.token")?).into_owned();
     // A list of host:port is a Redis Cluster (scripts/fleet), one URL a single server.
     let target = seckill::config::RedisTarget::from_arg(&a.redis_url);
-    let redis = seckill::redis_conn::Redis::connect(&target, Duration::from_secs(5))
+    let redis = seckill::store::redis_conn::Redis::connect(&target, Duration::from_secs(5))
         .await
         .map_err(|e| format!("redis {}: {e}", a.redis_url))?;
-    let db = seckill::db::pool(&a.mysql_url, 4)?;
+    let db = seckill::store::db::pool(&a.mysql_url, 4)?;
     let edge = Http::new(&a.edge, a.concurrency, None);
     let scraped = Scraped::new(&a.edge_metrics, &a.backend);
 
@@ -167,7 +167,7 @@ async fn create_sale(
     edge: &Http,
     admin: &str,
     db: &mysql_async::Pool,
-) -> Result<(seckill::sales::Sale, i64), String> {
+) -> Result<(seckill::buy::sales::Sale, i64), String> {
     // A queue run's shoppers arrive (and join) before the start.
     let lead = if a.queue.is_some() {
         a.start_in.max(a.arrive_before + Duration::from_secs(2))
@@ -209,7 +209,7 @@ async fn create_sale(
         .ok()
         .and_then(|v| v["id"].as_u64())
         .ok_or("creating the sale: no id in the answer")?;
-    let sale = seckill::sales::load(db, sale_id)
+    let sale = seckill::buy::sales::load(db, sale_id)
         .await
         .map_err(|e| format!("database: {e}"))?
         .ok_or("the new sale is not in MariaDB")?;

@@ -33,19 +33,19 @@ pub struct Keys {
 impl Shopper {
     pub fn new(keys: &Keys, sale_id: u64, index: usize, retries: bool, cheats: bool) -> Shopper {
         let name = format!("crowd-{sale_id}-{index}");
-        let user_id = seckill::session::user_id_for(&keys.session, &name);
+        let user_id = seckill::tokens::session::user_id_for(&keys.session, &name);
         let expires = seckill::clock::now_ms() / 1000 + 3600;
-        let token = seckill::session::issue(&keys.session, user_id, expires);
-        let answer: String = seckill::crypto::random_hex(3)[..5].to_uppercase();
+        let token = seckill::tokens::session::issue(&keys.session, user_id, expires);
+        let answer: String = seckill::tokens::crypto::random_hex(3)[..5].to_uppercase();
         // As a captcha fetched just before the start: the edge refuses tokens that live longer
         // than the backend issues them (SECKILL_CAPTCHA_TTL_S, 120 s by default).
         let captcha_expires = seckill::clock::now_ms() / 1000 + 110;
-        let captcha_token = seckill::captcha::token(
+        let captcha_token = seckill::tokens::captcha::token(
             &keys.captcha,
             user_id,
             sale_id,
             captcha_expires,
-            &seckill::captcha::nonce(),
+            &seckill::tokens::captcha::nonce(),
             &answer,
         );
         let ip = format!(

@@ -8,9 +8,9 @@ use serde_json::json;
 use super::reply::{self, Resp};
 use super::request::{read_json, require_admin};
 use crate::app::App;
+use crate::buy::sales::{self, NewSale};
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::sales::{self, NewSale};
 
 /// Creates a sale: MariaDB first (the system of record), then its stock into Redis.
 pub async fn create_sale(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
@@ -25,7 +25,7 @@ pub async fn create_sale(app: &App, req: Request<Incoming>) -> Result<Resp, ApiE
                 .map_err(ApiError::mysql)
         })
         .await?;
-    crate::stock::preheat(&app.redis, sale.id, sale.stock)
+    crate::buy::stock::preheat(&app.redis, sale.id, sale.stock)
         .await
         .map_err(|e| {
             ApiError::redis(format!(
@@ -49,22 +49,25 @@ pub async fn reconcile(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiEr
         q.split('&')
             .any(|kv| kv == "repair=1" || kv == "repair=true")
     });
-    let since = now_ms() - crate::sales::RETENTION_MS;
+    let since = now_ms() - crate::buy::sales::RETENTION_MS;
     let list = sales::ending_after(&app.db, since)
         .await
         .map_err(ApiError::mysql)?;
     let mut checks = Vec::with_capacity(list.len());
     for sale in &list {
-        let c =
-            crate::reconcile::reconcile_sale(&app.bg_redis, &app.db, &app.metrics, sale, repair)
-                .await
-                .map_err(|e| {
-                    ApiError::Unavailable("reconcile_failed", format!("sale {}: {e}", sale.id))
-                })?;
+        let c = crate::lifecycle::reconcile::reconcile_sale(
+            &app.bg_redis,
+            &app.db,
+            &app.metrics,
+            sale,
+            repair,
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable("reconcile_failed", format!("sale {}: {e}", sale.id)))?;
         checks.push(c);
     }
     let ids: Vec<u64> = list.iter().map(|s| s.id).collect();
-    let money = crate::payment::money_check(&app.db, &ids)
+    let money = crate::lifecycle::payment::money_check(&app.db, &ids)
         .await
         .map_err(ApiError::mysql)?;
     let ok = checks
@@ -84,7 +87,7 @@ pub async fn queue(app: &App, req: Request<Incoming>, sale_id: u64) -> Result<Re
     require_admin(app, &req)?;
     let body = read_json(req, app.cfg.max_body).await?;
     let f = crate::input::Fields::new(&body, &["paused", "max_rate"])?;
-    let control = crate::queue::Control {
+    let control = crate::buy::queue::Control {
         paused: f.boolean("paused")?,
         max_rate: match f.int("max_rate", 0, 1_000_000, Some(-1))? {
             -1 => None,
@@ -92,17 +95,17 @@ pub async fn queue(app: &App, req: Request<Incoming>, sale_id: u64) -> Result<Re
         },
     };
     let sale = super::shopper::sale_or_404(app, sale_id).await?;
-    if sale.queue.mode == crate::sales::QueueMode::None {
+    if sale.queue.mode == crate::buy::sales::QueueMode::None {
         return Err(ApiError::BadRequest(
             StatusCode::CONFLICT,
             "no_queue",
             format!("sale {sale_id}: has no waiting room (queue \"none\")"),
         ));
     }
-    crate::queue::control(&app.redis, sale_id, control)
+    crate::buy::queue::control(&app.redis, sale_id, control)
         .await
         .map_err(ApiError::redis)?;
-    let state = crate::queue::tick(&app.redis, &sale, now_ms())
+    let state = crate::buy::queue::tick(&app.redis, &sale, now_ms())
         .await
         .map_err(ApiError::redis)?
         .ok_or_else(|| {

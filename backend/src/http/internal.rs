@@ -6,10 +6,10 @@ use serde_json::json;
 
 use super::reply::{self, Resp};
 use crate::app::App;
+use crate::buy::sales::QueueMode;
+use crate::buy::{queue, sales, stock};
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::sales::QueueMode;
-use crate::{queue, sales, stock};
 
 pub fn metrics(app: &App) -> Result<Resp, ApiError> {
     Ok(reply::text(
@@ -25,7 +25,7 @@ pub fn healthz() -> Result<Resp, ApiError> {
 
 /// The state the edge keeps in its shared dict, one line per live sale:
 /// `<id> <starts_ms> <ends_ms> <sold_out 0|1> <stock_left>` then the waiting room's fields
-/// ([`crate::queue::QueueState::edge_fields`]; mode 0 and zeros for a sale without one). Plain
+/// ([`crate::buy::queue::QueueState::edge_fields`]; mode 0 and zeros for a sale without one). Plain
 /// text: the edge parses it without a JSON library. For a live sale with a waiting room the
 /// pull also moves its serving cursor one step (`queue::tick`: atomic and idempotent, so
 /// several edges pulling is safe).

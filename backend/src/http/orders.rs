@@ -8,10 +8,10 @@ use serde_json::json;
 use super::reply::{self, Resp};
 use super::request::{read_body, user_of};
 use crate::app::App;
+use crate::buy::orders;
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::orders;
-use crate::payment::{self, Applied, Notification, Start};
+use crate::lifecycle::payment::{self, Applied, Notification, Start};
 
 pub async fn status(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp, ApiError> {
     let user_id = user_of(app, req)?;
@@ -78,7 +78,7 @@ pub async fn pay(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp, Ap
 pub async fn notify(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let signature = req
         .headers()
-        .get(crate::provider::SIGNATURE_HEADER)
+        .get(crate::lifecycle::provider::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let body = read_body(req, app.cfg.max_body).await?;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::session;
+use crate::tokens::session;
 
 /// The cookie the pages use; tools send `Authorization: Bearer <token>` instead.
 pub const SESSION_COOKIE: &str = "sk_session";
@@ -26,7 +26,10 @@ pub fn user_of(app: &App, req: &Request<Incoming>) -> Result<u64, ApiError> {
 /// Refuses the request unless it carries the operator's bearer token.
 pub fn require_admin(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
     let given = bearer(req).ok_or_else(|| ApiError::unauthorized("admin token: missing"))?;
-    if !crate::crypto::constant_time_eq(given.as_bytes(), app.cfg.secrets.admin_token.as_bytes()) {
+    if !crate::tokens::crypto::constant_time_eq(
+        given.as_bytes(),
+        app.cfg.secrets.admin_token.as_bytes(),
+    ) {
         return Err(ApiError::forbidden("bad_admin_token", "admin token: wrong"));
     }
     Ok(())

@@ -143,7 +143,7 @@ fn sale_id(text: &str) -> Result<u64, ApiError> {
 
 fn order_id(text: &str) -> Result<u64, ApiError> {
     decimal(text, 20)
-        .and_then(|id| crate::orders::parse_id(&id.to_string()).ok())
+        .and_then(|id| crate::buy::orders::parse_id(&id.to_string()).ok())
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "no such endpoint: order id {text:?} is not an order id (decimal digits, no sign \

@@ -13,13 +13,14 @@ use serde_json::json;
 use super::reply::{self, Resp};
 use super::request::{read_json, user_of, SESSION_COOKIE};
 use crate::app::App;
+use crate::buy::orders;
+use crate::buy::sales::{self, Phase, QueueMode, Sale};
+use crate::buy::stock::{self, Reservation};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::input::Fields;
-use crate::redis_conn::CallError;
-use crate::sales::{self, Phase, QueueMode, Sale};
-use crate::stock::{self, Reservation};
-use crate::{link, orders, session};
+use crate::store::redis_conn::CallError;
+use crate::tokens::{link, session};
 
 pub fn time() -> Result<Resp, ApiError> {
     Ok(reply::json(StatusCode::OK, &json!({"now_ms": now_ms()})))
@@ -98,20 +99,20 @@ pub async fn captcha(app: &App, req: &Request<Incoming>, sale_id: u64) -> Result
     let user_id = user_of(app, req)?;
     let sale = sale_or_404(app, sale_id).await?;
     let now = now_ms();
-    if sale.phase(now + crate::captcha::EARLY_MS) == Phase::Upcoming {
+    if sale.phase(now + crate::tokens::captcha::EARLY_MS) == Phase::Upcoming {
         return Err(ApiError::NotStarted);
     }
     if sale.phase(now) == Phase::Ended {
         return Err(ApiError::Ended);
     }
-    let (answer, svg) = crate::captcha::challenge();
+    let (answer, svg) = crate::tokens::captcha::challenge();
     let expires_s = now / 1000 + app.cfg.captcha_ttl.as_secs() as i64;
-    let token = crate::captcha::token(
+    let token = crate::tokens::captcha::token(
         &app.cfg.secrets.captcha_key,
         user_id,
         sale_id,
         expires_s,
-        &crate::captcha::nonce(),
+        &crate::tokens::captcha::nonce(),
         &answer,
     );
     let mut body = json!({"svg": svg, "token": token, "expires_s": expires_s});
@@ -142,17 +143,17 @@ pub async fn join_queue(
     if sale.phase(now) == Phase::Ended {
         return Err(ApiError::Ended);
     }
-    if now < sale.starts_ms - crate::queue::OPENS_BEFORE_MS {
+    if now < sale.starts_ms - crate::buy::queue::OPENS_BEFORE_MS {
         return Err(ApiError::BadRequest(
             StatusCode::TOO_EARLY,
             "not_started",
             format!(
                 "queue: the line opens {} minutes before the start",
-                crate::queue::OPENS_BEFORE_MS / 60_000
+                crate::buy::queue::OPENS_BEFORE_MS / 60_000
             ),
         ));
     }
-    let (number, new) = match crate::queue::join(&app.redis, &sale, user_id, now).await {
+    let (number, new) = match crate::buy::queue::join(&app.redis, &sale, user_id, now).await {
         Ok(joined) => joined,
         Err(e) if e.is_noscript() => {
             app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
@@ -173,7 +174,7 @@ pub async fn join_queue(
         .queue_joins
         .with_label_values(&[if new { "new" } else { "again" }])
         .inc();
-    let ticket = crate::queue::ticket(&app.queue_key, sale_id, user_id, number);
+    let ticket = crate::buy::queue::ticket(&app.queue_key, sale_id, user_id, number);
     Ok(reply::json(
         StatusCode::OK,
         &json!({"sale_id": sale_id, "queue": sale.queue.mode.as_str(), "number": number,
@@ -192,7 +193,10 @@ async fn note_position(app: &App, req: &Request<Incoming>, sale_id: u64) {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(p) = position {
-        if crate::queue::bought(&app.redis, sale_id, p).await.is_err() {
+        if crate::buy::queue::bought(&app.redis, sale_id, p)
+            .await
+            .is_err()
+        {
             app.metrics
                 .redis_errors
                 .with_label_values(&["queue_bought"])

@@ -11,9 +11,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
 
 use super::stream::{QueuedOrder, Stream};
+use crate::buy::orders::order_id;
+use crate::buy::sales::Sale;
 use crate::metrics::Metrics;
-use crate::orders::order_id;
-use crate::sales::Sale;
 
 /// Why an insert failed: MariaDB is unreachable or slow (retry the same), or it answered
 /// with an error (some row is refused: isolate it).
@@ -38,7 +38,7 @@ impl Inserter<'_> {
         let r = match r {
             Err(_) => Err(Insert::Down("database: batch insert timed out".into())),
             // A lock conflict that outlived its retries is contention, not a poison row.
-            Ok(Err(e)) if crate::db::is_lock_conflict(&e) => {
+            Ok(Err(e)) if crate::store::db::is_lock_conflict(&e) => {
                 Err(Insert::Down(format!("database: {e}")))
             }
             Ok(Err(mysql_async::Error::Server(e))) => {
@@ -174,8 +174,8 @@ impl Inserter<'_> {
             .dead_letter(&[(o.entry_id.clone(), fields)])
             .await
             .map_err(|e| format!("redis: dead-lettering failed: {e}"))?;
-        match crate::stock::release(stream.redis, sale.id, o.seq, o.user_id, o.slot).await {
-            Ok(crate::stock::Released::Now) => self.metrics.units_returned.inc(),
+        match crate::buy::stock::release(stream.redis, sale.id, o.seq, o.user_id, o.slot).await {
+            Ok(crate::buy::stock::Released::Now) => self.metrics.units_returned.inc(),
             Ok(_) => {}
             Err(e) => eprintln!(
                 "writer: sale {}: returning the unit of dead order {} failed ({e}); the reconciler will",
@@ -223,7 +223,7 @@ pub async fn insert_batch(
     // A replayed entry hits the primary key and changes nothing.
     sql.push_str(" ON DUPLICATE KEY UPDATE id = id");
     // Two writers' batches (a reclaim racing the owner) can deadlock on the unique keys.
-    crate::db::retry_conflicts(|| async {
+    crate::store::db::retry_conflicts(|| async {
         let mut conn = db.get_conn().await?;
         conn.query_drop(sql.as_str()).await?;
         Ok(conn.affected_rows())

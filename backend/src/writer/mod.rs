@@ -36,10 +36,10 @@ use std::time::{Duration, Instant};
 use mysql_async::Pool;
 use tokio::sync::watch;
 
-use crate::keys::SaleKeys;
+use crate::buy::sales::{self, Sale};
 use crate::metrics::Metrics;
-use crate::redis_conn::Redis;
-use crate::sales::{self, Sale};
+use crate::store::keys::SaleKeys;
+use crate::store::redis_conn::Redis;
 pub use insert::insert_batch;
 use insert::{Insert, Inserter};
 pub use stream::QueuedOrder;
@@ -69,7 +69,7 @@ pub fn consumer_name() -> String {
     format!(
         "writer-{}-{}",
         std::process::id(),
-        crate::crypto::random_hex(4)
+        crate::tokens::crypto::random_hex(4)
     )
 }
 
@@ -181,7 +181,7 @@ impl Writer {
         let stream = self.stream(sale.id);
         let inserter = self.inserter();
         let mut backoff = Backoff::new();
-        while let Err(e) = crate::stock::ensure_group(&self.redis, &stream.keys.orders).await {
+        while let Err(e) = crate::buy::stock::ensure_group(&self.redis, &stream.keys.orders).await {
             eprintln!(
                 "writer: sale {}: creating the consumer group failed: {e}",
                 sale.id

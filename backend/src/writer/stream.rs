@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use crate::keys::{SaleKeys, WRITER_GROUP};
 use crate::metrics::Metrics;
-use crate::redis_conn::{CallError, Redis};
+use crate::store::keys::{SaleKeys, WRITER_GROUP};
+use crate::store::redis_conn::{CallError, Redis};
 
 /// A raw stream entry: its id and its field/value pairs.
 pub type Entry = (String, Vec<(String, String)>);
@@ -215,7 +215,11 @@ fn parse_order(id: &str, fields: &[(String, String)]) -> Option<QueuedOrder> {
     };
     let slot: u8 = get("slot")?.parse().ok()?;
     let seq: u64 = get("seq")?.parse().ok()?;
-    if slot == 0 || slot as i64 > crate::sales::MAX_PER_USER || seq == 0 || seq > u32::MAX as u64 {
+    if slot == 0
+        || slot as i64 > crate::buy::sales::MAX_PER_USER
+        || seq == 0
+        || seq > u32::MAX as u64
+    {
         return None;
     }
     Some(QueuedOrder {

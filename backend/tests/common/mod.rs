@@ -26,13 +26,14 @@ pub const LINK_KEY: &[u8] = b"test-link-key-0123456789";
 
 /// The user id inside a session token issued by a test backend.
 pub fn user_of(token: &str) -> u64 {
-    seckill::session::verify(SESSION_KEY, token, 0).expect("a token the test backend issued")
+    seckill::tokens::session::verify(SESSION_KEY, token, 0)
+        .expect("a token the test backend issued")
 }
 
 /// `/api/sales/{sale}/buy/{sig}` signed now for the token's user (window 60 s, as configured).
 pub fn signed_path(sale: u64, token: &str) -> String {
     let now_s = seckill::clock::now_ms() / 1000;
-    let sig = seckill::link::sign(LINK_KEY, user_of(token), sale, now_s, 60);
+    let sig = seckill::tokens::link::sign(LINK_KEY, user_of(token), sale, now_s, 60);
     format!("/api/sales/{sale}/buy/{sig}")
 }
 
@@ -327,18 +328,18 @@ impl Backend {
 
     /// Units left in Redis for a sale.
     pub async fn stock_left(&self, sale: u64) -> Option<i64> {
-        seckill::stock::stock_left(&self.app.redis, sale)
+        seckill::buy::stock::stock_left(&self.app.redis, sale)
             .await
             .unwrap()
     }
 
     /// The reconciler's view of a sale now.
-    pub async fn check(&self, sale: u64) -> seckill::reconcile::SaleCheck {
-        let s = seckill::sales::load(&self.app.db, sale)
+    pub async fn check(&self, sale: u64) -> seckill::lifecycle::reconcile::SaleCheck {
+        let s = seckill::buy::sales::load(&self.app.db, sale)
             .await
             .unwrap()
             .expect("the sale exists");
-        seckill::reconcile::check(&self.app.redis, &self.app.db, &s)
+        seckill::lifecycle::reconcile::check(&self.app.redis, &self.app.db, &s)
             .await
             .unwrap()
     }

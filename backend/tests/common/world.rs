@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::Pool;
 use seckill::config::RedisTarget;
-use seckill::redis_conn::Redis;
+use seckill::store::redis_conn::Redis;
 
 use super::{Api, ADMIN, PAY_KEY};
 
@@ -75,7 +75,7 @@ impl World {
         let dir = std::env::temp_dir().join(format!(
             "seckill-faults-{name}-{}-{}",
             std::process::id(),
-            seckill::crypto::random_hex(3)
+            seckill::tokens::crypto::random_hex(3)
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let backend_port = free_port();
@@ -246,7 +246,7 @@ impl World {
         )
         .await
         .expect("the test reaches its Redis");
-        let db = seckill::db::pool(&self.mysql_url(), 4).unwrap();
+        let db = seckill::store::db::pool(&self.mysql_url(), 4).unwrap();
         (redis, db)
     }
 

@@ -6,7 +6,7 @@
 //! is not recorded, and no moment in which two buyers see the same last unit.
 //!
 //! `RESERVE_MANY` is the same step for a batch of buyers of one sale (group commit, see
-//! [`crate::reserver`]): it reserves for each in order and answers each as `RESERVE` would
+//! [`crate::buy::reserver`]): it reserves for each in order and answers each as `RESERVE` would
 //! have, had the calls run one after another; a batch costs one round trip.
 //!
 //! `RELEASE` is its undo: it gives one order's unit back and frees the buyer's slot, exactly
@@ -19,207 +19,14 @@
 //!
 //! The hot scripts are called with `EVALSHA` and are **never loaded on the fly**: a Redis that
 //! answers `NOSCRIPT` has restarted or failed over, and may have lost its last writes with
-//! them. Such a Redis is not trusted until [`crate::recovery`] has repaired every live sale
-//! from MariaDB; only then are the scripts loaded again ([`load_scripts`]).
+//! them. Such a Redis is not trusted until [`crate::lifecycle::recovery`] has repaired every live sale
+//! from MariaDB; only then are the scripts loaded again ([`crate::store::scripts::load_hot`]).
 
-use std::sync::LazyLock;
-
-use redis::{Cmd, Script, Value};
-
-use crate::keys::SaleKeys;
-use crate::redis_conn::{CallError, Redis};
-
-/// KEYS: stock, buyers, seq, reserved, orders. ARGV: user_id, per_user_limit, now_ms.
-/// Returns {seq, slot} when queued, or {0, reason}: 1 limit reached, 2 sold out, 3 not loaded.
-const RESERVE: &str = r#"
-local stock = redis.call('GET', KEYS[1])
-if not stock then return {0, 3} end
-local user = ARGV[1]
-local limit = tonumber(ARGV[2])
-local mask = tonumber(redis.call('HGET', KEYS[2], user) or '0')
-local slot = -1
-for s = 0, limit - 1 do
-  if bit.band(mask, bit.lshift(1, s)) == 0 then slot = s break end
-end
-if slot < 0 then return {0, 1} end
-if tonumber(stock) <= 0 then return {0, 2} end
-redis.call('DECR', KEYS[1])
-redis.call('HSET', KEYS[2], user, bit.bor(mask, bit.lshift(1, slot)))
-local seq = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[4], seq, user .. ':' .. (slot + 1))
-redis.call('XADD', KEYS[5], '*', 'seq', seq, 'user', user, 'slot', slot + 1, 'ts', ARGV[3])
-return {seq, slot + 1}
-"#;
-
-/// KEYS: stock, buyers, seq, reserved, orders (one sale's, so one Cluster slot).
-/// ARGV: per_user_limit, then (user_id, now_ms) for each buyer, in order.
-/// Returns two numbers per buyer, in order: {seq, slot} when queued, or {0, reason} with the
-/// reasons of `RESERVE`. The writes are those of sequential `RESERVE` calls, gathered: one
-/// read of the masks, one HSET of masks, one HSET of owners, an XADD per order.
-const RESERVE_MANY: &str = r#"
-local out = {}
-local stock = redis.call('GET', KEYS[1])
-if not stock then
-  for _ = 2, #ARGV, 2 do out[#out + 1] = 0; out[#out + 1] = 3 end
-  return out
-end
-stock = tonumber(stock)
-local limit = tonumber(ARGV[1])
-local users = {}
-for i = 2, #ARGV, 2 do users[#users + 1] = ARGV[i] end
-local read = redis.call('HMGET', KEYS[2], unpack(users))
-local masks = {}
-for i, user in ipairs(users) do
-  if masks[user] == nil then masks[user] = tonumber(read[i] or '0') end
-end
-local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
-local taken, changed, owners = 0, {}, {}
-for i, user in ipairs(users) do
-  local mask = masks[user]
-  local slot = -1
-  for s = 0, limit - 1 do
-    if bit.band(mask, bit.lshift(1, s)) == 0 then slot = s break end
-  end
-  if slot < 0 then
-    out[#out + 1] = 0; out[#out + 1] = 1
-  elseif stock - taken <= 0 then
-    out[#out + 1] = 0; out[#out + 1] = 2
-  else
-    taken = taken + 1
-    seq = seq + 1
-    masks[user] = bit.bor(mask, bit.lshift(1, slot))
-    changed[user] = true
-    owners[#owners + 1] = seq
-    owners[#owners + 1] = user .. ':' .. (slot + 1)
-    redis.call('XADD', KEYS[5], '*', 'seq', seq, 'user', user, 'slot', slot + 1, 'ts', ARGV[2 * i + 1])
-    out[#out + 1] = seq; out[#out + 1] = slot + 1
-  end
-end
-if taken > 0 then
-  redis.call('DECRBY', KEYS[1], taken)
-  redis.call('SET', KEYS[3], seq)
-  redis.call('HSET', KEYS[4], unpack(owners))
-  local fields = {}
-  for _, user in ipairs(users) do
-    if changed[user] then
-      changed[user] = nil
-      fields[#fields + 1] = user; fields[#fields + 1] = masks[user]
-    end
-  end
-  redis.call('HSET', KEYS[2], unpack(fields))
-end
-return out
-"#;
-
-/// KEYS: stock, buyers, returned. ARGV: seq, user_id, slot.
-/// Returns 1 when the unit went back now, 0 when this order's unit was returned before, -1
-/// when the sale is not loaded (Redis lost it: the repair from MariaDB counts the unit).
-const RELEASE: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
-redis.call('INCR', KEYS[1])
-local mask = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
-local left = bit.band(mask, bit.bnot(bit.lshift(1, tonumber(ARGV[3]) - 1)))
-if left == 0 then
-  redis.call('HDEL', KEYS[2], ARGV[2])
-else
-  redis.call('HSET', KEYS[2], ARGV[2], left)
-end
-return 1
-"#;
-
-/// KEYS: stock, buyers, seq, reserved, returned.
-/// ARGV: initial stock, highest seq in MariaDB, gap, n, then n triples (seq, user, slot) of the
-/// orders MariaDB holds live, then the seqs MariaDB holds cancelled.
-/// Makes Redis agree with MariaDB where MariaDB has decided (live orders Redis forgot are
-/// added back; cancelled orders count as returned), then recounts stock, buyers and the
-/// sequence from the ledger in one atomic step.
-/// Returns {live, stock_left, orders_added, units_revived}.
-const REPAIR: &str = r#"
-local initial = tonumber(ARGV[1])
-local n = tonumber(ARGV[4])
-local added, revived = 0, 0
-local i = 5
-for _ = 1, n do
-  if redis.call('HSETNX', KEYS[4], ARGV[i], ARGV[i + 1] .. ':' .. ARGV[i + 2]) == 1 then
-    added = added + 1
-  end
-  revived = revived + redis.call('SREM', KEYS[5], ARGV[i])
-  i = i + 3
-end
-for j = i, #ARGV do redis.call('SADD', KEYS[5], ARGV[j]) end
-local all = redis.call('HGETALL', KEYS[4])
-local live, top, masks = 0, tonumber(ARGV[2]), {}
-for j = 1, #all, 2 do
-  local seq = tonumber(all[j])
-  if seq > top then top = seq end
-  if redis.call('SISMEMBER', KEYS[5], all[j]) == 0 then
-    live = live + 1
-    local user, slot = string.match(all[j + 1], '^(%d+):(%d+)$')
-    masks[user] = bit.bor(masks[user] or 0, bit.lshift(1, tonumber(slot) - 1))
-  end
-end
-redis.call('DEL', KEYS[2])
-for user, mask in pairs(masks) do redis.call('HSET', KEYS[2], user, mask) end
-local left = initial - live
-if left < 0 then left = 0 end
-redis.call('SET', KEYS[1], left)
-local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
-if cur > top then top = cur end
-redis.call('SET', KEYS[3], top + tonumber(ARGV[3]))
-return {live, left, added, revived}
-"#;
-
-/// KEYS: stock, reserved, returned. A consistent read of the ledger:
-/// {stock or -1, [seq, user:slot, ...], [returned seq, ...]}.
-const LEDGER: &str = r#"
-local stock = redis.call('GET', KEYS[1])
-return {tonumber(stock or '-1'), redis.call('HGETALL', KEYS[2]), redis.call('SMEMBERS', KEYS[3])}
-"#;
-
-static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE));
-static RESERVE_MANY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_MANY));
-static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
-pub(crate) static JOIN_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(crate::queue::JOIN));
-
-/// The scripts called by SHA; [`load_scripts`] loads exactly these.
-const HOT: &[&str] = &[RESERVE, RESERVE_MANY, RELEASE, crate::queue::JOIN];
-
-/// The SHA1s of the hot scripts.
-/// The hot scripts' sources (loaded on the primaries by a recovery).
-pub fn hot_sources() -> &'static [&'static str] {
-    HOT
-}
-
-pub fn hot_hashes() -> Vec<String> {
-    HOT.iter()
-        .map(|src| Script::new(src).get_hash().to_string())
-        .collect()
-}
-
-/// `EVALSHA` of a hot script with its keys; the caller appends the arguments.
-pub(crate) fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
-    cmd
-}
-
-/// `EVAL` of a rare script (sent in full: it works on a Redis that lost its script cache).
-pub(crate) fn eval(src: &str, keys: &[&str]) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(src).arg(keys.len()).arg(keys);
-    cmd
-}
-
-/// Loads the hot scripts into Redis (on a Cluster, into every primary).
-pub async fn load_scripts(redis: &Redis) -> Result<(), CallError> {
-    for src in HOT {
-        let _: Value = redis
-            .cmd(redis::cmd("SCRIPT").arg("LOAD").arg(*src).clone())
-            .await?;
-    }
-    Ok(())
-}
+use crate::store::keys::SaleKeys;
+use crate::store::redis_conn::{CallError, Redis};
+use crate::store::scripts::{
+    eval, evalsha, LEDGER, RELEASE_SCRIPT, REPAIR, RESERVE_MANY_SCRIPT, RESERVE_SCRIPT,
+};
 
 /// What a reservation attempt came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -349,7 +156,7 @@ pub async fn ensure_group(redis: &Redis, stream: &str) -> Result<(), CallError> 
     let mut cmd = redis::cmd("XGROUP");
     cmd.arg("CREATE")
         .arg(stream)
-        .arg(crate::keys::WRITER_GROUP)
+        .arg(crate::store::keys::WRITER_GROUP)
         .arg("0")
         .arg("MKSTREAM");
     match redis.cmd::<()>(cmd).await {

@@ -34,7 +34,7 @@ pub struct Sale {
     pub queue: QueueRules,
 }
 
-/// How shoppers get their turn (see [`crate::queue`]).
+/// How shoppers get their turn (see [`crate::buy::queue`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueMode {
     /// No waiting room: a race at the start, as without one.

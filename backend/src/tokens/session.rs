@@ -9,7 +9,7 @@
 //! `user_id` is a decimal u64, `expires_s` epoch seconds. No server state: a token is valid
 //! until it expires, and changing the key logs everyone out.
 
-use crate::crypto;
+use crate::tokens::crypto;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum SessionError {

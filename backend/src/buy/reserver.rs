@@ -26,9 +26,9 @@ use std::sync::{Arc, Mutex};
 use prometheus::Histogram;
 use tokio::sync::oneshot;
 
-use crate::keys::SaleKeys;
-use crate::redis_conn::{CallError, Redis};
-use crate::stock::{self, Reservation};
+use crate::buy::stock::{self, Reservation};
+use crate::store::keys::SaleKeys;
+use crate::store::redis_conn::{CallError, Redis};
 
 /// The outcome of one buy's reservation; a failed call's error is shared by its whole batch.
 pub type Outcome = Result<Reservation, Arc<CallError>>;

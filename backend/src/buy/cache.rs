@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::Expiry;
 
-use crate::sales::Sale;
+use crate::buy::sales::Sale;
 
 const SALE_TTL: Duration = Duration::from_secs(300);
 const ABSENT_TTL: Duration = Duration::from_secs(1);

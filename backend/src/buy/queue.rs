@@ -27,99 +27,9 @@
 
 use redis::Value;
 
-use crate::keys::SaleKeys;
-use crate::redis_conn::{CallError, Redis};
-use crate::sales::{QueueMode, Sale};
-
-/// KEYS: tickets, seq, state. ARGV: user_id, now_ms, draw_at_ms (-1: no draw).
-/// Closes the draw first if it is due (later joiners queue behind it), then returns
-/// {number, 1 if new else 0}.
-pub(crate) const JOIN: &str = r#"
-local draw_at = tonumber(ARGV[3])
-if draw_at >= 0 and tonumber(ARGV[2]) >= draw_at
-   and redis.call('HEXISTS', KEYS[3], 'drawn') == 0 then
-  redis.call('HSET', KEYS[3], 'drawn', redis.call('GET', KEYS[2]) or '0')
-end
-local n = redis.call('HGET', KEYS[1], ARGV[1])
-if n then return {tonumber(n), 0} end
-n = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], ARGV[1], n)
-return {n, 1}
-"#;
-
-/// KEYS: state, seq (tickets), stock, bought (positions that ordered), log.
-/// ARGV: now_ms, starts_ms, draw_at_ms (-1: no draw), admit_multiple, admit_ttl_ms.
-/// Returns {cursor, expired_below, joined, drawn (-1: not yet), rate in milli-admissions a
-/// second (-1: not known yet), paused 0|1, reopened 0|1, stock_left, operator rate (0: none),
-/// lapsed (positions admitted longer ago than an admission lasts that did not order)},
-/// or {-1} when the sale's stock is not in Redis.
-const TICK: &str = r#"
-local now, starts, draw_at = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local multiple, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
-local left = redis.call('GET', KEYS[3])
-if not left then return {-1} end
-left = tonumber(left)
-local st = redis.call('HMGET', KEYS[1], 'cursor', 'drawn', 'paused', 'rate', 'credit', 'last',
-  'soldout', 'first')
-local cursor, drawn = tonumber(st[1] or '0'), tonumber(st[2] or '-1')
-local paused, rate = st[3] == '1', tonumber(st[4] or '0')
-local credit, last = tonumber(st[5] or '0'), tonumber(st[6] or now)
-local soldout, first = st[7] == '1', tonumber(st[8] or '-1')
-local joined = tonumber(redis.call('GET', KEYS[2]) or '0')
-if draw_at >= 0 and drawn < 0 and now >= draw_at then
-  drawn = joined
-  redis.call('HSET', KEYS[1], 'drawn', drawn)
-end
--- The samples: "t cursor", newest first, at most one a second.
-local log = redis.call('LRANGE', KEYS[5], 0, -1)
-local expired_below = 0
-local rate_t, rate_c = nil, nil
-for i = 1, #log do
-  local t, c = string.match(log[i], '^(%d+) (%d+)')
-  t, c = tonumber(t), tonumber(c)
-  if t <= now - ttl then
-    expired_below = c
-    break
-  end
-  if t >= now - 10000 and first >= 0 and t >= first then rate_t, rate_c = t, c end
-end
-if now >= starts and (draw_at < 0 or drawn >= 0) then
-  -- Admissions outstanding: admitted since expired_below, less those that ordered.
-  local live = cursor - expired_below
-    - redis.call('ZCOUNT', KEYS[4], '(' .. expired_below, cursor)
-  local advance = left * multiple - live
-  if paused then advance = 0 end
-  if rate > 0 then
-    credit = math.min(credit + rate * math.max(now - last, 0) / 1000, rate)
-    if advance > math.floor(credit) then advance = math.floor(credit) end
-  end
-  if advance > joined - cursor then advance = joined - cursor end
-  if advance > 0 then
-    cursor = cursor + advance
-    if rate > 0 then credit = credit - advance end
-  end
-  if first < 0 and cursor > 0 then
-    -- The first admissions (the opening window) are not a rate: ETAs count from here.
-    first = now
-    redis.call('HSET', KEYS[1], 'first', first)
-  end
-  if left <= 0 then soldout = true end
-end
-redis.call('HSET', KEYS[1], 'cursor', cursor, 'credit', credit, 'last', now,
-  'soldout', soldout and '1' or '0')
-local head = log[1] and tonumber(string.match(log[1], '^(%d+)')) or nil
-if not head or head <= now - 1000 then
-  redis.call('LPUSH', KEYS[5], now .. ' ' .. cursor)
-  redis.call('LTRIM', KEYS[5], 0, math.floor(ttl / 1000) + 20)
-end
-local per_s = -1
-if rate_t and now - rate_t >= 1000 then
-  per_s = math.floor((cursor - rate_c) * 1000000 / (now - rate_t))
-end
-return {cursor, expired_below, joined, drawn, per_s, paused and 1 or 0,
-  (soldout and left > 0) and 1 or 0, left, rate,
-  expired_below - redis.call('ZCOUNT', KEYS[4], 1, expired_below)}
-"#;
+use crate::buy::sales::{QueueMode, Sale};
+use crate::store::keys::SaleKeys;
+use crate::store::redis_conn::{CallError, Redis};
 
 /// The waiting room's state after a tick, as the edge receives it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -198,8 +108,8 @@ pub async fn join(
 ) -> Result<(u64, bool), CallError> {
     redis.writes_allowed()?;
     let k = SaleKeys::new(sale.id);
-    let mut cmd = crate::stock::evalsha(
-        &crate::stock::JOIN_SCRIPT,
+    let mut cmd = crate::store::scripts::evalsha(
+        &crate::store::scripts::JOIN_SCRIPT,
         &[&k.queue_tickets, &k.queue_seq, &k.queue_state],
     );
     cmd.arg(user_id)
@@ -217,8 +127,8 @@ pub async fn tick(
     now_ms: i64,
 ) -> Result<Option<QueueState>, CallError> {
     let k = SaleKeys::new(sale.id);
-    let mut cmd = crate::stock::eval(
-        TICK,
+    let mut cmd = crate::store::scripts::eval(
+        crate::store::scripts::TICK,
         &[
             &k.queue_state,
             &k.queue_seq,
@@ -290,7 +200,7 @@ pub async fn control(redis: &Redis, sale_id: u64, c: Control) -> Result<(), Call
 
 /// The key tickets are signed with, derived from the link secret (the edge derives the same).
 pub fn ticket_key(link_key: &[u8]) -> Vec<u8> {
-    crate::crypto::sign_hex(link_key, b"seckill queue ticket key v1").into_bytes()
+    crate::tokens::crypto::sign_hex(link_key, b"seckill queue ticket key v1").into_bytes()
 }
 
 fn ticket_message(sale_id: u64, user_id: u64, number: u64) -> String {
@@ -299,7 +209,8 @@ fn ticket_message(sale_id: u64, user_id: u64, number: u64) -> String {
 
 /// A ticket: `<sale>.<user>.<number>.<hex HMAC-SHA256(key, "q1.<sale>.<user>.<number>")>`.
 pub fn ticket(key: &[u8], sale_id: u64, user_id: u64, number: u64) -> String {
-    let sig = crate::crypto::sign_hex(key, ticket_message(sale_id, user_id, number).as_bytes());
+    let sig =
+        crate::tokens::crypto::sign_hex(key, ticket_message(sale_id, user_id, number).as_bytes());
     format!("{sale_id}.{user_id}.{number}.{sig}")
 }
 
@@ -314,7 +225,7 @@ pub fn verify_ticket(key: &[u8], text: &str) -> Option<(u64, u64, u64)> {
     };
     let (sale, user, number) = (num()?, num()?, num()?);
     let sig = parts.next()?;
-    crate::crypto::verify_hex(key, ticket_message(sale, user, number).as_bytes(), sig)
+    crate::tokens::crypto::verify_hex(key, ticket_message(sale, user, number).as_bytes(), sig)
         .then_some((sale, user, number))
 }
 

@@ -862,7 +862,7 @@ pub fn draw(answer: &str, rnd: &mut dyn FnMut() -> u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::captcha::ALPHABET;
+    use crate::tokens::captcha::ALPHABET;
     use std::collections::{HashMap, HashSet};
 
     /// splitmix64 stream as a `rnd` closure.

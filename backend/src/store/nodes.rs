@@ -1,48 +1,18 @@
-//! Failover detection: no buy is taken by a primary no backend has verified.
-//!
-//! A replica promoted by the Cluster (its master died) may lack the last writes (replication
-//! is asynchronous: redis/redis#6062), so its order sequence may be behind MariaDB's and its
-//! stock too high. What changes on a promotion is its replication id (`master_replid`, new on
-//! every promotion and every restart). So:
-//!
-//! - A recovery ([`crate::recovery`]), after rebuilding every live sale, loads on each primary
-//!   a *marker* (a one-line script naming that primary's replication id as it was before the
-//!   rebuild began), then the hot scripts, on the primaries only ([`Nodes::mark_and_load`]).
-//!   "Marker for my current id" therefore means "a full rebuild ran after I became what I am";
-//!   a replica never has the hot scripts, so a promoted one answers `NOSCRIPT` (a fast 503 and
-//!   a recovery) until it is rebuilt. Markers live in the script cache: a restart loses them.
-//! - The watcher ([`run`]) lists the primaries (Cluster: `CLUSTER NODES` asked of the nodes
-//!   themselves, owners of all 16384 slots, none failing), reads each one's id and asks, in one
-//!   `SCRIPT EXISTS`, for its marker and the hot scripts. A primary with the scripts and no
-//!   marker (scripts that came from elsewhere) is flushed, so it too answers `NOSCRIPT`, and a
-//!   recovery starts. Several backends may do this at once: every step is idempotent.
-//! - A request-path call that meets an outage (a lost connection, a Cluster error, timeouts
-//!   that open the breaker), or a watcher pass that finds the topology unsettled (a primary
-//!   failing or unreachable), makes this backend *suspect*: its stock-taking writes are refused
-//!   (`503 redis_failover`) until a pass that began after the last outage has seen every
-//!   primary answer with its marker, and the recovery's live phase is over.
-//!
-//! The watcher talks to each node over a connection of its own ([`Nodes`]), not through the
-//! Cluster client, whose slot map may not know a newly promoted node yet.
+//! Direct connections to the Redis nodes, one by one: which primaries own the slots, each
+//! one's replication id, and the *marker* script a recovery loads on a primary it rebuilt
+//! (see `lifecycle::topology` for why). Not through the Cluster client, whose slot map may not
+//! know a newly promoted node yet. Used by the recovery (marks what it rebuilt) and by the
+//! topology watcher (checks the marks).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, Script};
-use tokio::sync::watch;
 
-use crate::app::App;
 use crate::config::RedisTarget;
-use crate::redis_conn::CallError;
-
-/// How often the watcher looks when all is well.
-pub const PERIOD: Duration = Duration::from_millis(500);
-/// How often it looks while the request path is suspect.
-const SUSPECT_PERIOD: Duration = Duration::from_millis(100);
-/// Bound on one pass.
-const PASS_TIMEOUT: Duration = Duration::from_secs(3);
+use crate::store::redis_conn::CallError;
 
 /// One primary: its address (`host:port`; a standalone server's URL) and replication id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +116,11 @@ impl Nodes {
 
     /// One command on one node, bounded; a failed connection is dropped (the next call
     /// connects afresh).
-    async fn cmd<T: redis::FromRedisValue>(&self, addr: &str, cmd: &Cmd) -> Result<T, CallError> {
+    pub async fn cmd<T: redis::FromRedisValue>(
+        &self,
+        addr: &str,
+        cmd: &Cmd,
+    ) -> Result<T, CallError> {
         let cached = lock(&self.conns).get(addr).cloned();
         let work = async {
             let mut conn = match cached {
@@ -237,7 +211,7 @@ impl Nodes {
     pub async fn state(&self, p: &Primary) -> Result<(bool, bool), CallError> {
         let mut cmd = redis::cmd("SCRIPT");
         cmd.arg("EXISTS").arg(marker_hash(&p.replid));
-        for sha in crate::stock::hot_hashes() {
+        for sha in crate::store::scripts::hot_hashes() {
             cmd.arg(sha);
         }
         let found: Vec<i64> = self.cmd(&p.addr, &cmd).await?;
@@ -258,7 +232,7 @@ impl Nodes {
                 .await?;
         }
         for p in rebuilt {
-            for src in crate::stock::hot_sources() {
+            for src in crate::store::scripts::hot_sources() {
                 let _: String = self
                     .cmd(&p.addr, redis::cmd("SCRIPT").arg("LOAD").arg(*src))
                     .await?;
@@ -268,105 +242,8 @@ impl Nodes {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// What one pass found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Pass {
-    /// Every primary answered and carries its marker.
-    Verified,
-    /// These primaries are new or restarted (those with scripts were flushed); a recovery
-    /// was started.
-    Unverified(Vec<Primary>),
-}
-
-/// The watcher: its connections and the ids already seen verified, per address.
-pub struct Watcher {
-    nodes: Nodes,
-    seen: Mutex<HashMap<String, String>>,
-}
-
-impl Watcher {
-    pub fn new(target: &RedisTarget) -> Watcher {
-        Watcher {
-            nodes: Nodes::new(target),
-            seen: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// One look at the primaries. An unverified one that has the hot scripts is flushed, so
-    /// that no backend's buy lands there before the rebuild, which this starts.
-    pub async fn pass(&self, app: &Arc<App>) -> Result<Pass, CallError> {
-        let mut unverified = Vec::new();
-        for p in self.nodes.primaries().await? {
-            if lock(&self.seen).get(&p.addr) == Some(&p.replid) {
-                continue;
-            }
-            let (marked, scripts) = self.nodes.state(&p).await?;
-            if marked {
-                lock(&self.seen).insert(p.addr.clone(), p.replid.clone());
-                continue;
-            }
-            if scripts {
-                eprintln!(
-                    "topology: primary {} (replid {}) has scripts but no marker: flushing them, rebuilding",
-                    p.addr, p.replid
-                );
-                let _: redis::Value = self
-                    .nodes
-                    .cmd(&p.addr, redis::cmd("SCRIPT").arg("FLUSH"))
-                    .await?;
-                app.metrics.failovers_detected.inc();
-            }
-            unverified.push(p);
-        }
-        if unverified.is_empty() {
-            return Ok(Pass::Verified);
-        }
-        app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
-        Ok(Pass::Unverified(unverified))
-    }
-}
-
-/// The watcher task: a pass every [`PERIOD`], every [`SUSPECT_PERIOD`] while the request
-/// path is suspect, and at once when it becomes so. A pass that began after the last outage
-/// and finds everything verified (and no live rebuild under way) lets buys out again.
-pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let watcher = Watcher::new(&app.cfg.redis);
-    loop {
-        let period = if app.redis.is_suspect() {
-            SUSPECT_PERIOD
-        } else {
-            PERIOD
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = app.redis.wake.notified() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-        let since = app.redis.outages();
-        let pass = tokio::time::timeout(PASS_TIMEOUT, watcher.pass(&app)).await;
-        match pass.unwrap_or(Err(CallError::Timeout(PASS_TIMEOUT))) {
-            Ok(Pass::Verified) => {
-                if !app.recovery.rebuilding_live() {
-                    app.redis.topology_verified(since);
-                }
-            }
-            Ok(Pass::Unverified(_)) => {}
-            Err(e) => {
-                // Unsettled or unreachable: hold buys until a pass sees it settled.
-                if !app.redis.is_suspect() {
-                    eprintln!("topology: {e}; buys wait for the next verified pass");
-                }
-                app.redis.outage();
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 
 pub mod draw;
 
-use crate::crypto;
+use crate::tokens::crypto;
 
 /// No 0/O, 1/I: a shopper can read every code.
 pub const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";

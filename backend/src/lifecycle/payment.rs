@@ -13,23 +13,23 @@
 //!   nothing the second time. A payment that arrives after its order was closed (or for the
 //!   wrong amount, or for an order another payment paid) is refused and kept as `refund_due`.
 //! - **Refunded exactly once.** [`claim_refunds`] claims each `refund_due` payment with a
-//!   guarded `UPDATE` (one backend wins); the claimer asks the provider (`crate::provider`) to
+//!   guarded `UPDATE` (one backend wins); the claimer asks the provider (`crate::lifecycle::provider`) to
 //!   refund it, keyed by the payment id (the provider refunds a payment once, however often it
 //!   is asked); the provider's signed `refunded` notification makes it `refunded`.
 //! - **Money adds up.** For every order: money taken minus money returned is its price if it
 //!   is paid, else zero ([`money_check`], reported by `scripts/reconcile`).
 //!
-//! Every write runs through [`crate::db::retry_conflicts`]: a payment racing the sweeper on
+//! Every write runs through [`crate::store::db::retry_conflicts`]: a payment racing the sweeper on
 //! one order row is a textbook InnoDB deadlock.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, TxOpts};
 use serde_json::{json, Value};
 
-use crate::db::retry_conflicts;
+use crate::buy::orders;
 use crate::error::ApiError;
 use crate::input::Fields;
-use crate::orders;
+use crate::store::db::retry_conflicts;
 
 /// A payment as the shopper sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +110,7 @@ pub async fn start(db: &Pool, user_id: u64, order_id: u64, now: i64) -> Result<S
             format!("order {order_id}: the payment deadline has passed"),
         ));
     }
-    let payment_id = crate::crypto::random_hex(16);
+    let payment_id = crate::tokens::crypto::random_hex(16);
     let inserted = retry_conflicts(|| async {
         let mut conn = db.get_conn().await?;
         conn.exec_drop(
@@ -212,7 +212,7 @@ impl Notification {
         let signature = signature.ok_or_else(|| {
             ApiError::unauthorized("payment notification: X-Pay-Signature header missing")
         })?;
-        if !crate::crypto::verify_hex(key, body, signature) {
+        if !crate::tokens::crypto::verify_hex(key, body, signature) {
             return Err(ApiError::forbidden(
                 "bad_signature",
                 "payment notification: signature does not match",

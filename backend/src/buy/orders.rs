@@ -13,7 +13,7 @@ use mysql_async::Pool;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::redis_conn::Redis;
+use crate::store::redis_conn::Redis;
 
 pub fn order_id(sale_id: u64, seq: u64) -> u64 {
     (sale_id << 32) | (seq & 0xffff_ffff)
@@ -96,7 +96,7 @@ pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<V
         }
         return Ok(row_json(row));
     }
-    let (owner, returned) = crate::stock::ledger_entry(redis, sale_id, seq)
+    let (owner, returned) = crate::buy::stock::ledger_entry(redis, sale_id, seq)
         .await
         .map_err(ApiError::redis)?;
     match owner {
@@ -121,7 +121,7 @@ pub async fn mark_released(db: &Pool, ids: &[u64]) -> Result<(), mysql_async::Er
                AND released_ms IS NULL",
             list.join(",")
         );
-        crate::db::retry_conflicts(|| async {
+        crate::store::db::retry_conflicts(|| async {
             let mut conn = db.get_conn().await?;
             conn.exec_drop(sql.as_str(), (crate::clock::now_ms(),))
                 .await

@@ -21,12 +21,12 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
 use serde::Serialize;
 
+use crate::buy::orders::order_id;
+use crate::buy::sales::Sale;
+use crate::buy::stock::{self, DbFacts};
 use crate::error::TaskError;
 use crate::metrics::Metrics;
-use crate::orders::order_id;
-use crate::redis_conn::Redis;
-use crate::sales::Sale;
-use crate::stock::{self, DbFacts};
+use crate::store::redis_conn::Redis;
 
 /// One order as MariaDB holds it.
 #[derive(Debug, Clone)]
@@ -192,7 +192,7 @@ pub async fn finish_releases(
             marked.push(order_id(sale_id, o.seq));
         }
     }
-    crate::orders::mark_released(db, &marked).await?;
+    crate::buy::orders::mark_released(db, &marked).await?;
     Ok(done)
 }
 
@@ -214,7 +214,7 @@ pub async fn rebuild(
         .filter(|o| o.unreleased)
         .map(|o| order_id(sale.id, o.seq))
         .collect();
-    crate::orders::mark_released(db, &unreleased).await?;
+    crate::buy::orders::mark_released(db, &unreleased).await?;
     Ok(r)
 }
 
@@ -264,8 +264,8 @@ pub struct Reconciler {
 
 impl Reconciler {
     pub async fn pass(&mut self, redis: &Redis, db: &Pool, metrics: &Metrics) {
-        let since = crate::clock::now_ms() - crate::sales::RETENTION_MS;
-        let list = match crate::sales::ending_after(db, since).await {
+        let since = crate::clock::now_ms() - crate::buy::sales::RETENTION_MS;
+        let list = match crate::buy::sales::ending_after(db, since).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("reconciler: listing sales failed: {e}");

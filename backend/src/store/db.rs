@@ -16,17 +16,17 @@ use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
 /// (version, SQL), in order.
 const MIGRATIONS: &[(u32, &str)] = &[
-    (1, include_str!("../migrations/0001_init.sql")),
-    (2, include_str!("../migrations/0002_lifecycle.sql")),
-    (3, include_str!("../migrations/0003_one_charge.sql")),
-    (4, include_str!("../migrations/0004_queue.sql")),
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_lifecycle.sql")),
+    (3, include_str!("../../migrations/0003_one_charge.sql")),
+    (4, include_str!("../../migrations/0004_queue.sql")),
 ];
 
 /// Runs one request's MariaDB work bounded by `timeout`, through the breaker: while it is
 /// open the call fails at once with 503; timeouts and lost connections count as failures,
 /// answers (a row, no row, a refused write) as successes.
 pub async fn guarded<T>(
-    breaker: &crate::breaker::Breaker,
+    breaker: &crate::store::breaker::Breaker,
     timeout: Duration,
     what: &str,
     work: impl Future<Output = Result<T, crate::error::ApiError>>,
@@ -76,7 +76,7 @@ where
     loop {
         match attempt().await {
             Err(e) if is_lock_conflict(&e) && tries < CONFLICT_ATTEMPTS => {
-                let r = crate::crypto::random_bytes(2);
+                let r = crate::tokens::crypto::random_bytes(2);
                 let jitter = u64::from(u16::from_le_bytes([r[0], r[1]])) % (pause_ms + 1);
                 tokio::time::sleep(Duration::from_millis(pause_ms + jitter)).await;
                 pause_ms = (pause_ms * 2).min(250);

@@ -18,7 +18,7 @@ use hyper::{Method, Request};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
-use crate::payment::{Event, Notification, Payment};
+use crate::lifecycle::payment::{Event, Notification, Payment};
 
 pub const SIGNATURE_HEADER: &str = "x-pay-signature";
 
@@ -107,7 +107,7 @@ impl Provider {
 
     async fn deliver(&self, url: &str, n: &Notification) -> bool {
         let body = n.body();
-        let sig = crate::crypto::sign_hex(&self.key, body.as_bytes());
+        let sig = crate::tokens::crypto::sign_hex(&self.key, body.as_bytes());
         let Ok(req) = Request::builder()
             .method(Method::POST)
             .uri(url)

@@ -20,8 +20,8 @@ use redis::AsyncConnectionConfig;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::Notify;
 
-use crate::breaker::Breaker;
 use crate::config::RedisTarget;
+use crate::store::breaker::Breaker;
 
 #[derive(Clone)]
 pub enum Conn {
@@ -68,7 +68,7 @@ pub struct Redis {
     pub breaker: Arc<Breaker>,
     /// Suspect after a call met an outage (a lost connection, a Cluster error, or timeouts
     /// enough to open the breaker: a node down, a failover under way): until the topology
-    /// watcher ([`crate::topology`]) has seen every primary reachable and verified, writes that
+    /// watcher ([`crate::lifecycle::topology`]) has seen every primary reachable and verified, writes that
     /// take stock are refused ([`Redis::writes_allowed`]). Shared by clones.
     /// Outages seen, and the count as of the last verified topology: suspect while the first
     /// is ahead (a pass that began before an outage cannot clear it).
@@ -88,7 +88,7 @@ pub enum CallError {
     /// The breaker is open: recent calls failed, this one was not tried.
     Open,
     /// A node failed or a primary changed, and the new topology is not verified yet (see
-    /// [`crate::topology`]): nothing was tried.
+    /// [`crate::lifecycle::topology`]): nothing was tried.
     Unverified,
     /// The write was done but did not reach `wanted` replicas within `within_ms` (`WAIT`): a
     /// failover now could lose it, so its outcome is unknown to the caller.
@@ -186,7 +186,10 @@ impl Redis {
             client,
             reconnecting: Arc::new(AtomicBool::new(false)),
             timeout,
-            breaker: Arc::new(Breaker::new(crate::breaker::FAILURES, crate::breaker::OPEN)),
+            breaker: Arc::new(Breaker::new(
+                crate::store::breaker::FAILURES,
+                crate::store::breaker::OPEN,
+            )),
             outages: Arc::new(AtomicU64::new(0)),
             verified: Arc::new(AtomicU64::new(0)),
             wake: Arc::new(Notify::new()),

@@ -6,7 +6,7 @@
 //! certainly lost its script cache, which is how it is recognised: the hot scripts are called
 //! by SHA and never loaded on the fly, so after a restart every buy answers `NOSCRIPT` (and
 //! the shopper a fast `503`) until a recovery has rebuilt every live sale from its ledger and
-//! MariaDB ([`crate::reconcile::rebuild`]) and then loaded the scripts again.
+//! MariaDB ([`crate::lifecycle::reconcile::rebuild`]) and then loaded the scripts again.
 //!
 //! Several backends may recover at once; the rebuild is atomic and idempotent, so that is
 //! safe. A Redis that lost a sale's keys but kept its scripts (a flush) shows up as "stock not
@@ -19,7 +19,7 @@ use mysql_async::Pool;
 
 use crate::error::TaskError;
 use crate::metrics::Metrics;
-use crate::redis_conn::{CallError, Redis};
+use crate::store::redis_conn::{CallError, Redis};
 
 #[derive(Default)]
 pub struct Recovery {
@@ -86,7 +86,7 @@ impl Recovery {
 pub async fn scripts_loaded(redis: &Redis) -> Result<bool, CallError> {
     let mut cmd = redis::cmd("SCRIPT");
     cmd.arg("EXISTS");
-    for sha in crate::stock::hot_hashes() {
+    for sha in crate::store::scripts::hot_hashes() {
         cmd.arg(sha);
     }
     let found: Vec<i64> = redis.cmd(cmd).await?;
@@ -106,9 +106,10 @@ pub async fn recover(
     let now = crate::clock::now_ms();
     let result = async {
         // The primaries as they are before the rebuild: each is verified for this id only.
-        let nodes = crate::topology::Nodes::new(&redis.target);
+        let nodes = crate::store::nodes::Nodes::new(&redis.target);
         let before = nodes.primaries().await?;
-        let sales = crate::sales::ending_after(db, now - crate::sales::RETENTION_MS).await?;
+        let sales =
+            crate::buy::sales::ending_after(db, now - crate::buy::sales::RETENTION_MS).await?;
         let (open, ended): (Vec<_>, Vec<_>) = sales.iter().partition(|s| s.ends_ms > now);
         for sale in &open {
             rebuild(redis, db, metrics, sale).await?;
@@ -138,9 +139,11 @@ async fn rebuild(
     redis: &Redis,
     db: &Pool,
     metrics: &Metrics,
-    sale: &crate::sales::Sale,
+    sale: &crate::buy::sales::Sale,
 ) -> Result<(), TaskError> {
-    let r = crate::reconcile::rebuild(redis, db, metrics, sale, crate::stock::SEQ_GAP).await?;
+    let r =
+        crate::lifecycle::reconcile::rebuild(redis, db, metrics, sale, crate::buy::stock::SEQ_GAP)
+            .await?;
     eprintln!(
         "recovery: sale {}: {} live, {} left, {} orders restored from MariaDB",
         sale.id, r.live, r.stock_left, r.orders_added

@@ -9,7 +9,7 @@
 //! the next one, so it cannot be shared, guessed, or kept for later. It is issued only once the
 //! sale has started, so it cannot be fired early either. The key is not the session key.
 
-use crate::crypto;
+use crate::tokens::crypto;
 
 fn message(user_id: u64, sale_id: u64, window: i64) -> String {
     format!("l1.{user_id}.{sale_id}.{window}")

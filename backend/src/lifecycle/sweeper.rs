@@ -14,12 +14,12 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
 
-use crate::db::retry_conflicts;
+use crate::buy::orders::order_id;
+use crate::buy::stock::{self, Released};
 use crate::error::TaskError;
 use crate::metrics::Metrics;
-use crate::orders::order_id;
-use crate::redis_conn::Redis;
-use crate::stock::{self, Released};
+use crate::store::db::retry_conflicts;
+use crate::store::redis_conn::Redis;
 
 /// Orders handled per query; a pass repeats until none are left.
 const BATCH: usize = 500;
@@ -112,6 +112,6 @@ pub async fn release_pending(
         done.push(order_id(sale_id, seq));
     }
     // Whatever was given back is recorded, also when a later release failed.
-    crate::orders::mark_released(db, &done).await?;
+    crate::buy::orders::mark_released(db, &done).await?;
     outcome.map(|()| released)
 }

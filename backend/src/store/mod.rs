@@ -1,0 +1,10 @@
+//! The stores and how they are reached: Redis, standalone or Cluster ([`redis_conn`]) behind
+//! its circuit [`breaker`], key names ([`keys`]), every Redis Lua script ([`scripts`], the
+//! sources in `scripts/*.lua`), and MariaDB ([`db`]: pool, migrations, bounded calls).
+
+pub mod breaker;
+pub mod db;
+pub mod keys;
+pub mod nodes;
+pub mod redis_conn;
+pub mod scripts;
