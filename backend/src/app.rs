@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::lifecycle::provider::Provider;
 use crate::lifecycle::recovery::Recovery;
 use crate::metrics::Metrics;
+use crate::store::activity::Activity;
 use crate::store::redis_conn::Redis;
 use crate::writer::{Writer, WriterConfig};
 
@@ -40,6 +41,8 @@ pub struct App {
     pub db_breaker: Arc<crate::store::breaker::Breaker>,
     /// Signs waiting-room tickets (derived from the link secret, as the edge derives it).
     pub queue_key: Vec<u8>,
+    /// This backend's leases in the active set and its writer's wake-up signal.
+    pub activity: Arc<Activity>,
 }
 
 /// Bound on one background Redis call (a whole sale's ledger, a rebuild).
@@ -63,8 +66,10 @@ impl App {
         if let Err(e) = recovery.if_needed(&bg_redis, &db, &metrics).await {
             eprintln!("seckill: recovery at start failed ({e}); retrying in the background");
         }
+        let activity = Arc::new(Activity::default());
         let reserver = Reserver::replicated(
             redis.clone(),
+            activity.clone(),
             cfg.reserve_batch_max,
             metrics.reserve_batch.clone(),
             Some((cfg.redis_wait_replicas, cfg.redis_wait.as_millis() as u64)),
@@ -83,6 +88,7 @@ impl App {
                 crate::store::breaker::OPEN,
             )),
             queue_key: crate::buy::queue::ticket_key(&cfg.secrets.link_key),
+            activity,
             redis,
             db,
             cfg,
@@ -135,7 +141,7 @@ impl App {
         Ok(claimed.len())
     }
 
-    /// A writer on a Redis connection of its own (its polling never delays the buy path).
+    /// A writer on a Redis connection of its own (its reads never delay the buy path).
     pub async fn writer(&self, consumer: String) -> Result<Writer, String> {
         let redis = Redis::connect(
             &self.cfg.redis,
@@ -145,19 +151,19 @@ impl App {
         )
         .await
         .map_err(|e| format!("redis: writer cannot connect: {e}"))?;
-        Ok(Writer {
+        Ok(Writer::new(
             redis,
-            db: self.db.clone(),
-            metrics: self.metrics.clone(),
-            cfg: WriterConfig {
+            self.db.clone(),
+            WriterConfig {
                 batch: self.cfg.writer_batch,
-                idle: self.cfg.writer_idle,
+                look: self.cfg.writer_look,
                 claim_idle: self.cfg.writer_claim_idle,
-                discover: self.cfg.writer_discover,
                 mysql_timeout: self.cfg.mysql_timeout,
                 max_failures: self.cfg.writer_max_failures,
                 consumer,
             },
-        })
+            self.metrics.clone(),
+            self.activity.clone(),
+        ))
     }
 }

@@ -94,6 +94,8 @@ pub struct Config {
     pub max_inflight: usize,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
+    /// Largest operator body (bytes): many sales created in one call.
+    pub max_admin_body: usize,
     pub session_ttl: Duration,
     /// Length of one purchase-link window; a link is valid in its window and the next.
     pub link_window: Duration,
@@ -102,12 +104,10 @@ pub struct Config {
     /// Run the order writer inside this process.
     pub writer_enabled: bool,
     pub writer_batch: usize,
-    /// Longest pause between polls of an idle stream.
-    pub writer_idle: Duration,
     /// Entries pending this long on another consumer are taken over (that writer is dead).
     pub writer_claim_idle: Duration,
-    /// How often the writer looks for new sales.
-    pub writer_discover: Duration,
+    /// How often the writer looks at the active set (sales whose lease ended, claims).
+    pub writer_look: Duration,
     pub shutdown_grace: Duration,
     /// How long a captcha may be answered.
     pub captcha_ttl: Duration,
@@ -191,14 +191,14 @@ impl Config {
             mysql_timeout: r.millis("SECKILL_MYSQL_TIMEOUT_MS", "5000")?,
             max_inflight: r.parse("SECKILL_MAX_INFLIGHT", "4096")?,
             max_body: r.parse("SECKILL_MAX_BODY", "16384")?,
+            max_admin_body: r.parse("SECKILL_MAX_ADMIN_BODY", "8388608")?,
             session_ttl: r.secs("SECKILL_SESSION_TTL_S", "86400")?,
             link_window: r.secs("SECKILL_LINK_WINDOW_S", "60")?,
             sold_out_ttl: r.millis("SECKILL_SOLD_OUT_TTL_MS", "1000")?,
             writer_enabled: r.parse("SECKILL_WRITER", "true")?,
             writer_batch: r.parse("SECKILL_WRITER_BATCH", "500")?,
-            writer_idle: r.millis("SECKILL_WRITER_IDLE_MS", "20")?,
             writer_claim_idle: r.millis("SECKILL_WRITER_CLAIM_IDLE_MS", "30000")?,
-            writer_discover: r.millis("SECKILL_WRITER_DISCOVER_MS", "500")?,
+            writer_look: r.millis("SECKILL_WRITER_LOOK_MS", "1000")?,
             shutdown_grace: r.secs("SECKILL_SHUTDOWN_GRACE_S", "10")?,
             captcha_ttl: r.secs("SECKILL_CAPTCHA_TTL_S", "120")?,
             captcha_test_hook: r.parse("SECKILL_CAPTCHA_TEST_HOOK", "false")?,
@@ -213,6 +213,7 @@ impl Config {
             ("SECKILL_WRITER_BATCH", cfg.writer_batch),
             ("SECKILL_MYSQL_POOL_MAX", cfg.mysql_pool_max),
             ("SECKILL_MAX_BODY", cfg.max_body),
+            ("SECKILL_MAX_ADMIN_BODY", cfg.max_admin_body),
             (
                 "SECKILL_WRITER_MAX_FAILURES",
                 cfg.writer_max_failures as usize,

@@ -10,8 +10,13 @@ use hyper::StatusCode;
 
 #[derive(Debug, Clone)]
 pub enum ApiError {
-    /// The request itself is wrong (400/404/405/411/413/415/422).
+    /// The request itself is wrong (400/404/411/413/415/422).
     BadRequest(StatusCode, &'static str, String),
+    /// A known path asked with a method it does not have (405, with an `Allow` header).
+    MethodNotAllowed {
+        method: String,
+        allowed: String,
+    },
     /// Missing or invalid credentials, forged link (401/403).
     Forbidden(StatusCode, &'static str, String),
     /// The shopper already holds as many orders as the sale allows.
@@ -19,6 +24,8 @@ pub enum ApiError {
     SoldOut,
     NotStarted,
     Ended,
+    /// The operator paused the sale (503: it may resume).
+    Paused,
     /// In-flight cap reached: shed at once.
     Overloaded,
     /// Redis or MariaDB failed or timed out.
@@ -57,20 +64,25 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(s, ..) | ApiError::Forbidden(s, ..) => *s,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AlreadyBought => StatusCode::CONFLICT,
             ApiError::SoldOut | ApiError::Ended => StatusCode::GONE,
             ApiError::NotStarted => StatusCode::TOO_EARLY,
-            ApiError::Overloaded | ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Paused | ApiError::Overloaded | ApiError::Unavailable(..) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_, c, _) | ApiError::Forbidden(_, c, _) => c,
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::AlreadyBought => "already_bought",
             ApiError::SoldOut => "sold_out",
             ApiError::NotStarted => "not_started",
             ApiError::Ended => "ended",
+            ApiError::Paused => "paused",
             ApiError::Overloaded => "overloaded",
             ApiError::Unavailable(c, _) => c,
         }
@@ -79,19 +91,52 @@ impl ApiError {
     pub fn message(&self) -> String {
         match self {
             ApiError::BadRequest(_, _, m) | ApiError::Forbidden(_, _, m) => m.clone(),
+            ApiError::MethodNotAllowed { method, allowed } => {
+                format!("{method} is not allowed on this path (use {allowed})")
+            }
             ApiError::AlreadyBought => "you already hold an order for this sale".into(),
             ApiError::SoldOut => "sold out".into(),
             ApiError::NotStarted => "the sale has not started yet".into(),
             ApiError::Ended => "the sale has ended".into(),
+            ApiError::Paused => "the sale is paused by the operator; it may resume soon".into(),
             ApiError::Overloaded => "too many requests in flight, try again".into(),
             // Dependency details go to the log, not to shoppers.
             ApiError::Unavailable(..) => "temporarily unavailable, try again".into(),
         }
     }
 
+    /// `{"error", "message"}`; for a refused field also `"field"` (and `"index"`, when the
+    /// body was a list), read from the message, which always names the field first
+    /// (`"stock: ..."`, `"[3].stock: ..."`): a form can show the error next to its field.
     pub fn body(&self) -> String {
-        serde_json::json!({"error": self.code(), "message": self.message()}).to_string()
+        let mut body = serde_json::json!({"error": self.code(), "message": self.message()});
+        if let ApiError::BadRequest(_, _, m) = self {
+            if let Some((index, field)) = field_of(m) {
+                body["field"] = field.into();
+                if let Some(i) = index {
+                    body["index"] = i.into();
+                }
+            }
+        }
+        body.to_string()
     }
+}
+
+/// The field a message names first: `name: ...` or `[i].name: ...`.
+fn field_of(message: &str) -> Option<(Option<usize>, &str)> {
+    let (head, _) = message.split_once(": ")?;
+    let (index, name) = match head.strip_prefix('[') {
+        Some(rest) => {
+            let (i, name) = rest.split_once("].")?;
+            (Some(i.parse().ok()?), name)
+        }
+        None => (None, head),
+    };
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    plain.then_some((index, name))
 }
 
 impl std::fmt::Display for ApiError {
@@ -130,5 +175,27 @@ impl From<crate::store::redis_conn::CallError> for TaskError {
 impl From<mysql_async::Error> for TaskError {
     fn from(e: mysql_async::Error) -> Self {
         TaskError::Database(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_field_is_named_in_the_body() {
+        let e = ApiError::unprocessable("bad_field", "stock: expected an integer");
+        let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(v["field"], "stock");
+        assert!(v.get("index").is_none());
+        let e = ApiError::unprocessable("bad_field", "[12].starts_at: is in the past");
+        let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(
+            (v["field"].as_str(), v["index"].as_u64()),
+            (Some("starts_at"), Some(12))
+        );
+        let e = ApiError::not_found("no such endpoint: the path is not canonical");
+        let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        assert!(v.get("field").is_none());
     }
 }

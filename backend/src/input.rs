@@ -27,6 +27,11 @@ impl<'a> Fields<'a> {
         Ok(Fields { obj })
     }
 
+    /// Whether the field was given (and not null).
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
     fn get(&self, name: &str) -> Option<&'a Value> {
         self.obj.get(name).filter(|v| !v.is_null())
     }
@@ -61,6 +66,37 @@ impl<'a> Fields<'a> {
             ));
         }
         Ok(s.to_string())
+    }
+
+    /// An optional text of at most `max` characters: line breaks allowed, no other control
+    /// characters; None when absent or empty.
+    pub fn text(&self, name: &str, max: usize) -> Result<Option<String>, ApiError> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        let s = v.as_str().ok_or_else(|| {
+            ApiError::bad(
+                "bad_field",
+                format!("{name}: expected a string, got {}", kind(v)),
+            )
+        })?;
+        if s.chars().count() > max {
+            return Err(ApiError::unprocessable(
+                "bad_field",
+                format!("{name}: expected at most {max} characters"),
+            ));
+        }
+        if let Some(c) = s.chars().find(|c| c.is_control() && *c != '\n') {
+            return Err(ApiError::unprocessable(
+                "bad_field",
+                format!(
+                    "{name}: control characters other than line breaks are not allowed (found U+{:04X})",
+                    c as u32
+                ),
+            ));
+        }
+        let s = s.trim();
+        Ok((!s.is_empty()).then(|| s.to_string()))
     }
 
     /// An integer in `min..=max`; `default` when absent.

@@ -63,6 +63,12 @@ pub struct Metrics {
     pub queue_expired: IntGaugeVec,
     /// Per queued sale: admissions a second over the last ten seconds.
     pub queue_rate: GaugeVec,
+    /// Sales retired from the active set by this backend's writer.
+    pub sales_retired: IntCounter,
+    /// Sales in the active set at the last look.
+    pub active_sales: IntGauge,
+    /// Sales with per-sale series now (see [`Metrics::keep_sales`]).
+    per_sale: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -71,217 +77,94 @@ fn latency_buckets() -> Vec<f64> {
     ]
 }
 
+/// Creates metrics and registers each once (a name registered twice is a programming error).
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(&self, m: M) -> M {
+        self.0
+            .register(Box::new(m.clone()))
+            .expect("each metric name is registered once");
+        m
+    }
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help).expect("valid metric"))
+    }
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+    fn float_gauges(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        self.add(GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+    fn latencies(&self, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(latency_buckets());
+        self.add(HistogramVec::new(opts, labels).expect("valid metric"))
+    }
+    fn histogram(&self, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+        let opts = HistogramOpts::new(name, help).buckets(buckets);
+        self.add(Histogram::with_opts(opts).expect("valid metric"))
+    }
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let histogram_vec = |name: &str, help: &str, labels: &[&str]| {
-            let h = HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(latency_buckets()),
-                labels,
-            )
-            .expect("valid metric");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("unique metric");
-            h
-        };
-        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let inflight = IntGauge::new("seckill_http_inflight", "Requests being served now")
-            .expect("valid metric");
-        registry
-            .register(Box::new(inflight.clone()))
-            .expect("unique metric");
-        let writer_batch = Histogram::with_opts(
-            HistogramOpts::new("seckill_writer_batch_size", "Orders per MariaDB batch").buckets(
-                vec![1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0],
-            ),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(writer_batch.clone()))
-            .expect("unique metric");
-        let reserve_batch = Histogram::with_opts(
-            HistogramOpts::new(
-                "seckill_reserve_batch_size",
-                "Buys reserved per Redis script call",
-            )
-            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(reserve_batch.clone()))
-            .expect("unique metric");
+        let r = Registrar(&registry);
+        let sale = &["sale"];
         let m = Metrics {
-            http_requests: counter_vec(
-                "seckill_http_requests_total",
-                "HTTP requests by route and status",
-                &["route", "status"],
-            ),
-            http_duration: histogram_vec(
-                "seckill_http_request_duration_seconds",
-                "HTTP request latency by route",
-                &["route"],
-            ),
-            inflight,
-            reservations: counter_vec(
-                "seckill_reservations_total",
-                "Buy attempts by outcome",
-                &["outcome"],
-            ),
-            cache: counter_vec(
-                "seckill_cache_requests_total",
-                "Local cache lookups by cache and result",
-                &["cache", "result"],
-            ),
-            redis_duration: histogram_vec(
-                "seckill_redis_duration_seconds",
-                "Redis call latency by operation",
-                &["op"],
-            ),
-            redis_errors: counter_vec(
-                "seckill_redis_errors_total",
-                "Redis call failures by operation",
-                &["op"],
-            ),
-            mysql_duration: histogram_vec(
-                "seckill_mysql_duration_seconds",
-                "MariaDB call latency by operation",
-                &["op"],
-            ),
-            mysql_errors: counter_vec(
-                "seckill_mysql_errors_total",
-                "MariaDB call failures by operation",
-                &["op"],
-            ),
-            orders_written: counter(
-                "seckill_orders_written_total",
-                "Orders inserted into MariaDB by the writer",
-            ),
-            writer_batch,
-            reserve_batch,
-            writer_reclaimed: counter(
-                "seckill_writer_reclaimed_total",
-                "Stream entries taken over from a dead writer",
-            ),
-            writer_dead_letters: counter(
-                "seckill_writer_dead_letters_total",
-                "Stream entries moved to the dead-letter stream",
-            ),
-            stream_backlog: gauge_vec(
-                "seckill_stream_backlog",
-                "Orders queued in a sale's stream and not yet acknowledged by a writer",
-                &["sale"],
-            ),
-            stock_left: gauge_vec(
-                "seckill_stock_left",
-                "Units left in Redis per live sale",
-                &["sale"],
-            ),
-            stock_drift: gauge_vec(
-                "seckill_stock_drift",
-                "Initial stock minus Redis stock left minus live orders, per sale (must be 0)",
-                &["sale"],
-            ),
-            repairs: counter_vec(
-                "seckill_repairs_total",
-                "Repairs of Redis state by kind",
-                &["kind"],
-            ),
-            recoveries: counter_vec(
-                "seckill_recoveries_total",
-                "Recoveries after Redis lost its scripts, by result",
-                &["result"],
-            ),
-            failovers_detected: counter(
-                "seckill_redis_failovers_detected_total",
-                "Redis primaries found unverified (promoted or restarted) and rebuilt",
-            ),
-            orders_expired: counter(
-                "seckill_orders_expired_total",
-                "Unpaid orders closed at their deadline",
-            ),
-            units_returned: counter(
-                "seckill_units_returned_total",
-                "Units given back to Redis stock",
-            ),
-            payments: counter_vec(
-                "seckill_payments_total",
-                "Payment notifications by result",
-                &["result"],
-            ),
-            breaker_open: gauge_vec(
-                "seckill_breaker_open",
-                "1 while the circuit breaker of a dependency is open",
-                &["dep"],
-            ),
-            queue_joins: counter_vec(
-                "seckill_queue_joins_total",
-                "Waiting-room joins: new tickets, and joins again that got the same ticket",
-                &["kind"],
-            ),
-            queue_length: gauge_vec(
-                "seckill_queue_length",
-                "Tickets waiting (joined, not yet admitted) per queued sale",
-                &["sale"],
-            ),
-            queue_admitted: gauge_vec(
-                "seckill_queue_admitted",
-                "Tickets admitted so far (the serving cursor) per queued sale",
-                &["sale"],
-            ),
-            queue_expired: gauge_vec(
-                "seckill_queue_expired",
-                "Admissions that ran out unused (estimate: admitted longer ago than an \
-                 admission lasts, less the orders placed by then) per queued sale",
-                &["sale"],
-            ),
-            queue_rate: {
-                let g = GaugeVec::new(
-                    Opts::new(
-                        "seckill_queue_admission_rate",
-                        "Admissions a second over the last ten seconds per queued sale",
-                    ),
-                    &["sale"],
-                )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("unique metric");
-                g
-            },
+            http_requests: r.counters("seckill_http_requests_total", "HTTP requests by route and status", &["route", "status"]),
+            http_duration: r.latencies("seckill_http_request_duration_seconds", "HTTP request latency by route", &["route"]),
+            inflight: r.add(IntGauge::new("seckill_http_inflight", "Requests being served now").expect("valid metric")),
+            reservations: r.counters("seckill_reservations_total", "Buy attempts by outcome", &["outcome"]),
+            cache: r.counters("seckill_cache_requests_total", "Local cache lookups by cache and result", &["cache", "result"]),
+            redis_duration: r.latencies("seckill_redis_duration_seconds", "Redis call latency by operation", &["op"]),
+            redis_errors: r.counters("seckill_redis_errors_total", "Redis call failures by operation", &["op"]),
+            mysql_duration: r.latencies("seckill_mysql_duration_seconds", "MariaDB call latency by operation", &["op"]),
+            mysql_errors: r.counters("seckill_mysql_errors_total", "MariaDB call failures by operation", &["op"]),
+            orders_written: r.counter("seckill_orders_written_total", "Orders inserted into MariaDB by the writer"),
+            writer_batch: r.histogram("seckill_writer_batch_size", "Orders per MariaDB batch", vec![1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]),
+            reserve_batch: r.histogram("seckill_reserve_batch_size", "Buys reserved per Redis script call", vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            writer_reclaimed: r.counter("seckill_writer_reclaimed_total", "Stream entries taken over from a dead writer"),
+            writer_dead_letters: r.counter("seckill_writer_dead_letters_total", "Stream entries moved to the dead-letter stream"),
+            sales_retired: r.counter("seckill_sales_retired_total", "Sales retired from the active set by this writer (quiet and drained)"),
+            active_sales: r.add(IntGauge::new("seckill_active_sales", "Sales in the active set (busy: selling, units coming back, a line moving, orders not yet written) at this backend's last look").expect("valid metric")),
+            stream_backlog: r.gauges("seckill_stream_backlog", "Orders queued in a busy sale's stream and not yet acknowledged by a writer", sale),
+            stock_left: r.gauges("seckill_stock_left", "Units left in Redis per busy sale", sale),
+            stock_drift: r.gauges("seckill_stock_drift", "Initial stock minus Redis stock left minus live orders, per busy sale (must be 0)", sale),
+            repairs: r.counters("seckill_repairs_total", "Repairs of Redis state by kind", &["kind"]),
+            recoveries: r.counters("seckill_recoveries_total", "Recoveries after Redis lost its scripts, by result", &["result"]),
+            failovers_detected: r.counter("seckill_redis_failovers_detected_total", "Redis primaries found unverified (promoted or restarted) and rebuilt"),
+            orders_expired: r.counter("seckill_orders_expired_total", "Unpaid orders closed at their deadline"),
+            units_returned: r.counter("seckill_units_returned_total", "Units given back to Redis stock"),
+            payments: r.counters("seckill_payments_total", "Payment notifications by result", &["result"]),
+            breaker_open: r.gauges("seckill_breaker_open", "1 while the circuit breaker of a dependency is open", &["dep"]),
+            queue_joins: r.counters("seckill_queue_joins_total", "Waiting-room joins: new tickets, and joins again that got the same ticket", &["kind"]),
+            queue_length: r.gauges("seckill_queue_length", "Tickets waiting (joined, not yet admitted) per queued sale", sale),
+            queue_admitted: r.gauges("seckill_queue_admitted", "Tickets admitted so far (the serving cursor) per queued sale", sale),
+            queue_expired: r.gauges("seckill_queue_expired", "Admissions that ran out unused (estimate: admitted longer ago than an admission lasts, less the orders placed by then) per queued sale", sale),
+            queue_rate: r.float_gauges("seckill_queue_admission_rate", "Admissions a second over the last ten seconds per queued sale", sale),
+            per_sale: std::sync::Mutex::new(std::collections::HashSet::new()),
             registry,
         };
-        // Series that alerts and dashboards use exist from the start, at 0: an absent
-        // series would make `rate(...) > x` silently never fire.
+        m.start_at_zero();
+        m
+    }
+
+    /// Series that alerts and dashboards use exist from the start, at 0: an absent series
+    /// would make `rate(...) > x` silently never fire.
+    fn start_at_zero(&self) {
         for op in ["reserve", "xreadgroup", "xack"] {
-            m.redis_errors.with_label_values(&[op]);
+            self.redis_errors.with_label_values(&[op]);
         }
-        m.mysql_errors.with_label_values(&["insert_orders"]);
-        m.mysql_duration.with_label_values(&["insert_orders"]);
-        m.redis_duration.with_label_values(&["reserve"]);
-        m.breaker_open.with_label_values(&["redis"]);
+        self.mysql_errors.with_label_values(&["insert_orders"]);
+        self.mysql_duration.with_label_values(&["insert_orders"]);
+        self.redis_duration.with_label_values(&["reserve"]);
+        self.breaker_open.with_label_values(&["redis"]);
         for kind in ["release", "rebuild"] {
-            m.repairs.with_label_values(&[kind]);
+            self.repairs.with_label_values(&[kind]);
         }
         for result in [
             "paid",
@@ -291,25 +174,62 @@ impl Metrics {
             "already_refunded",
             "forged",
         ] {
-            m.payments.with_label_values(&[result]);
+            self.payments.with_label_values(&[result]);
         }
         for outcome in ["queued", "sold_out", "duplicate", "error"] {
-            m.reservations.with_label_values(&[outcome]);
+            self.reservations.with_label_values(&[outcome]);
         }
-        m.http_requests.with_label_values(&["buy", "200"]);
-        m.http_duration.with_label_values(&["buy"]);
-        m
+        self.http_requests.with_label_values(&["buy", "200"]);
+        self.http_duration.with_label_values(&["buy"]);
+    }
+
+    /// The gauge of one sale (its series is remembered, to be removed by [`Metrics::keep_sales`]).
+    pub fn sale_gauge(&self, vec: &IntGaugeVec, sale_id: u64) -> IntGauge {
+        self.per_sale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sale_id);
+        vec.with_label_values(&[&sale_id.to_string()])
+    }
+
+    /// Removes every per-sale series of the sales not in `busy`: a sale's series exist while
+    /// it is busy (in the active set) and go when it goes quiet, so their number follows the
+    /// sales at work, not the sales that exist.
+    pub fn keep_sales(&self, busy: &std::collections::HashSet<u64>) {
+        let gone: Vec<u64> = {
+            let mut tracked = self.per_sale.lock().unwrap_or_else(|p| p.into_inner());
+            let gone = tracked
+                .iter()
+                .filter(|s| !busy.contains(s))
+                .copied()
+                .collect();
+            tracked.retain(|s| busy.contains(s));
+            gone
+        };
+        for sale in gone {
+            let label = sale.to_string();
+            for vec in [
+                &self.stream_backlog,
+                &self.stock_left,
+                &self.stock_drift,
+                &self.queue_length,
+                &self.queue_admitted,
+                &self.queue_expired,
+            ] {
+                let _ = vec.remove_label_values(&[&label]);
+            }
+            let _ = self.queue_rate.remove_label_values(&[&label]);
+        }
     }
 
     /// Sets the waiting room's gauges of one sale.
     pub fn observe_queue(&self, sale_id: u64, q: &crate::buy::queue::QueueState) {
-        let sale = sale_id.to_string();
-        let gauge = |g: &IntGaugeVec, v: u64| g.with_label_values(&[&sale]).set(v as i64);
+        let gauge = |g: &IntGaugeVec, v: u64| self.sale_gauge(g, sale_id).set(v as i64);
         gauge(&self.queue_length, q.joined.saturating_sub(q.cursor));
         gauge(&self.queue_admitted, q.cursor);
         gauge(&self.queue_expired, q.lapsed);
         self.queue_rate
-            .with_label_values(&[&sale])
+            .with_label_values(&[&sale_id.to_string()])
             .set(q.rate_milli.unwrap_or(0) as f64 / 1000.0);
     }
 

@@ -63,10 +63,16 @@ pub async fn run(
     Ok(())
 }
 
-/// The background duties of every backend: recover a restarted Redis, sweep unpaid orders
-/// past their deadline, refund money owed back, reconcile Redis with MariaDB. Each is safe in several backends at once.
+/// The background duties of every backend: recover a restarted Redis, forget sales an
+/// operator changed, sweep unpaid orders past their deadline, refund money owed back,
+/// reconcile the busy sales. Each costs the same however many sales exist. Each is safe in several backends at once.
 async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut reconciler = crate::lifecycle::reconcile::Reconciler::default();
+    // The sales' revision this backend's cache has followed (changes before the start are
+    // not cached yet).
+    let mut seen_rev = crate::buy::sale_rows::revision(&app.db)
+        .await
+        .map_or(0, |(rev, _)| rev);
     let mut last_reconcile = std::time::Instant::now();
     loop {
         tokio::select! {
@@ -91,6 +97,9 @@ async fn lifecycle(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         {
             eprintln!("lifecycle: recovery: {e}");
             continue;
+        }
+        if let Err(e) = app.cache.follow(&app.db, &mut seen_rev).await {
+            eprintln!("lifecycle: following the sales' revisions: {e}");
         }
         let now = crate::clock::now_ms();
         if let Err(e) =

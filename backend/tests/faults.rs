@@ -89,7 +89,10 @@ async fn burst(
 /// Waits until the sale is quiet: nothing in flight, nothing owed, drift 0 (or 60 s pass).
 async fn settle(w: &World, sale: u64) -> seckill::lifecycle::reconcile::SaleCheck {
     let (redis, db) = w.inspect().await;
-    let s = seckill::buy::sales::load(&db, sale).await.unwrap().unwrap();
+    let s = seckill::buy::sale_rows::load(&db, sale)
+        .await
+        .unwrap()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let c = seckill::lifecycle::reconcile::check(&redis, &db, &s).await;

@@ -19,7 +19,7 @@ async fn the_screen_vouches_only_when_every_count_agrees() {
     }
     assert_eq!(b.wait_orders(sale_id, 10).await, 10);
     let (redis, db) = (&b.app.bg_redis, &b.app.db);
-    let sale = seckill::buy::sales::load(db, sale_id)
+    let sale = seckill::buy::sale_rows::load(db, sale_id)
         .await
         .unwrap()
         .unwrap();

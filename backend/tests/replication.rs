@@ -107,7 +107,13 @@ async fn run(max: usize) {
         .expect("scripts load");
     let sale = 9_000_000 + max as u64;
     stock::preheat(&redis, sale, 3).await.expect("preheat");
-    let reserver = Reserver::replicated(redis.clone(), max, sizes(), Some((1, 300)));
+    let reserver = Reserver::replicated(
+        redis.clone(),
+        Default::default(),
+        max,
+        sizes(),
+        Some((1, 300)),
+    );
 
     // A replica that keeps up: the buy is confirmed.
     let r = reserver.reserve(sale, 1, 1, 0).await.expect("replicated");
@@ -175,7 +181,13 @@ async fn on_a_cluster_the_wait_goes_to_the_sales_primary() {
     let base = 9_100_000_000 + seckill::clock::now_ms() as u64 % 1_000_000_000 * 2;
     for (sale, max) in [(base, 1usize), (base + 1, 16)] {
         stock::preheat(&redis, sale, 2).await.expect("preheat");
-        let reserver = Reserver::replicated(redis.clone(), max, sizes(), Some((1, 100)));
+        let reserver = Reserver::replicated(
+            redis.clone(),
+            Default::default(),
+            max,
+            sizes(),
+            Some((1, 100)),
+        );
         let e = reserver.reserve(sale, 1, 1, 0).await.unwrap_err();
         assert!(
             matches!(
@@ -232,13 +244,17 @@ async fn a_promoted_replica_is_not_verified_and_refuses_buys_until_rebuilt() {
     )
     .await
     .expect("the promoted replica");
-    let e = stock::reserve(&direct, 1, 1, 1, 0).await.unwrap_err();
+    let e = stock::reserve(&direct, 1, 1, 1, 0, i64::MAX / 4)
+        .await
+        .unwrap_err();
     assert!(e.is_noscript(), "a buy on an unrebuilt primary: {e}");
 
     // Rebuilt (marked, then the scripts): verified, and it takes buys.
     replica.mark_and_load(&after).await.expect("marked");
     assert_eq!(replica.state(&after[0]).await.unwrap(), (true, true));
     stock::preheat(&direct, 1, 1).await.expect("preheat");
-    let r = stock::reserve(&direct, 1, 1, 1, 0).await.expect("a buy");
+    let (r, _) = stock::reserve(&direct, 1, 1, 1, 0, i64::MAX / 4)
+        .await
+        .expect("a buy");
     assert!(matches!(r, Reservation::Queued { .. }), "{r:?}");
 }

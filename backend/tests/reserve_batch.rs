@@ -22,6 +22,10 @@ use seckill::store::redis_conn::Redis;
 
 use common::env;
 
+/// A lease that never ends: these sales are not registered in the active set (no writer is
+/// meant to find them), so the lease the scripts check is given directly.
+const FOREVER: i64 = 4_000_000_000_000_000;
+
 async fn redis(cluster: bool) -> Redis {
     let target = if cluster {
         RedisTarget::Cluster(
@@ -163,13 +167,27 @@ async fn one_case(r: &Redis, rng: &mut Rng, case: usize) {
     }
     let mut one_by_one = Vec::new();
     for &(user, now) in &buyers {
-        one_by_one.push(stock::reserve(r, a, user, limit, now).await.unwrap());
+        one_by_one.push(
+            stock::reserve(r, a, user, limit, now, FOREVER)
+                .await
+                .unwrap()
+                .0,
+        );
     }
     let mut batched = Vec::new();
     let mut rest = &buyers[..];
     while !rest.is_empty() {
         let n = (rng.range(1, 24) as usize).min(rest.len());
-        batched.extend(stock::reserve_many(r, b, limit, &rest[..n]).await.unwrap());
+        let (outcomes, left) = stock::reserve_many(r, b, limit, &rest[..n], FOREVER)
+            .await
+            .unwrap();
+        let stock_now: Option<i64> = stock::stock_left(r, b).await.unwrap();
+        assert_eq!(
+            left,
+            stock_now.unwrap_or(-1),
+            "case {case}: units left after a batch"
+        );
+        batched.extend(outcomes);
         rest = &rest[n..];
     }
     let what = format!(
@@ -214,10 +232,38 @@ async fn cluster_batches_equal_sequential_calls() {
 #[tokio::test]
 async fn an_empty_batch_costs_nothing() {
     let r = redis(false).await;
-    let out = stock::reserve_many(&r, 4_300_000_001, 1, &[])
+    let (out, _) = stock::reserve_many(&r, 4_300_000_001, 1, &[], FOREVER)
         .await
         .unwrap();
     assert!(out.is_empty());
+}
+
+/// A reservation whose lease is about to end does nothing (see store::activity): no unit
+/// taken, no entry in the stream, answered LeaseEnded, alone or in a batch.
+#[tokio::test]
+async fn a_lease_about_to_end_reserves_nothing() {
+    let r = redis(false).await;
+    let sale = 4_300_000_002;
+    stock::preheat(&r, sale, 5).await.unwrap();
+    let soon = seckill::clock::now_ms() + 1_000; // inside the 2 s margin
+    let (one, _) = stock::reserve(&r, sale, 1, 1, 0, soon).await.unwrap();
+    assert_eq!(one, Reservation::LeaseEnded);
+    let (many, left) = stock::reserve_many(&r, sale, 1, &[(2, 0), (3, 0)], soon)
+        .await
+        .unwrap();
+    assert_eq!(many, vec![Reservation::LeaseEnded, Reservation::LeaseEnded]);
+    assert_eq!(left, -1);
+    assert_eq!(stock::stock_left(&r, sale).await.unwrap(), Some(5));
+    let len: i64 = r
+        .cmd(redis::cmd("XLEN").arg(SaleKeys::new(sale).orders).clone())
+        .await
+        .unwrap();
+    assert_eq!(len, 0, "no order entered the stream");
+    let later = seckill::clock::now_ms() + 60_000;
+    let (ok, left) = stock::reserve(&r, sale, 1, 1, 0, later).await.unwrap();
+    assert!(matches!(ok, Reservation::Queued { .. }));
+    assert_eq!(left, 4);
+    drop_sale(&r, sale).await;
 }
 
 fn histogram() -> Histogram {
@@ -236,7 +282,7 @@ async fn group_commit_under_a_crowd(cluster: bool) {
     let sale = fresh_sale(&mut rng);
     stock::preheat(&r, sale, 60).await.unwrap();
     let sizes = histogram();
-    let reserver = Reserver::new(r.clone(), 16, sizes.clone());
+    let reserver = Reserver::new(r.clone(), Default::default(), 16, sizes.clone());
     let mut tasks = Vec::new();
     for i in 0..600u64 {
         let reserver: Arc<Reserver> = reserver.clone();
@@ -302,7 +348,7 @@ async fn a_lone_buy_waits_for_no_one() {
     let sale = fresh_sale(&mut rng);
     stock::preheat(&r, sale, 5).await.unwrap();
     let sizes = histogram();
-    let reserver = Reserver::new(r.clone(), 128, sizes.clone());
+    let reserver = Reserver::new(r.clone(), Default::default(), 128, sizes.clone());
     let got = reserver.reserve(sale, 7, 1, 1).await.unwrap();
     assert_eq!(got, Reservation::Queued { seq: 1, slot: 1 });
     assert_eq!((sizes.get_sample_count(), sizes.get_sample_sum()), (1, 1.0));

@@ -186,8 +186,13 @@ async fn reserve_rate(
         .await
         .map_err(|e| e.to_string())?;
     let sizes = seckill::metrics::Metrics::new().reserve_batch;
-    let reserver =
-        seckill::buy::reserver::Reserver::replicated(r, max, sizes.clone(), Some((wait, 1000)));
+    let reserver = seckill::buy::reserver::Reserver::replicated(
+        r,
+        Arc::new(seckill::store::activity::Activity::default()),
+        max,
+        sizes.clone(),
+        Some((wait, 1000)),
+    );
     let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let now = seckill::clock::now_ms();
     let started = Instant::now();
@@ -226,7 +231,7 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
         .await
         .map_err(|e| e.to_string())?;
     let now = seckill::clock::now_ms();
-    let new = seckill::buy::sales::NewSale {
+    let new = seckill::buy::new_sale::NewSale {
         title: "writer bench".into(),
         price_cents: 1,
         stock: n,
@@ -235,8 +240,16 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
         ends_ms: now + 3_600_000,
         pay_window_s: 900,
         queue: Default::default(),
+        description: None,
+        image_url: None,
     };
-    let sale = seckill::buy::sales::insert(&db, &new, now)
+    let sale = seckill::buy::sale_rows::insert_many(&db, std::slice::from_ref(&new), now)
+        .await
+        .map_err(|e| e.to_string())?
+        .remove(0);
+    // Queued by "another backend": the sale is registered in the active set with a lease
+    // long enough for the whole run; the writer finds it by its first look.
+    let lease = seckill::store::activity::register(&r, &[sale.id], 600_000, 0)
         .await
         .map_err(|e| e.to_string())?;
     seckill::buy::stock::preheat(&r, sale.id, n)
@@ -253,7 +266,7 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
                 if i >= n {
                     break;
                 }
-                seckill::buy::stock::reserve(&r, sale_id, u64::from(i) + 1, 1, now)
+                seckill::buy::stock::reserve(&r, sale_id, u64::from(i) + 1, 1, now, lease)
                     .await
                     .expect("reserve");
             }
@@ -264,20 +277,20 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
     }
     // The writer, as the backend runs it.
     let metrics = Arc::new(seckill::metrics::Metrics::new());
-    let w = Arc::new(seckill::writer::Writer {
-        redis: redis(redis_url).await?,
-        db: db.clone(),
-        metrics,
-        cfg: seckill::writer::WriterConfig {
+    let w = Arc::new(seckill::writer::Writer::new(
+        redis(redis_url).await?,
+        db.clone(),
+        seckill::writer::WriterConfig {
             batch: 500,
-            idle: Duration::from_millis(20),
+            look: Duration::from_millis(100),
             claim_idle: Duration::from_secs(30),
-            discover: Duration::from_millis(100),
             mysql_timeout: Duration::from_secs(10),
             max_failures: 5,
             consumer: seckill::writer::consumer_name(),
         },
-    });
+        metrics,
+        Arc::new(seckill::store::activity::Activity::default()),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let running = tokio::spawn(w.run(stop_rx));

@@ -209,7 +209,7 @@ async fn create_sale(
         .ok()
         .and_then(|v| v["id"].as_u64())
         .ok_or("creating the sale: no id in the answer")?;
-    let sale = seckill::buy::sales::load(db, sale_id)
+    let sale = seckill::buy::sale_rows::load(db, sale_id)
         .await
         .map_err(|e| format!("database: {e}"))?
         .ok_or("the new sale is not in MariaDB")?;

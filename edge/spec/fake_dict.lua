@@ -17,6 +17,18 @@ function _M.new(entries)
         self.ttls[k] = ttl
         return true
     end
+    function d:delete(k) self.data[k] = nil self.ttls[k] = nil end
+    function d:flush_all() self.data = {} self.ttls = {} end
+    function d:safe_set(k, v, ttl)
+        if self.data[k] == nil then
+            local n = 0
+            for _ in pairs(self.data) do n = n + 1 end
+            if n >= self.capacity_entries then return false, "no memory" end
+        end
+        self.data[k] = v
+        self.ttls[k] = ttl
+        return true
+    end
     d.capacity_entries = math.huge
     function d:safe_add(k, v, ttl)
         if self.data[k] ~= nil then return false, "exists" end

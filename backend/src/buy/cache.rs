@@ -1,8 +1,9 @@
 //! Local caches in front of MariaDB and Redis, so the hot path mostly touches neither.
 //!
-//! - Sale metadata never changes once a sale is created, so it is cached for minutes. An
-//!   unknown sale id is cached as "absent" for a second only, so it appears soon after it is
-//!   created but probing random ids cannot hammer MariaDB.
+//! - Sale metadata is cached for minutes; an operator's change is forgotten at once here and
+//!   within a second in every other backend ([`SaleCache::follow`], on every lifecycle
+//!   pass, follows the sales' revisions). An unknown sale id is cached as "absent" for a second only, so it appears
+//!   soon after it is created but probing random ids cannot hammer MariaDB.
 //! - The sold-out flag: once Redis said "sold out", buys are refused locally for
 //!   `sold_out_ttl`, then Redis is asked again (stock can come back when an unpaid order
 //!   expires). This stops the Redis trips of the crowd that arrives after the last unit.
@@ -73,6 +74,50 @@ impl SaleCache {
     /// Puts a sale just created, so the first buyers need no MariaDB trip.
     pub async fn put(&self, sale: Sale) {
         self.sales.insert(sale.id, Some(Arc::new(sale))).await;
+    }
+
+    /// The sales of `ids` that exist: from the cache, the others from MariaDB in one query
+    /// (and cached).
+    pub async fn sales(
+        &self,
+        ids: &[u64],
+        db: &mysql_async::Pool,
+    ) -> Result<Vec<Sale>, mysql_async::Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.sales.get(id).await {
+                Some(Some(s)) => out.push((*s).clone()),
+                Some(None) => {}
+                None => missing.push(*id),
+            }
+        }
+        for s in crate::buy::sale_rows::load_many(db, &missing).await? {
+            self.put(s.clone()).await;
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// Forgets the sales revised after `*rev` (an operator's change made through another
+    /// backend) and moves `*rev` on: one indexed query, whatever the number of sales.
+    pub async fn follow(
+        &self,
+        db: &mysql_async::Pool,
+        rev: &mut u64,
+    ) -> Result<usize, mysql_async::Error> {
+        let revised = crate::buy::sale_rows::revised_since(db, *rev).await?;
+        for (id, r) in &revised {
+            self.sales.invalidate(id).await;
+            self.sold_out.invalidate(id).await;
+            *rev = (*rev).max(*r);
+        }
+        Ok(revised.len())
+    }
+
+    /// Forgets a sale that changed (the next request reads it again).
+    pub async fn forget(&self, id: u64) {
+        self.sales.invalidate(&id).await;
     }
 
     pub fn is_sold_out(&self, id: u64) -> bool {

@@ -19,6 +19,11 @@
 //! sale's primary (one per batch); if fewer replicas than asked confirm in time, the buys it
 //! reserved get [`CallError::NotReplicated`] (503, outcome unknown: a failover now could lose
 //! them), and the buys it refused keep their answers (a refusal changed nothing).
+//!
+//! Every call carries this backend's lease on the sale in the active set
+//! (`store::activity`), taken before the first call and renewed when it nears its end; a
+//! script that refuses the lease ([`Reservation::LeaseEnded`]: nothing done) is called again
+//! once with a fresh one. After a call that queued orders, this backend's writer is woken.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -27,6 +32,8 @@ use prometheus::Histogram;
 use tokio::sync::oneshot;
 
 use crate::buy::stock::{self, Reservation};
+use crate::store::activity::Activity;
+use crate::store::changes;
 use crate::store::keys::SaleKeys;
 use crate::store::redis_conn::{CallError, Redis};
 
@@ -44,6 +51,7 @@ type Key = (u64, u32);
 
 pub struct Reserver {
     redis: Redis,
+    activity: Arc<Activity>,
     max: usize,
     /// Sales with a call under way, and the buys queued behind it. A sale is in the map
     /// exactly while its flusher runs.
@@ -55,20 +63,27 @@ pub struct Reserver {
 }
 
 impl Reserver {
-    pub fn new(redis: Redis, max: usize, batch_size: Histogram) -> Arc<Reserver> {
-        Self::replicated(redis, max, batch_size, None)
+    pub fn new(
+        redis: Redis,
+        activity: Arc<Activity>,
+        max: usize,
+        batch_size: Histogram,
+    ) -> Arc<Reserver> {
+        Self::replicated(redis, activity, max, batch_size, None)
     }
 
     /// A reserver whose reservations must reach `wait.0` replicas within `wait.1` ms before
     /// they are answered (None: answered as soon as the primary has them).
     pub fn replicated(
         redis: Redis,
+        activity: Arc<Activity>,
         max: usize,
         batch_size: Histogram,
         wait: Option<(u32, u64)>,
     ) -> Arc<Reserver> {
         Arc::new(Reserver {
             redis,
+            activity,
             max: max.max(1),
             queues: Mutex::new(HashMap::new()),
             batch_size,
@@ -113,9 +128,23 @@ impl Reserver {
     ) -> Outcome {
         if self.max == 1 {
             self.batch_size.observe(1.0);
-            let r = stock::reserve(&self.redis, sale_id, user_id, per_user_limit, now_ms)
+            let r = self
+                .leased(sale_id, |lease| async move {
+                    let (r, left) = stock::reserve(
+                        &self.redis,
+                        sale_id,
+                        user_id,
+                        per_user_limit,
+                        now_ms,
+                        lease,
+                    )
+                    .await?;
+                    Ok((vec![r], left))
+                })
                 .await
-                .map_err(Arc::new)?;
+                .map_err(Arc::new)?
+                .pop()
+                .unwrap_or(Reservation::NotLoaded);
             self.confirm(sale_id, std::slice::from_ref(&r))
                 .await
                 .map_err(Arc::new)?;
@@ -153,6 +182,39 @@ impl Reserver {
         })
     }
 
+    /// Runs a reserve call with this backend's lease on the sale; once more with a fresh
+    /// lease if the script refused the first (nothing was done then). When the call queued
+    /// orders, wakes the writer, and tells the edges if the stock moved to another step
+    /// (`store::changes`; in the background: the buyers do not wait for it).
+    async fn leased<F, Fut>(&self, sale_id: u64, call: F) -> Result<Vec<Reservation>, CallError>
+    where
+        F: Fn(i64) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<Reservation>, i64), CallError>>,
+    {
+        let lease = self.activity.lease(&self.redis, sale_id, false).await?;
+        let (mut outcomes, mut left) = call(lease).await?;
+        if outcomes.first() == Some(&Reservation::LeaseEnded) {
+            let lease = self.activity.lease(&self.redis, sale_id, true).await?;
+            (outcomes, left) = call(lease).await?;
+        }
+        let queued = outcomes
+            .iter()
+            .filter(|r| matches!(r, Reservation::Queued { .. }))
+            .count() as i64;
+        if queued > 0 {
+            self.activity.queued(sale_id);
+            if left >= 0 && changes::step(left + queued) != changes::step(left) {
+                let redis = self.redis.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = changes::announce(&redis, &[sale_id]).await {
+                        eprintln!("reserver: sale {sale_id}: announcing its stock failed: {e}");
+                    }
+                });
+            }
+        }
+        Ok(outcomes)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, VecDeque<Waiter>>> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -185,7 +247,12 @@ impl Reserver {
             };
             self.batch_size.observe(batch.len() as f64);
             let buyers: Vec<(u64, i64)> = batch.iter().map(|w| (w.user_id, w.now_ms)).collect();
-            match stock::reserve_many(&self.redis, sale_id, limit, &buyers).await {
+            let call = self
+                .leased(sale_id, |lease| {
+                    stock::reserve_many(&self.redis, sale_id, limit, &buyers, lease)
+                })
+                .await;
+            match call {
                 Ok(outcomes) => {
                     let unconfirmed = self.confirm(sale_id, &outcomes).await.err().map(Arc::new);
                     for (w, r) in batch.into_iter().zip(outcomes) {

@@ -22,6 +22,9 @@
 //! them. Such a Redis is not trusted until [`crate::lifecycle::recovery`] has repaired every live sale
 //! from MariaDB; only then are the scripts loaded again ([`crate::store::scripts::load_hot`]).
 
+use redis::Cmd;
+
+use crate::store::activity::MARGIN_MS;
 use crate::store::keys::SaleKeys;
 use crate::store::redis_conn::{CallError, Redis};
 use crate::store::scripts::{
@@ -41,36 +44,50 @@ pub enum Reservation {
     SoldOut,
     /// The sale's stock is not in Redis (never preheated, or Redis lost its data).
     NotLoaded,
+    /// Nothing was done: the lease given with the call was about to end (take a new one and
+    /// call again; see `store::activity`).
+    LeaseEnded,
 }
 
+/// Reserves a unit for one buyer; also answers the units left after it (-1: not loaded, or
+/// nothing done). `lease` is the end of this backend's lease on the sale in the active set
+/// (`store::activity`): the script refuses ([`Reservation::LeaseEnded`]) when it is about to
+/// end.
 pub async fn reserve(
     redis: &Redis,
     sale_id: u64,
     user_id: u64,
     per_user_limit: u32,
     now_ms: i64,
-) -> Result<Reservation, CallError> {
+    lease: i64,
+) -> Result<(Reservation, i64), CallError> {
     redis.writes_allowed()?;
     let k = SaleKeys::new(sale_id);
     let mut cmd = evalsha(
         &RESERVE_SCRIPT,
         &[&k.stock, &k.buyers, &k.seq, &k.reserved, &k.orders],
     );
-    cmd.arg(user_id).arg(per_user_limit).arg(now_ms);
-    let (seq, slot): (u64, u64) = redis.cmd(cmd).await?;
-    Ok(Reservation::from_reply(seq, slot))
+    cmd.arg(user_id)
+        .arg(per_user_limit)
+        .arg(now_ms)
+        .arg(lease)
+        .arg(MARGIN_MS);
+    let (seq, slot, left): (u64, u64, i64) = redis.cmd(cmd).await?;
+    Ok((Reservation::from_reply(seq, slot), left))
 }
 
 /// Reserves for each `(user_id, now_ms)` of one sale in order, in one script call; the
-/// outcomes are those of [`reserve`] called for each in turn. An empty batch costs nothing.
+/// outcomes are those of [`reserve`] called for each in turn, and the units left after the
+/// batch (-1: not loaded, or nothing done). An empty batch costs nothing.
 pub async fn reserve_many(
     redis: &Redis,
     sale_id: u64,
     per_user_limit: u32,
     buyers: &[(u64, i64)],
-) -> Result<Vec<Reservation>, CallError> {
+    lease: i64,
+) -> Result<(Vec<Reservation>, i64), CallError> {
     if buyers.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), -1));
     }
     redis.writes_allowed()?;
     let k = SaleKeys::new(sale_id);
@@ -78,22 +95,24 @@ pub async fn reserve_many(
         &RESERVE_MANY_SCRIPT,
         &[&k.stock, &k.buyers, &k.seq, &k.reserved, &k.orders],
     );
-    cmd.arg(per_user_limit);
+    cmd.arg(per_user_limit).arg(lease).arg(MARGIN_MS);
     for (user, now_ms) in buyers {
         cmd.arg(user).arg(now_ms);
     }
-    let flat: Vec<u64> = redis.cmd(cmd).await?;
-    if flat.len() != 2 * buyers.len() {
+    let flat: Vec<i64> = redis.cmd(cmd).await?;
+    if flat.len() != 2 * buyers.len() + 1 {
         return Err(CallError::Redis(redis::RedisError::from((
             redis::ErrorKind::TypeError,
-            "reserve_many: one answer per buyer expected",
+            "reserve_many: one answer per buyer and the units left expected",
             format!("{} numbers for {} buyers", flat.len(), buyers.len()),
         ))));
     }
-    Ok(flat
+    let left = flat[flat.len() - 1];
+    let outcomes = flat[..flat.len() - 1]
         .chunks_exact(2)
-        .map(|p| Reservation::from_reply(p[0], p[1]))
-        .collect())
+        .map(|p| Reservation::from_reply(p[0].max(0) as u64, p[1].max(0) as u64))
+        .collect();
+    Ok((outcomes, left))
 }
 
 impl Reservation {
@@ -102,6 +121,7 @@ impl Reservation {
         match (seq, slot_or_reason) {
             (0, 1) => Reservation::LimitReached,
             (0, 2) => Reservation::SoldOut,
+            (0, 4) => Reservation::LeaseEnded,
             (0, _) => Reservation::NotLoaded,
             (seq, slot) => Reservation::Queued {
                 seq,
@@ -123,7 +143,8 @@ pub enum Released {
 }
 
 /// Gives the unit of order `seq` back to stock and frees the buyer's slot. Idempotent per
-/// order: only one call ever answers [`Released::Now`].
+/// order: only one call ever answers [`Released::Now`]. The sale is registered as busy
+/// before, and the edges are told after (units back reopen a sold-out sale).
 pub async fn release(
     redis: &Redis,
     sale_id: u64,
@@ -132,14 +153,21 @@ pub async fn release(
     slot: u8,
 ) -> Result<Released, CallError> {
     let k = SaleKeys::new(sale_id);
+    // Busy first (the reconciler checks the busy sales), told after (the edges reopen it).
+    crate::store::activity::register(redis, &[sale_id], crate::store::activity::LEASE_MS, 0)
+        .await?;
     let mut cmd = evalsha(&RELEASE_SCRIPT, &[&k.stock, &k.buyers, &k.returned]);
     cmd.arg(seq).arg(user_id).arg(slot);
     let returned: i64 = redis.cmd(cmd).await?;
-    Ok(match returned {
+    let r = match returned {
         1 => Released::Now,
         0 => Released::Before,
         _ => Released::NotLoaded,
-    })
+    };
+    if r == Released::Now {
+        crate::store::changes::announce(redis, &[sale_id]).await?;
+    }
+    Ok(r)
 }
 
 /// Puts a new sale's stock into Redis (only if absent) and creates its writer group.
@@ -149,6 +177,42 @@ pub async fn preheat(redis: &Redis, sale_id: u64, stock: u32) -> Result<(), Call
         .cmd(redis::cmd("SET").arg(&k.stock).arg(stock).arg("NX").clone())
         .await?;
     ensure_group(redis, &k.orders).await
+}
+
+/// Puts many new sales' stock into Redis (each only if absent) and creates their writer
+/// groups: the commands of all sales sent together. Fails if any failed.
+pub async fn preheat_many(redis: &Redis, sales: &[(u64, u32)]) -> Result<(), CallError> {
+    let mut cmds = Vec::with_capacity(sales.len() * 2);
+    for (id, stock) in sales {
+        let k = SaleKeys::new(*id);
+        cmds.push(redis::cmd("SET").arg(&k.stock).arg(stock).arg("NX").clone());
+        cmds.push(
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&k.orders)
+                .arg(crate::store::keys::WRITER_GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .clone(),
+        );
+    }
+    for r in redis.each(cmds).await {
+        match r {
+            Err(CallError::Redis(e)) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Sets the stock of a sale nothing was reserved in yet; false when orders exist.
+pub async fn restock(redis: &Redis, sale_id: u64, stock: u32) -> Result<bool, CallError> {
+    let k = SaleKeys::new(sale_id);
+    let mut cmd = eval(crate::store::scripts::RESTOCK, &[&k.stock, &k.reserved]);
+    cmd.arg(stock);
+    let set: i64 = redis.cmd(cmd).await?;
+    Ok(set == 1)
 }
 
 /// Creates the writers' consumer group on a stream (and the stream), if it is not there.
@@ -212,6 +276,20 @@ pub async fn repair(
     gap: u64,
 ) -> Result<Repaired, CallError> {
     let k = SaleKeys::new(sale_id);
+    let (live, stock_left, orders_added, units_revived): (i64, i64, i64, i64) =
+        redis.cmd(repair_cmd(sale_id, facts, gap)).await?;
+    ensure_group(redis, &k.orders).await?;
+    Ok(Repaired {
+        live,
+        stock_left,
+        orders_added,
+        units_revived,
+    })
+}
+
+/// The `REPAIR` call of one sale (see [`repair`]).
+fn repair_cmd(sale_id: u64, facts: &DbFacts, gap: u64) -> Cmd {
+    let k = SaleKeys::new(sale_id);
     let mut cmd = eval(
         REPAIR,
         &[&k.stock, &k.buyers, &k.seq, &k.reserved, &k.returned],
@@ -226,15 +304,52 @@ pub async fn repair(
     for seq in &facts.cancelled {
         cmd.arg(seq);
     }
-    let (live, stock_left, orders_added, units_revived): (i64, i64, i64, i64) =
-        redis.cmd(cmd).await?;
-    ensure_group(redis, &k.orders).await?;
-    Ok(Repaired {
-        live,
-        stock_left,
-        orders_added,
-        units_revived,
-    })
+    cmd
+}
+
+/// [`repair`] for many sales, their calls sent together; one result per sale, in order.
+pub async fn repair_many(
+    redis: &Redis,
+    sales: &[(u64, DbFacts)],
+    gap: u64,
+) -> Vec<Result<Repaired, CallError>> {
+    let cmds = sales
+        .iter()
+        .map(|(id, facts)| repair_cmd(*id, facts, gap))
+        .collect();
+    let groups = sales
+        .iter()
+        .map(|(id, _)| {
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(SaleKeys::new(*id).orders)
+                .arg(crate::store::keys::WRITER_GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .clone()
+        })
+        .collect();
+    let repaired = redis.each(cmds).await;
+    let grouped = redis.each(groups).await;
+    repaired
+        .into_iter()
+        .zip(grouped)
+        .map(|(r, g)| {
+            match g {
+                Err(CallError::Redis(e)) if e.code() == Some("BUSYGROUP") => {}
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+            let (live, stock_left, orders_added, units_revived): (i64, i64, i64, i64) =
+                redis::from_redis_value(&r?).map_err(CallError::Redis)?;
+            Ok(Repaired {
+                live,
+                stock_left,
+                orders_added,
+                units_revived,
+            })
+        })
+        .collect()
 }
 
 /// Redis's ledger of one sale, read atomically.

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod internal;
 pub mod orders;
+pub mod query;
 pub mod reply;
 pub mod request;
 pub mod route;
@@ -80,10 +81,16 @@ async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Result<Res
         Route::Pay(id) => orders::pay(app, &req, id).await,
         Route::PayNotify => orders::notify(app, req).await,
         Route::AdminSales => admin::create_sale(app, req).await,
+        Route::AdminSaleList => admin::list_sales(app, &req).await,
+        Route::AdminSale(id) => admin::sale(app, &req, id).await,
+        Route::AdminSaleChange(id) => admin::change_sale(app, req, id).await,
+        Route::AdminPause(id) => admin::pause(app, &req, id, true).await,
+        Route::AdminResume(id) => admin::pause(app, &req, id, false).await,
+        Route::AdminEnd(id) => admin::end(app, &req, id).await,
         Route::AdminReconcile => admin::reconcile(app, &req).await,
         Route::AdminQueue(sale) => admin::queue(app, req, sale).await,
         Route::Metrics => internal::metrics(app),
         Route::Healthz => internal::healthz(),
-        Route::InternalSales => internal::sale_states(app).await,
+        Route::InternalSales => internal::sale_states(app, &req).await,
     }
 }

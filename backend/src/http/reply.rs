@@ -43,5 +43,10 @@ pub fn error(e: &ApiError) -> Resp {
     if e.status() == StatusCode::SERVICE_UNAVAILABLE {
         h.insert("retry-after", HeaderValue::from_static("1"));
     }
+    if let ApiError::MethodNotAllowed { allowed, .. } = e {
+        if let Ok(v) = HeaderValue::from_str(allowed) {
+            h.insert(hyper::header::ALLOW, v);
+        }
+    }
     r
 }

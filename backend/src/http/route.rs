@@ -6,7 +6,7 @@
 //! decimal digits without sign or leading zeros. Anything else is a 404, so no other spelling
 //! of a guarded route can reach a handler (the edge proxies the canonical spelling only).
 
-use hyper::{Method, StatusCode};
+use hyper::Method;
 
 use crate::error::ApiError;
 
@@ -27,6 +27,12 @@ pub enum Route {
     PayNotify,
     // Operator
     AdminSales,
+    AdminSaleList,
+    AdminSale(u64),
+    AdminSaleChange(u64),
+    AdminPause(u64),
+    AdminResume(u64),
+    AdminEnd(u64),
     AdminReconcile,
     AdminQueue(u64),
     // Loopback: Prometheus, health, the edge's sale-state pull
@@ -39,43 +45,68 @@ pub enum Route {
 const MAX_SIG: usize = 128;
 
 impl Route {
-    /// Parses a request line. `HEAD` is served as `GET`.
+    /// Parses a request line. `HEAD` is served as `GET`. A known path asked with another
+    /// method is a 405 naming the methods it has.
     pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
         let segments = canonical(path)?;
-        let (route, allowed) = match segments.as_slice() {
-            ["api", "time"] => (Route::Time, Method::GET),
-            ["api", "login"] => (Route::Login, Method::POST),
-            ["api", "sales", id] => (Route::Sale(sale_id(id)?), Method::GET),
-            ["api", "sales", id, "captcha"] => (Route::Captcha(sale_id(id)?), Method::POST),
-            ["api", "sales", id, "queue"] => (Route::QueueJoin(sale_id(id)?), Method::POST),
-            ["api", "sales", id, "orders"] => (Route::MyOrders(sale_id(id)?), Method::GET),
-            ["api", "sales", id, "buy", sig] => (
-                Route::Buy {
-                    sale: sale_id(id)?,
-                    sig: signature(sig)?,
-                },
-                Method::POST,
-            ),
-            ["api", "orders", id] => (Route::Order(order_id(id)?), Method::GET),
-            ["api", "orders", id, "pay"] => (Route::Pay(order_id(id)?), Method::POST),
-            ["api", "payments", "notify"] => (Route::PayNotify, Method::POST),
-            ["admin", "sales"] => (Route::AdminSales, Method::POST),
-            ["admin", "reconcile"] => (Route::AdminReconcile, Method::POST),
-            ["admin", "sales", id, "queue"] => (Route::AdminQueue(sale_id(id)?), Method::POST),
-            ["metrics"] => (Route::Metrics, Method::GET),
-            ["healthz"] => (Route::Healthz, Method::GET),
-            ["internal", "sales"] => (Route::InternalSales, Method::GET),
+        let get = |r: Route| [(Method::GET, Some(r)), (Method::GET, None)];
+        let post = |r: Route| [(Method::POST, Some(r)), (Method::POST, None)];
+        let mut options = match segments.as_slice() {
+            ["api", "time"] => get(Route::Time),
+            ["api", "login"] => post(Route::Login),
+            ["api", "sales", id] => get(Route::Sale(sale_id(id)?)),
+            ["api", "sales", id, "captcha"] => post(Route::Captcha(sale_id(id)?)),
+            ["api", "sales", id, "queue"] => post(Route::QueueJoin(sale_id(id)?)),
+            ["api", "sales", id, "orders"] => get(Route::MyOrders(sale_id(id)?)),
+            ["api", "sales", id, "buy", sig] => post(Route::Buy {
+                sale: sale_id(id)?,
+                sig: signature(sig)?,
+            }),
+            ["api", "orders", id] => get(Route::Order(order_id(id)?)),
+            ["api", "orders", id, "pay"] => post(Route::Pay(order_id(id)?)),
+            ["api", "payments", "notify"] => post(Route::PayNotify),
+            ["admin", "sales"] => [
+                (Method::GET, Some(Route::AdminSaleList)),
+                (Method::POST, Some(Route::AdminSales)),
+            ],
+            ["admin", "sales", id] => {
+                let id = sale_id(id)?;
+                [
+                    (Method::GET, Some(Route::AdminSale(id))),
+                    (Method::PATCH, Some(Route::AdminSaleChange(id))),
+                ]
+            }
+            ["admin", "sales", id, "pause"] => post(Route::AdminPause(sale_id(id)?)),
+            ["admin", "sales", id, "resume"] => post(Route::AdminResume(sale_id(id)?)),
+            ["admin", "sales", id, "end"] => post(Route::AdminEnd(sale_id(id)?)),
+            ["admin", "reconcile"] => post(Route::AdminReconcile),
+            ["admin", "sales", id, "queue"] => post(Route::AdminQueue(sale_id(id)?)),
+            ["metrics"] => get(Route::Metrics),
+            ["healthz"] => get(Route::Healthz),
+            ["internal", "sales"] => get(Route::InternalSales),
             _ => return Err(ApiError::not_found("no such endpoint")),
         };
-        let head_as_get = allowed == Method::GET && method == Method::HEAD;
-        if method != allowed && !head_as_get {
-            return Err(ApiError::BadRequest(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{method} is not allowed on this path (use {allowed})"),
-            ));
+        let asked = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        for (m, route) in options.iter_mut() {
+            if m == asked {
+                if let Some(route) = route.take() {
+                    return Ok(route);
+                }
+            }
         }
-        Ok(route)
+        let allowed: Vec<&str> = options
+            .iter()
+            .filter(|(_, r)| r.is_some())
+            .map(|(m, _)| m.as_str())
+            .collect();
+        Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            allowed: allowed.join(", "),
+        })
     }
 
     /// A bounded label set for metrics: the route, never the raw path.
@@ -92,6 +123,12 @@ impl Route {
             Route::Pay(_) => "pay",
             Route::PayNotify => "pay_notify",
             Route::AdminSales => "admin_sales",
+            Route::AdminSaleList => "admin_sale_list",
+            Route::AdminSale(_) => "admin_sale",
+            Route::AdminSaleChange(_) => "admin_sale_change",
+            Route::AdminPause(_) => "admin_pause",
+            Route::AdminResume(_) => "admin_resume",
+            Route::AdminEnd(_) => "admin_end",
             Route::AdminReconcile => "admin_reconcile",
             Route::AdminQueue(_) => "admin_queue",
             Route::Metrics => "metrics",
@@ -243,6 +280,16 @@ mod tests {
         );
         assert_eq!(status(Method::DELETE, "/api/time"), 405);
         assert_eq!(status(Method::PUT, "/admin/sales"), 405);
+        let e = Route::parse(&Method::DELETE, "/admin/sales").unwrap_err();
+        assert!(e.message().contains("use GET, POST"), "{}", e.message());
+        assert_eq!(
+            Route::parse(&Method::GET, "/admin/sales").unwrap(),
+            Route::AdminSaleList
+        );
+        assert_eq!(
+            Route::parse(&Method::PATCH, "/admin/sales/9").unwrap(),
+            Route::AdminSaleChange(9)
+        );
     }
 
     #[test]

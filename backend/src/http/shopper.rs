@@ -14,7 +14,8 @@ use super::reply::{self, Resp};
 use super::request::{read_json, user_of, SESSION_COOKIE};
 use crate::app::App;
 use crate::buy::orders;
-use crate::buy::sales::{self, Phase, QueueMode, Sale};
+use crate::buy::sale_rows;
+use crate::buy::sales::{Phase, QueueMode, Sale};
 use crate::buy::stock::{self, Reservation};
 use crate::clock::now_ms;
 use crate::error::ApiError;
@@ -64,7 +65,7 @@ pub async fn sale_or_404(app: &App, id: u64) -> Result<Arc<Sale>, ApiError> {
         .with_label_values(&["sale", if hit { "hit" } else { "miss" }])
         .inc();
     let load = app.db_call("loading the sale", async {
-        sales::load(&app.db, id).await.map_err(ApiError::mysql)
+        sale_rows::load(&app.db, id).await.map_err(ApiError::mysql)
     });
     let sale = app
         .cache
@@ -84,12 +85,6 @@ pub async fn sale_state(app: &App, sale_id: u64) -> Result<Resp, ApiError> {
             .inc();
         ApiError::redis(e)
     })?;
-    if let Some(n) = left {
-        app.metrics
-            .stock_left
-            .with_label_values(&[&sale.id.to_string()])
-            .set(n);
-    }
     Ok(reply::json(StatusCode::OK, &sale.to_json(left, now_ms())))
 }
 
@@ -153,7 +148,11 @@ pub async fn join_queue(
             ),
         ));
     }
-    let (number, new) = match crate::buy::queue::join(&app.redis, &sale, user_id, now).await {
+    let joined = async {
+        app.activity.line(&app.redis, sale.id, sale.ends_ms).await?;
+        crate::buy::queue::join(&app.redis, &sale, user_id, now).await
+    };
+    let (number, new) = match joined.await {
         Ok(joined) => joined,
         Err(e) if e.is_noscript() => {
             app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
@@ -268,6 +267,16 @@ pub async fn buy(
             outcome("sold_out");
             app.cache.mark_sold_out(sale_id).await;
             Err(ApiError::SoldOut)
+        }
+        Ok(Reservation::LeaseEnded) => {
+            // Refused twice, with a fresh lease: the Redis nodes' clocks disagree by more
+            // than the margin (see store::activity). Nothing was reserved.
+            outcome("error");
+            Err(ApiError::Unavailable(
+                "redis_clock",
+                "redis: the sale's lease ended as it was given (do the Redis nodes' clocks agree?)"
+                    .into(),
+            ))
         }
         Ok(Reservation::NotLoaded) => {
             outcome("not_loaded");

@@ -60,6 +60,38 @@ pub async fn db_orders(db: &Pool, sale_id: u64) -> Result<Vec<DbOrder>, mysql_as
         .collect())
 }
 
+/// The orders of many sales, one query per [`MANY`] sales: sale id -> its orders.
+pub async fn db_orders_many(
+    db: &Pool,
+    sale_ids: &[u64],
+) -> Result<HashMap<u64, Vec<DbOrder>>, mysql_async::Error> {
+    let mut out: HashMap<u64, Vec<DbOrder>> = HashMap::new();
+    let mut conn = db.get_conn().await?;
+    for chunk in sale_ids.chunks(MANY) {
+        let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
+        let rows: Vec<(u64, u64, u64, u8, String, bool)> = conn
+            .query(format!(
+                "SELECT sale_id, seq, user_id, slot, CAST(status AS CHAR), released_ms IS NULL
+                   FROM orders WHERE sale_id IN ({})",
+                list.join(",")
+            ))
+            .await?;
+        for (sale, seq, user_id, slot, status, not_released) in rows {
+            out.entry(sale).or_default().push(DbOrder {
+                seq,
+                user_id,
+                slot,
+                live: status != "cancelled",
+                unreleased: status == "cancelled" && not_released,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Sales per query or batch of Redis calls when many are rebuilt at once.
+pub const MANY: usize = 500;
+
 /// MariaDB's facts for a repair.
 pub fn facts(sale: &Sale, orders: &[DbOrder]) -> DbFacts {
     DbFacts {
@@ -218,6 +250,49 @@ pub async fn rebuild(
     Ok(r)
 }
 
+/// [`rebuild`] for many sales at once: their orders read [`MANY`] sales a query, their
+/// repairs sent together. Returns how many were rebuilt; the first failure ends it.
+pub async fn rebuild_many(
+    redis: &Redis,
+    db: &Pool,
+    metrics: &Metrics,
+    sales: &[&Sale],
+    gap: u64,
+) -> Result<Vec<(u64, stock::Repaired)>, TaskError> {
+    let mut done = Vec::with_capacity(sales.len());
+    for chunk in sales.chunks(MANY) {
+        let ids: Vec<u64> = chunk.iter().map(|s| s.id).collect();
+        let mut orders = db_orders_many(db, &ids).await?;
+        let facts: Vec<(u64, DbFacts)> = chunk
+            .iter()
+            .map(|s| {
+                (
+                    s.id,
+                    facts(s, orders.get(&s.id).map_or(&[][..], Vec::as_slice)),
+                )
+            })
+            .collect();
+        let results = stock::repair_many(redis, &facts, gap).await;
+        let mut unreleased = Vec::new();
+        for (sale, r) in chunk.iter().zip(results) {
+            let r = r?;
+            metrics.repairs.with_label_values(&["rebuild"]).inc();
+            unreleased.extend(
+                orders
+                    .remove(&sale.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|o| o.unreleased)
+                    .map(|o| order_id(sale.id, o.seq)),
+            );
+            done.push((sale.id, r));
+        }
+        // The unreleased cancelled orders of the snapshot now count as returned in Redis.
+        crate::buy::orders::mark_released(db, &unreleased).await?;
+    }
+    Ok(done)
+}
+
 /// Checks one sale and, when `repair` and the drift is not 0, repairs it and checks again.
 pub async fn reconcile_sale(
     redis: &Redis,
@@ -248,15 +323,19 @@ pub async fn reconcile_sale(
 }
 
 fn record(metrics: &Metrics, c: &SaleCheck) {
-    let sale = c.sale_id.to_string();
-    metrics.stock_drift.with_label_values(&[&sale]).set(c.drift);
+    metrics
+        .sale_gauge(&metrics.stock_drift, c.sale_id)
+        .set(c.drift);
     if let Some(left) = c.stock_left {
-        metrics.stock_left.with_label_values(&[&sale]).set(left);
+        metrics.sale_gauge(&metrics.stock_left, c.sale_id).set(left);
     }
 }
 
-/// The periodic reconciler: checks every sale that ended less than a day ago; repairs a sale
-/// whose drift was the same, non-zero, at two checks in a row.
+/// The periodic reconciler: checks the busy sales (the active set: sales whose Redis state
+/// changed lately, see `store::activity`) and the sales whose last check found drift, never
+/// every sale: a sale nothing happened to cannot drift (a Redis that lost data is found by
+/// the recovery, which rebuilds every sale). Repairs a sale whose drift was the same,
+/// non-zero, at two checks in a row. Per-sale series of sales no longer checked are removed.
 #[derive(Default)]
 pub struct Reconciler {
     last: HashMap<u64, i64>,
@@ -264,50 +343,70 @@ pub struct Reconciler {
 
 impl Reconciler {
     pub async fn pass(&mut self, redis: &Redis, db: &Pool, metrics: &Metrics) {
-        let since = crate::clock::now_ms() - crate::buy::sales::RETENTION_MS;
-        let list = match crate::buy::sales::ending_after(db, since).await {
+        let busy: HashSet<u64> = match crate::store::activity::active(redis).await {
+            Ok((_, members)) => members.into_iter().map(|(id, _)| id).collect(),
+            Err(e) => {
+                eprintln!("reconciler: reading the active set failed: {e}");
+                return;
+            }
+        };
+        let mut ids: HashSet<u64> = busy.clone();
+        ids.extend(
+            self.last
+                .iter()
+                .filter(|(_, d)| **d != 0)
+                .map(|(id, _)| *id),
+        );
+        self.last.retain(|id, _| ids.contains(id));
+        metrics.keep_sales(&ids);
+        let ids: Vec<u64> = ids.into_iter().collect();
+        let list = match crate::buy::sale_rows::load_many(db, &ids).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("reconciler: listing sales failed: {e}");
+                eprintln!("reconciler: loading the busy sales failed: {e}");
                 return;
             }
         };
         for sale in list {
-            match screen(redis, db, &sale, EXACT_UP_TO).await {
-                Ok(Some(c)) => {
-                    record(metrics, &c);
-                    self.last.insert(sale.id, 0);
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    eprintln!("reconciler: sale {}: {e}", sale.id);
-                    continue;
-                }
+            self.check_one(redis, db, metrics, &sale).await;
+        }
+    }
+
+    async fn check_one(&mut self, redis: &Redis, db: &Pool, metrics: &Metrics, sale: &Sale) {
+        match screen(redis, db, sale, EXACT_UP_TO).await {
+            Ok(Some(c)) => {
+                record(metrics, &c);
+                self.last.insert(sale.id, 0);
+                return;
             }
-            let first = match check(redis, db, &sale).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("reconciler: sale {}: {e}", sale.id);
-                    continue;
-                }
-            };
-            let persistent = self.last.get(&sale.id) == Some(&first.drift) && first.drift != 0;
-            if !persistent && first.stock_left.is_some() {
-                record(metrics, &first);
-                self.last.insert(sale.id, first.drift);
-                continue;
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("reconciler: sale {}: {e}", sale.id);
+                return;
             }
-            eprintln!(
-                "reconciler: sale {}: drift {} seen twice (stock left {:?}), repairing",
-                sale.id, first.drift, first.stock_left
-            );
-            match reconcile_sale(redis, db, metrics, &sale, true).await {
-                Ok(c) => {
-                    self.last.insert(sale.id, c.drift);
-                }
-                Err(e) => eprintln!("reconciler: sale {}: {e}", sale.id),
+        }
+        let first = match check(redis, db, sale).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("reconciler: sale {}: {e}", sale.id);
+                return;
             }
+        };
+        let persistent = self.last.get(&sale.id) == Some(&first.drift) && first.drift != 0;
+        if !persistent && first.stock_left.is_some() {
+            record(metrics, &first);
+            self.last.insert(sale.id, first.drift);
+            return;
+        }
+        eprintln!(
+            "reconciler: sale {}: drift {} seen twice (stock left {:?}), repairing",
+            sale.id, first.drift, first.stock_left
+        );
+        match reconcile_sale(redis, db, metrics, sale, true).await {
+            Ok(c) => {
+                self.last.insert(sale.id, c.drift);
+            }
+            Err(e) => eprintln!("reconciler: sale {}: {e}", sale.id),
         }
     }
 }

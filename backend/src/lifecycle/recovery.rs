@@ -109,20 +109,18 @@ pub async fn recover(
         let nodes = crate::store::nodes::Nodes::new(&redis.target);
         let before = nodes.primaries().await?;
         let sales =
-            crate::buy::sales::ending_after(db, now - crate::buy::sales::RETENTION_MS).await?;
+            crate::buy::sale_rows::ending_after(db, now - crate::buy::sales::RETENTION_MS).await?;
         let (open, ended): (Vec<_>, Vec<_>) = sales.iter().partition(|s| s.ends_ms > now);
-        for sale in &open {
-            rebuild(redis, db, metrics, sale).await?;
-        }
+        let rebuilt = rebuild(redis, db, metrics, &open).await?;
         // Markers first: a primary with the hot scripts and no marker is then certainly one
         // no recovery has seen (the topology watcher flushes it).
         nodes.mark_and_load(&before).await?;
         live.store(false, Ordering::Release);
-        for sale in &ended {
-            // Buys are back on; a failure here leaves an ended sale to the reconciler.
-            if let Err(e) = rebuild(redis, db, metrics, sale).await {
-                eprintln!("recovery: ended sale {}: {e}", sale.id);
-            }
+        after_rebuild(redis, &rebuilt).await?;
+        // Buys are back on; a failure here leaves the ended sales to the reconciler.
+        match rebuild(redis, db, metrics, &ended).await {
+            Ok(done) => after_rebuild(redis, &done).await?,
+            Err(e) => eprintln!("recovery: ended sales: {e}"),
         }
         Ok(sales.len())
     };
@@ -135,18 +133,72 @@ pub async fn recover(
     r
 }
 
+/// Rebuilds the sales in batches (see `reconcile::rebuild_many`); logs the ones that held
+/// orders.
 async fn rebuild(
     redis: &Redis,
     db: &Pool,
     metrics: &Metrics,
-    sale: &crate::buy::sales::Sale,
+    sales: &[&crate::buy::sales::Sale],
+) -> Result<Vec<(u64, crate::buy::stock::Repaired)>, TaskError> {
+    let done = crate::lifecycle::reconcile::rebuild_many(
+        redis,
+        db,
+        metrics,
+        sales,
+        crate::buy::stock::SEQ_GAP,
+    )
+    .await?;
+    for (id, r) in done
+        .iter()
+        .filter(|(_, r)| r.live > 0 || r.orders_added > 0)
+    {
+        eprintln!(
+            "recovery: sale {id}: {} live, {} left, {} orders restored from MariaDB",
+            r.live, r.stock_left, r.orders_added
+        );
+    }
+    eprintln!("recovery: {} sales rebuilt", done.len());
+    Ok(done)
+}
+
+/// After a rebuild: the sales whose streams still hold orders are registered as busy (a
+/// failover may have lost the active set's last writes: their writers must find them), and
+/// the edges are told of every sale that holds orders (its stock was recounted).
+async fn after_rebuild(
+    redis: &Redis,
+    rebuilt: &[(u64, crate::buy::stock::Repaired)],
 ) -> Result<(), TaskError> {
-    let r =
-        crate::lifecycle::reconcile::rebuild(redis, db, metrics, sale, crate::buy::stock::SEQ_GAP)
-            .await?;
-    eprintln!(
-        "recovery: sale {}: {} live, {} left, {} orders restored from MariaDB",
-        sale.id, r.live, r.stock_left, r.orders_added
-    );
+    use crate::store::keys::SaleKeys;
+    let backlogs = redis
+        .each(
+            rebuilt
+                .iter()
+                .map(|(id, _)| crate::writer::stream::backlog_cmd(&SaleKeys::new(*id)))
+                .collect(),
+        )
+        .await;
+    let pending: Vec<u64> = rebuilt
+        .iter()
+        .zip(backlogs)
+        .filter(|(_, b)| {
+            b.as_ref()
+                .ok()
+                .and_then(crate::writer::stream::group_backlog)
+                .is_some_and(|n| n > 0)
+        })
+        .map(|((id, _), _)| *id)
+        .collect();
+    for chunk in pending.chunks(1000) {
+        crate::store::activity::register(redis, chunk, crate::store::activity::LEASE_MS, 0).await?;
+    }
+    let sold: Vec<u64> = rebuilt
+        .iter()
+        .filter(|(_, r)| r.live > 0)
+        .map(|(id, _)| *id)
+        .collect();
+    for chunk in sold.chunks(1000) {
+        crate::store::changes::announce(redis, chunk).await?;
+    }
     Ok(())
 }

@@ -1,8 +1,10 @@
-//! The stores and how they are reached: Redis, standalone or Cluster ([`redis_conn`]) behind
+//! The stores and how they are reached: which sales are busy ([`activity`]), what changed ([`changes`]), Redis, standalone or Cluster ([`redis_conn`]) behind
 //! its circuit [`breaker`], key names ([`keys`]), every Redis Lua script ([`scripts`], the
 //! sources in `scripts/*.lua`), and MariaDB ([`db`]: pool, migrations, bounded calls).
 
+pub mod activity;
 pub mod breaker;
+pub mod changes;
 pub mod db;
 pub mod keys;
 pub mod nodes;

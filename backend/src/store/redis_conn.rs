@@ -57,6 +57,9 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// Most commands [`Redis::each`] has in flight at once.
+pub const EACH_IN_FLIGHT: usize = 512;
+
 /// A Redis handle plus the bound on each call.
 #[derive(Clone)]
 pub struct Redis {
@@ -103,6 +106,11 @@ impl CallError {
     /// Redis does not know a script: it restarted or failed over (see `recovery`).
     pub fn is_noscript(&self) -> bool {
         matches!(self, CallError::Redis(e) if e.kind() == redis::ErrorKind::NoScriptError)
+    }
+
+    /// An error reply saying the key does not exist (`XINFO` of a missing stream).
+    pub fn is_no_such_key(&self) -> bool {
+        matches!(self, CallError::Redis(e) if e.to_string().contains("no such key"))
     }
 
     /// A failure of the dependency (as opposed to an error reply).
@@ -315,6 +323,22 @@ impl Redis {
             }
         })
         .await
+    }
+
+    /// Runs commands of many sales together (at most [`EACH_IN_FLIGHT`] in flight): a
+    /// Cluster pipeline may not cross slots, but concurrent calls on the multiplexed
+    /// connections are written back to back, so a batch costs a few round trips, not one per
+    /// command. One result per command, in order.
+    pub async fn each(&self, cmds: Vec<Cmd>) -> Vec<Result<Value, CallError>> {
+        let mut out = Vec::with_capacity(cmds.len());
+        let mut cmds = cmds.into_iter().peekable();
+        while cmds.peek().is_some() {
+            let chunk: Vec<Cmd> = cmds.by_ref().take(EACH_IN_FLIGHT).collect();
+            out.extend(
+                futures_util::future::join_all(chunk.into_iter().map(|c| self.cmd(c))).await,
+            );
+        }
+        out
     }
 
     /// Runs one command.

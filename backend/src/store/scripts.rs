@@ -31,14 +31,26 @@ pub const REPAIR: &str = include_str!("scripts/repair.lua");
 pub const LEDGER: &str = include_str!("scripts/ledger.lua");
 /// Moves a waiting room's serving cursor one step.
 pub const TICK: &str = include_str!("scripts/tick.lua");
+/// Registers sales as busy in the active set (see `store::activity`).
+pub const LEASE: &str = include_str!("scripts/lease.lua");
+/// Removes sales seen drained from the active set, unless registered again since.
+pub const RETIRE: &str = include_str!("scripts/retire.lua");
+/// Reads the active set with its node's clock.
+pub const ACTIVE_LIST: &str = include_str!("scripts/active.lua");
+/// Sets a sale's stock before anything was reserved.
+pub const RESTOCK: &str = include_str!("scripts/restock.lua");
+/// Reads the change log after an id (see `store::changes`).
+pub const CHANGES: &str = include_str!("scripts/changes.lua");
 
 pub static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE));
 pub static RESERVE_MANY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_MANY));
 pub static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 pub static JOIN_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(JOIN));
+pub static LEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LEASE));
+pub static RETIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RETIRE));
 
 /// The scripts called by SHA; [`load_hot`] loads exactly these.
-const HOT: &[&str] = &[RESERVE, RESERVE_MANY, RELEASE, JOIN];
+const HOT: &[&str] = &[RESERVE, RESERVE_MANY, RELEASE, JOIN, LEASE, RETIRE];
 
 /// The hot scripts' sources (loaded on the primaries by a recovery).
 pub fn hot_sources() -> &'static [&'static str] {

@@ -1,15 +1,15 @@
 //! The order writer: moves queued orders from each sale's Redis stream into MariaDB.
 //!
-//! One task per live sale reads its stream through the consumer group `writers`, inserts
-//! what it read as one multi-row `INSERT`, and only after the commit `XACK`s the entries.
-//! So:
+//! Writers (one per backend) share the consumer group `writers` of every sale's stream. A
+//! writer reads entries, inserts them as one multi-row `INSERT`, and only after the commit
+//! `XACK`s them. So:
 //!
 //! - nothing acknowledged is lost: an entry leaves the pending list only once its row is
 //!   committed;
 //! - a crash between commit and ack replays the entry, and the insert is idempotent (the
 //!   primary key is the order id, `ON DUPLICATE KEY UPDATE id = id` makes a replay a no-op);
-//! - entries read by a writer that died stay pending on it; every writer periodically takes
-//!   over entries idle longer than `claim_idle` (`XAUTOCLAIM`) and writes them;
+//! - entries read by a writer that died stay pending on it; writers take over entries idle
+//!   longer than `claim_idle` (`XAUTOCLAIM`) and write them;
 //! - a failed insert (MariaDB down) is retried from this writer's own pending list, with
 //!   backoff, never skipped;
 //! - an entry that cannot be parsed goes to the sale's dead-letter stream `{sale:ID}:dead`
@@ -18,26 +18,41 @@
 //!   each row inserted alone; a row refused `max_failures` times (counted in Redis, so the
 //!   count survives restarts) is dead-lettered and its unit given back to stock.
 //!
-//! Blocking reads would stall other commands multiplexed on the same connection, so the
-//! writer polls without `BLOCK` on a connection of its own, backing off to `idle` when there
-//! is nothing to read.
+//! **Which streams it reads: the busy sales, never all of them.** Nothing is polled per
+//! sale that exists. A writer reads a sale's stream when
+//! - this backend queued orders in it (the reserver's in-process signal, `store::activity`):
+//!   at once, until the stream has nothing new;
+//! - the sale is in the active set (`store::activity`) and its lease ended: once a second
+//!   the writer looks at those sales' streams (one command each, sent together), writes what
+//!   is there (another backend's orders, left by a crash) and *retires* the drained ones from
+//!   the set;
+//! - every `claim_idle / 2`, for each sale in the active set: entries pending on a dead
+//!   writer are claimed;
+//! - at start and at shutdown, for every sale in the active set.
 //!
-//! Three parts, read top-down: this module, the loop (one task per live sale, backoff,
-//! shutdown); [`stream`], the Redis side (read, reclaim, ack, dead letter, backlog);
-//! [`insert`], the MariaDB side (the batch, isolating refused rows, giving up on poison).
+//! An idle platform, however many sales it holds, costs the writer one small read of the
+//! active set a second. The reserve scripts' lease check (see `store::activity`) makes
+//! retiring safe: no entry can be added to a stream after the look that retires it.
+//!
+//! Three parts, read top-down: this module, the loop (signals, the look at the active set,
+//! one drain task per sale with work, backoff, shutdown); [`stream`], the Redis side (read,
+//! reclaim, ack, dead letter, backlog); [`insert`], the MariaDB side (the batch, isolating
+//! refused rows, giving up on poison).
 
 pub mod insert;
 pub mod stream;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mysql_async::Pool;
 use tokio::sync::watch;
 
-use crate::buy::sales::{self, Sale};
+use crate::buy::sale_rows;
+use crate::buy::sales::Sale;
 use crate::metrics::Metrics;
+use crate::store::activity::{self, Activity, MARGIN_MS};
 use crate::store::keys::SaleKeys;
 use crate::store::redis_conn::Redis;
 pub use insert::insert_batch;
@@ -48,9 +63,9 @@ use stream::{Entry, Stream};
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
     pub batch: usize,
-    pub idle: Duration,
+    /// How often the writer looks at the active set.
+    pub look: Duration,
     pub claim_idle: Duration,
-    pub discover: Duration,
     pub mysql_timeout: Duration,
     /// A row MariaDB refuses this many times is dead-lettered.
     pub max_failures: u32,
@@ -63,6 +78,12 @@ pub struct Writer {
     pub db: Pool,
     pub cfg: WriterConfig,
     pub metrics: Arc<Metrics>,
+    /// This backend's signals (sales it queued orders in) and the active set's protocol.
+    pub activity: Arc<Activity>,
+    /// Sales whose streams this writer drains now, and whether a signal came meanwhile.
+    drains: Mutex<HashMap<u64, bool>>,
+    /// Sales already loaded from MariaDB (what a row needs: price, pay window).
+    sales: Mutex<HashMap<u64, Arc<Sale>>>,
 }
 
 pub fn consumer_name() -> String {
@@ -95,27 +116,233 @@ impl Backoff {
     }
 }
 
+/// How often, at most, the backlog of every busy sale is measured (for the metric).
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
+/// What a look at the active set found out, for the next look.
+#[derive(Default)]
+struct Looks {
+    last_claim: HashMap<u64, Instant>,
+    last_backlog: Option<Instant>,
+}
+
 impl Writer {
-    /// Runs until `shutdown` turns true, then lets every sale task drain its stream (a last
-    /// look for sales also covers one created moments before the shutdown).
+    pub fn new(
+        redis: Redis,
+        db: Pool,
+        cfg: WriterConfig,
+        metrics: Arc<Metrics>,
+        activity: Arc<Activity>,
+    ) -> Writer {
+        Writer {
+            redis,
+            db,
+            cfg,
+            metrics,
+            activity,
+            drains: Mutex::new(HashMap::new()),
+            sales: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then drains every busy sale's stream (the last look
+    /// begins after the shutdown was seen, so it also covers orders queued just before).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut tasks: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
+        let mut looks = Looks::default();
+        let mut first = true;
+        let mut last_look: Option<Instant> = None;
         loop {
-            // The last look must begin after the shutdown was seen: a look that began before
-            // it may have missed a sale created meanwhile (a look over many sales takes time).
             let stopping = *shutdown.borrow();
-            self.discover(&mut tasks, &shutdown).await;
+            for sale in self.activity.take_queued() {
+                self.drain(sale, &shutdown);
+            }
+            if stopping || last_look.is_none_or(|t| t.elapsed() >= self.cfg.look) {
+                last_look = Some(Instant::now());
+                if let Err(e) = self.look(&mut looks, first || stopping, &shutdown).await {
+                    eprintln!("writer: looking at the active set failed: {e}");
+                } else {
+                    first = false;
+                }
+            }
             if stopping {
                 break;
             }
+            let wait = self
+                .cfg
+                .look
+                .saturating_sub(last_look.map_or(Duration::ZERO, |t| t.elapsed()));
             tokio::select! {
-                _ = tokio::time::sleep(self.cfg.discover) => {}
+                _ = self.activity.wait_queued() => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
         }
-        for (_, t) in tasks {
-            let _ = t.await;
+        // Every drain task ends once its stream is empty (or at once on a failure).
+        while !self.lock_drains().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    fn lock_drains(&self) -> std::sync::MutexGuard<'_, HashMap<u64, bool>> {
+        self.drains.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One look at the active set: claims what dead writers left (each sale every
+    /// `claim_idle / 2`), and for each sale whose lease ended (every sale, when `all`) reads
+    /// the backlog: a stream with entries is drained, a drained one retired from the set.
+    async fn look(
+        self: &Arc<Self>,
+        looks: &mut Looks,
+        all: bool,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), crate::store::redis_conn::CallError> {
+        let (now, members) = activity::active(&self.redis).await?;
+        self.metrics.active_sales.set(members.len() as i64);
+        let claim_every = (self.cfg.claim_idle / 2).max(Duration::from_millis(100));
+        looks
+            .last_claim
+            .retain(|id, _| members.iter().any(|(m, _)| m == id));
+        for (sale, _) in &members {
+            let due = looks
+                .last_claim
+                .get(sale)
+                .is_none_or(|t| t.elapsed() >= claim_every);
+            if due {
+                looks.last_claim.insert(*sale, Instant::now());
+                self.claim(*sale).await;
+            }
+        }
+        let measure_all = looks
+            .last_backlog
+            .is_none_or(|t| t.elapsed() >= BACKLOG_EVERY);
+        if measure_all {
+            looks.last_backlog = Some(Instant::now());
+        }
+        let expired = |lease: i64| lease < now - MARGIN_MS;
+        let to_look: Vec<(u64, i64)> = members
+            .iter()
+            .copied()
+            .filter(|(_, lease)| all || measure_all || expired(*lease))
+            .collect();
+        let backlogs = self
+            .redis
+            .each(
+                to_look
+                    .iter()
+                    .map(|(sale, _)| stream::backlog_cmd(&SaleKeys::new(*sale)))
+                    .collect(),
+            )
+            .await;
+        let mut drained = Vec::new();
+        for ((sale, lease), backlog) in to_look.into_iter().zip(backlogs) {
+            let n = match backlog {
+                Ok(reply) => stream::group_backlog(&reply).unwrap_or(0),
+                // No stream at all: nothing to write (Redis lost the sale; recovery rebuilds).
+                Err(e) if e.is_no_such_key() => 0,
+                Err(_) => continue,
+            };
+            self.metrics
+                .sale_gauge(&self.metrics.stream_backlog, sale)
+                .set(n);
+            if n > 0 || all {
+                self.drain(sale, shutdown);
+            } else if expired(lease) && !self.lock_drains().contains_key(&sale) {
+                drained.push((sale, lease));
+            }
+        }
+        let retired = activity::retire(&self.redis, &drained).await?;
+        self.metrics.sales_retired.inc_by(retired.max(0) as u64);
+        Ok(())
+    }
+
+    /// Takes over what dead writers left pending on this sale's stream, and writes it.
+    async fn claim(self: &Arc<Self>, sale_id: u64) {
+        let Some(sale) = self.sale(sale_id).await else {
+            return;
+        };
+        let stream = self.stream(sale_id);
+        let inserter = self.inserter();
+        match stream.reclaim(self.cfg.claim_idle).await {
+            Ok(mut entries) => {
+                // Written a batch at a time, as if read.
+                while !entries.is_empty() {
+                    let rest = entries.split_off(entries.len().min(self.cfg.batch));
+                    let batch = std::mem::replace(&mut entries, rest);
+                    if let Err(e) = write(&stream, &inserter, &sale, batch).await {
+                        eprintln!("writer: sale {sale_id}: writing reclaimed entries failed (they stay pending on us, retried by the sale's drain): {e}");
+                        self.activity.queued(sale_id);
+                        break;
+                    }
+                }
+            }
+            Err(e) => eprintln!("writer: sale {sale_id}: reclaim failed: {e}"),
+        }
+    }
+
+    /// Makes sure this sale's stream is being drained: starts a task, or tells the running
+    /// one to read once more before it ends (decided under one lock: no signal is lost).
+    fn drain(self: &Arc<Self>, sale_id: u64, shutdown: &watch::Receiver<bool>) {
+        {
+            let mut drains = self.lock_drains();
+            if let Some(again) = drains.get_mut(&sale_id) {
+                *again = true;
+                return;
+            }
+            drains.insert(sale_id, false);
+        }
+        let (w, sd) = (self.clone(), shutdown.clone());
+        tokio::spawn(async move { w.drain_loop(sale_id, sd).await });
+    }
+
+    /// Whether the drain of `sale_id` may end: yes, and it leaves the map, unless a signal
+    /// came since it last read.
+    fn drain_done(&self, sale_id: u64) -> bool {
+        let mut drains = self.lock_drains();
+        match drains.get_mut(&sale_id) {
+            Some(again) if *again => {
+                *again = false;
+                false
+            }
+            _ => {
+                drains.remove(&sale_id);
+                true
+            }
+        }
+    }
+
+    /// The sale a stream belongs to, from MariaDB once (None: unknown or MariaDB down; the
+    /// entries stay in the stream and a later look tries again).
+    async fn sale(&self, sale_id: u64) -> Option<Arc<Sale>> {
+        if let Some(s) = self.lock_sales().get(&sale_id) {
+            return Some(s.clone());
+        }
+        match sale_rows::load(&self.db, sale_id).await {
+            Ok(Some(sale)) => {
+                let sale = Arc::new(sale);
+                self.lock_sales().insert(sale_id, sale.clone());
+                Some(sale)
+            }
+            Ok(None) => {
+                eprintln!("writer: sale {sale_id}: its stream has orders but MariaDB has no such sale; left in the stream");
+                None
+            }
+            Err(e) => {
+                self.metrics
+                    .mysql_errors
+                    .with_label_values(&["load_sale"])
+                    .inc();
+                eprintln!("writer: sale {sale_id}: loading it failed: {e}");
+                None
+            }
+        }
+    }
+
+    fn lock_sales(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Sale>>> {
+        let mut sales = self.sales.lock().unwrap_or_else(|p| p.into_inner());
+        if sales.len() > 100_000 {
+            sales.clear();
+        }
+        sales
     }
 
     fn stream(&self, sale_id: u64) -> Stream<'_> {
@@ -137,92 +364,29 @@ impl Writer {
         }
     }
 
-    /// Starts a task for each live sale that has none running, and reports each backlog.
-    async fn discover(
-        self: &Arc<Self>,
-        tasks: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
-        shutdown: &watch::Receiver<bool>,
-    ) {
-        let now = crate::clock::now_ms();
-        match sales::ending_after(&self.db, now - sales::RETENTION_MS).await {
-            Ok(list) => {
-                for sale in list {
-                    if let Some(n) = self.stream(sale.id).backlog().await {
-                        self.metrics
-                            .stream_backlog
-                            .with_label_values(&[&sale.id.to_string()])
-                            .set(n);
-                    }
-                    if tasks.get(&sale.id).is_some_and(|t| !t.is_finished()) {
-                        continue;
-                    }
-                    let w = self.clone();
-                    let sd = shutdown.clone();
-                    tasks.insert(
-                        sale.id,
-                        tokio::spawn(async move { w.sale_loop(sale, sd).await }),
-                    );
-                }
-            }
-            Err(e) => {
-                self.metrics
-                    .mysql_errors
-                    .with_label_values(&["list_sales"])
-                    .inc();
-                eprintln!("writer: listing sales failed: {e}");
-            }
-        }
-    }
-
-    /// One sale: reclaim what dead writers left now and then, read, write, acknowledge; after
-    /// a failed write, retry this writer's own pending entries first, with backoff. Ends on
-    /// shutdown (after draining) or a day after the sale ended.
-    async fn sale_loop(self: Arc<Self>, sale: Sale, mut shutdown: watch::Receiver<bool>) {
-        let stream = self.stream(sale.id);
-        let inserter = self.inserter();
+    /// One sale's stream: read, write, acknowledge, until nothing new is there; after a
+    /// failed write, this writer's own pending entries first, with backoff. Ends when the
+    /// stream is drained (or at once on a failure during shutdown: what was read stays
+    /// pending and is claimed later).
+    async fn drain_loop(self: Arc<Self>, sale_id: u64, shutdown: watch::Receiver<bool>) {
         let mut backoff = Backoff::new();
-        while let Err(e) = crate::buy::stock::ensure_group(&self.redis, &stream.keys.orders).await {
-            eprintln!(
-                "writer: sale {}: creating the consumer group failed: {e}",
-                sale.id
-            );
-            if *shutdown.borrow() {
-                return;
-            }
-            backoff.wait().await;
-        }
-        backoff.reset();
-        let claim_every = (self.cfg.claim_idle / 2).max(Duration::from_millis(100));
-        let mut last_claim: Option<Instant> = None;
-        // Start from our own pending list: after a failed insert it holds what to retry.
+        let Some(sale) = self.sale(sale_id).await else {
+            self.lock_drains().remove(&sale_id);
+            return;
+        };
+        let stream = self.stream(sale_id);
+        let inserter = self.inserter();
+        // Our own pending list first: after a failed insert it holds what to retry.
         let mut retry_own = true;
-        let mut idle = Duration::from_millis(1);
         loop {
             let stopping = *shutdown.borrow();
-            if last_claim.is_none_or(|t| t.elapsed() >= claim_every) {
-                last_claim = Some(Instant::now());
-                match stream.reclaim(self.cfg.claim_idle).await {
-                    Ok(mut entries) => {
-                        // Written a batch at a time, as if read.
-                        while !entries.is_empty() {
-                            let rest = entries.split_off(entries.len().min(self.cfg.batch));
-                            let batch = std::mem::replace(&mut entries, rest);
-                            if let Err(e) = write(&stream, &inserter, &sale, batch).await {
-                                eprintln!("writer: sale {}: writing reclaimed entries failed (they stay pending on us): {e}", sale.id);
-                                retry_own = true;
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) => eprintln!("writer: sale {}: reclaim failed: {e}", sale.id),
-                }
-            }
             let from = if retry_own { "0" } else { ">" };
             let entries = match stream.read(from).await {
                 Ok(entries) => entries,
                 Err(e) => {
-                    eprintln!("writer: sale {}: reading the stream failed: {e}", sale.id);
+                    eprintln!("writer: sale {sale_id}: reading the stream failed: {e}");
                     if stopping {
+                        self.lock_drains().remove(&sale_id);
                         return;
                     }
                     backoff.wait().await;
@@ -234,26 +398,18 @@ impl Writer {
                     retry_own = false;
                     continue;
                 }
-                if stopping || sale.ends_ms + sales::RETENTION_MS < crate::clock::now_ms() {
+                if self.drain_done(sale_id) {
                     return;
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(idle) => {}
-                    _ = shutdown.changed() => {}
-                }
-                idle = (idle * 2).min(self.cfg.idle);
                 continue;
             }
-            idle = Duration::from_millis(1);
             match write(&stream, &inserter, &sale, entries).await {
                 Ok(_) => backoff.reset(),
                 Err(e) => {
-                    eprintln!(
-                        "writer: sale {}: writing a batch failed, will retry: {e}",
-                        sale.id
-                    );
+                    eprintln!("writer: sale {sale_id}: writing a batch failed, will retry: {e}");
                     retry_own = true;
                     if stopping {
+                        self.lock_drains().remove(&sale_id);
                         return;
                     }
                     backoff.wait().await;

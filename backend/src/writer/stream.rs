@@ -175,22 +175,12 @@ impl Stream<'_> {
             )
             .await;
     }
+}
 
-    /// Entries the writers' group has not acknowledged: read but pending, plus not yet read
-    /// (`lag`), from `XINFO GROUPS`.
-    pub async fn backlog(&self) -> Option<i64> {
-        let reply: Value = self
-            .redis
-            .cmd(
-                redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(&self.keys.orders)
-                    .clone(),
-            )
-            .await
-            .ok()?;
-        group_backlog(&reply)
-    }
+/// `XINFO GROUPS` of a sale's stream: its reply gives the writers' backlog
+/// ([`group_backlog`]).
+pub fn backlog_cmd(keys: &SaleKeys) -> redis::Cmd {
+    redis::cmd("XINFO").arg("GROUPS").arg(&keys.orders).clone()
 }
 
 /// Splits raw entries into orders and entries that cannot be parsed (poison).
@@ -231,8 +221,9 @@ fn parse_order(id: &str, fields: &[(String, String)]) -> Option<QueuedOrder> {
     })
 }
 
-/// pending + lag of the writers' group in an `XINFO GROUPS` reply.
-fn group_backlog(reply: &Value) -> Option<i64> {
+/// Entries the writers' group has not acknowledged: read but pending, plus not yet read
+/// (`lag`), from an `XINFO GROUPS` reply.
+pub fn group_backlog(reply: &Value) -> Option<i64> {
     let Value::Array(groups) = reply else {
         return None;
     };

@@ -335,7 +335,7 @@ impl Backend {
 
     /// The reconciler's view of a sale now.
     pub async fn check(&self, sale: u64) -> seckill::lifecycle::reconcile::SaleCheck {
-        let s = seckill::buy::sales::load(&self.app.db, sale)
+        let s = seckill::buy::sale_rows::load(&self.app.db, sale)
             .await
             .unwrap()
             .expect("the sale exists");

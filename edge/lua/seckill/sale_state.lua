@@ -1,27 +1,54 @@
--- Each sale's window and sold-out flag, in a lua_shared_dict kept fresh from the backend,
--- so the edge answers 425 (not started) and 410 (ended, sold out) without any backend trip.
+-- Each sale's window, flags and stock, in a lua_shared_dict kept fresh from the backend, so
+-- the edge answers 425 (not started), 410 (ended, sold out) and 503 (paused) without any
+-- backend trip.
 --
--- One worker at a time pulls GET /internal/sales every `interval` seconds (a dict lock picks
--- it); entries expire after `ttl` seconds. The dict lives in nginx.conf, so it survives
--- `nginx -s reload`. Failure policy: open. A sale the edge does not know (just created, or
--- the backend unreachable for longer than `ttl`) is passed to the backend, which checks the
--- window and the stock itself; being stale can only let a request through, never sell.
+-- The edge learns changes, not the world (the backend's side: backend/src/http/internal.rs).
+-- On start (or after a gap) it reads the full list of live sales in pages
+-- (GET /internal/sales?full=AFTER_ID); then, every `interval` seconds, it asks what changed
+-- since what it saw (?rev=R&changes=C&epoch=E) and gets only those sales, and the waiting
+-- rooms that are moving. An idle platform answers an empty list. One worker at a time pulls
+-- (a dict lock); a pull that says `more` is followed at once, up to `max_requests` a run.
+-- Entries carry no refresh TTL: a sale's entry lives until its end plus an hour, and the
+-- next change replaces it. Nothing is missed while the backend is unreachable: the next pull
+-- asks from where the last answer ended. Only a backend that says #resync (another database,
+-- a trimmed or lost change log) sends the edge back to the full list.
+--
+-- The dict lives in nginx.conf, so it survives `nginx -s reload`. Failure policy: open. A
+-- sale the edge does not know (the backend unreachable since it was created) is passed to
+-- the backend, which checks the window and the stock itself; being stale can only let a
+-- request through, never sell.
 local ngx = ngx
 local tonumber = tonumber
+local tostring = tostring
+local floor = math.floor
 local gmatch = string.gmatch
 local match = string.match
+local format = string.format
 
-local _M = { _VERSION = "0.1" }
+local _M = { _VERSION = "0.2" }
 
--- A line is "<id> <starts_ms> <ends_ms> <sold_out 0|1> <stock_left>", then for the waiting
--- room "<mode 0 none|1 fifo|2 random> <grace_s> <admit_ttl_s> <admit_multiple> <cursor>
--- <expired_below> <joined> <drawn|-1> <rate_milli|-1> <flags: 1 paused, 2 reopened>"
--- (queue.rs).
-local SALE = "^(%-?%d+) (%-?%d+) ([01]) (%d+)"
+-- A line is "<id> <starts_ms> <ends_ms> <flags: 1 sold out, 2 paused> <stock_left>", then
+-- for the waiting room "<mode 0 none|1 fifo|2 random> <grace_s> <admit_ttl_s>
+-- <admit_multiple> <cursor> <expired_below> <joined> <drawn|-1> <rate_milli|-1> <flags:
+-- 1 paused, 2 reopened>" (queue.rs).
+local SALE = "^(%-?%d+) (%-?%d+) ([0-3]) (%d+)"
 local QUEUE = " ([012]) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%-?%d+) (%-?%d+) (%d+)$"
+-- How long after its end a sale's entry is kept (the backend's EDGE_GRACE_MS).
+local KEEP_AFTER_END_S = 3600
 
--- Parses the backend's lines; bad lines are skipped.
+-- Parses an answer: its header ({kind = "state"|"full"|"resync", ...}) and its lines (bad
+-- lines are skipped). nil when the answer has no header.
 function _M.parse(text)
+    local kind, a, b, c, d = match(text, "^#(%a+) ?(%S*) ?(%S*) ?(%S*) ?(%S*)")
+    if not kind then
+        return nil
+    end
+    local head = { kind = kind }
+    if kind == "state" then
+        head.rev, head.log, head.epoch, head.more = tonumber(a), b, c, d == "1"
+    elseif kind == "full" then
+        head.rev, head.log, head.epoch, head.next = tonumber(a), b, c, tonumber(d)
+    end
     local out = {}
     for line in gmatch(text, "[^\n]+") do
         local id, value = match(line, "^(%d+) (.*)$")
@@ -29,11 +56,9 @@ function _M.parse(text)
             out[#out + 1] = { id = id, value = value }
         end
     end
-    return out
+    return head, out
 end
 
--- Why the edge refuses ("not_started", "ended", "sold_out"), or nil and the units left
--- (nil too when the sale is unknown) when it lets the request through.
 -- sale id -> the state last parsed in this worker, keyed by the raw dict value: the pattern
 -- match runs once per change of a sale's state, not once per request.
 local parsed = {}
@@ -43,18 +68,19 @@ local function parse(sale_id, v)
     if p and p.raw == v then
         return p
     end
-    local starts, ends, sold, left, mode, grace, ttl, multiple, cursor, expired, joined, drawn,
-        rate, flags = match(v, SALE .. QUEUE)
+    local starts, ends, flags, left, mode, grace, ttl, multiple, cursor, expired, joined, drawn,
+        rate, qflags = match(v, SALE .. QUEUE)
     if not starts then
-        starts, ends, sold, left = match(v, SALE .. "$")
+        starts, ends, flags, left = match(v, SALE .. "$")
         if not starts then
             return nil
         end
     end
-    p = { raw = v, starts = tonumber(starts), ends = tonumber(ends), sold = sold == "1",
-          left = tonumber(left), mode = tonumber(mode or 0) }
+    flags = tonumber(flags)
+    p = { raw = v, starts = tonumber(starts), ends = tonumber(ends), sold = flags % 2 == 1,
+          sale_paused = flags >= 2, left = tonumber(left), mode = tonumber(mode or 0) }
     if p.mode > 0 then
-        flags = tonumber(flags)
+        qflags = tonumber(qflags)
         p.grace_ms = tonumber(grace) * 1000
         p.ttl_s = tonumber(ttl)
         p.multiple = tonumber(multiple)
@@ -63,8 +89,8 @@ local function parse(sale_id, v)
         p.joined = tonumber(joined)
         p.drawn = tonumber(drawn)
         p.rate = tonumber(rate) / 1000
-        p.paused = flags % 2 == 1
-        p.reopened = flags >= 2
+        p.paused = qflags % 2 == 1 or p.sale_paused
+        p.reopened = qflags >= 2
     end
     parsed[sale_id] = p
     return p
@@ -77,6 +103,8 @@ function _M.get(dict, sale_id)
     return v and parse(sale_id, v)
 end
 
+-- Why the edge refuses ("not_started", "ended", "sold_out", "paused"), or nil and the units
+-- left (nil too when the sale is unknown) when it lets the request through.
 -- `early_ms`: how long before the start the route is already open (captchas, 0 for buys).
 -- The third result is the parsed state (nil when unknown).
 function _M.check(dict, sale_id, now_ms, early_ms)
@@ -93,18 +121,42 @@ function _M.check(dict, sale_id, now_ms, early_ms)
     if p.sold then
         return "sold_out"
     end
+    if p.sale_paused then
+        return "paused"
+    end
     return nil, p.left, p
 end
 
--- Fetches the backend's list over a plain HTTP/1.0 cosocket request.
-local function fetch(host, port, timeout_ms)
+-- What this edge knows of a sale, as JSON (GET /edge/sales/{id}, loopback), or nil.
+function _M.describe(dict, sale_id, now_ms)
+    local p = _M.get(dict, sale_id)
+    if not p then
+        return nil
+    end
+    local reason = _M.check(dict, sale_id, now_ms, 0)
+    return format('{"id":%s,"starts_ms":%d,"ends_ms":%d,"sold_out":%s,"paused":%s,'
+        .. '"stock_left":%d,"queue_mode":%d,"status":"%s"}', sale_id, p.starts, p.ends,
+        tostring(p.sold), tostring(p.sale_paused), p.left, p.mode, reason or "open")
+end
+
+-- Where this edge stands in the pull (GET /edge/sales, loopback), as JSON.
+function _M.where(dict, now)
+    local synced = dict:get("__synced")
+    return format('{"rev":%d,"changes":"%s","epoch":"%s","synced_s_ago":%s,'
+        .. '"full_sync":%s}', dict:get("__rev") or 0, dict:get("__log") or "",
+        dict:get("__epoch") or "", synced and format("%.3f", now - synced) or "null",
+        tostring(dict:get("__full_next") ~= nil))
+end
+
+-- Fetches one answer of the backend over a plain HTTP/1.0 cosocket request.
+local function fetch(host, port, path, timeout_ms)
     local sock = ngx.socket.tcp()
     sock:settimeout(timeout_ms)
     local ok, err = sock:connect(host, port)
     if not ok then
         return nil, "failed to connect to the backend: " .. err
     end
-    ok, err = sock:send("GET /internal/sales HTTP/1.0\r\nHost: backend\r\n\r\n")
+    ok, err = sock:send("GET " .. path .. " HTTP/1.0\r\nHost: backend\r\n\r\n")
     if not ok then
         sock:close()
         return nil, "failed to send: " .. err
@@ -122,38 +174,126 @@ local function fetch(host, port, timeout_ms)
     return body
 end
 
+-- One answer from the first backend that gives one (the one that answered last first).
+local function ask(opts, path)
+    local err
+    for i = 0, #opts.backends - 1 do
+        local k = (opts.last_ok + i - 1) % #opts.backends + 1
+        local b = opts.backends[k]
+        local body
+        body, err = fetch(b.host, b.port, path, opts.timeout_ms)
+        if body then
+            opts.last_ok = k
+            return body
+        end
+        ngx.log(ngx.WARN, "sale_state: ", b.host, ":", b.port, ": ", err)
+    end
+    return nil, err
+end
+
+-- Keeps the sales of an answer; each entry lives until its sale's end plus an hour. A full
+-- dict refuses instead of evicting another sale (an evicted sale would not come back).
+local function store(dict, list, now)
+    for _, s in ipairs(list) do
+        local ends = tonumber(match(s.value, "^%-?%d+ (%-?%d+)"))
+        local ttl = floor((ends / 1000 - now) + KEEP_AFTER_END_S)
+        if ttl < 1 then
+            dict:delete(s.id)
+        else
+            local ok, err = dict:safe_set(s.id, s.value, ttl)
+            if not ok then
+                ngx.log(ngx.ERR, "sale_state: cannot keep sale ", s.id, ": ", err,
+                    " (make lua_shared_dict seckill_sales larger)")
+            end
+        end
+    end
+end
+
+-- The path of the next request: a page of the full list while one is read, else what
+-- changed since the last answer.
+local function next_path(dict)
+    local after = dict:get("__full_next")
+    if after then
+        return "/internal/sales?full=" .. after
+    end
+    return format("/internal/sales?rev=%d&changes=%s&epoch=%s", dict:get("__rev") or 0,
+        dict:get("__log") or "0-0", dict:get("__epoch") or "")
+end
+
+-- Takes one answer in; returns true when another request should follow at once.
+local function take(dict, head, list, now)
+    if head.kind == "resync" then
+        dict:set("__full_next", 0)
+        return true
+    end
+    if head.kind == "full" then
+        if (dict:get("__full_next") or 0) == 0 then
+            -- The first page: where to go on from once the list is read.
+            if head.epoch ~= dict:get("__epoch") then
+                dict:flush_all()
+                dict:set("__full_next", 0)
+            end
+            dict:set("__full_rev", head.rev)
+            dict:set("__full_log", head.log)
+            dict:set("__full_epoch", head.epoch)
+        end
+        store(dict, list, now)
+        if head.next and head.next > 0 then
+            dict:set("__full_next", head.next)
+            return true
+        end
+        dict:set("__rev", dict:get("__full_rev"))
+        dict:set("__log", dict:get("__full_log"))
+        dict:set("__epoch", dict:get("__full_epoch"))
+        dict:delete("__full_next")
+        dict:set("__synced", now)
+        return true
+    end
+    store(dict, list, now)
+    dict:set("__rev", head.rev)
+    dict:set("__log", head.log)
+    dict:set("__synced", now)
+    return head.more
+end
+
+-- For the specs: one answer taken in, as a pull takes it.
+_M.take = take
+
 local function refresh(premature, opts)
     if premature then
         return
     end
     local dict = ngx.shared[opts.dict]
-    -- One worker per interval does the pull.
+    -- One worker per interval, and never two pulls at once (a long one holds the lock).
     if not dict:add("__refresh_lock", true, opts.interval * 0.9) then
         return
     end
-    -- Several backends (a fleet): the one that answered last first, then the others.
-    local body, err
-    for i = 0, #opts.backends - 1 do
-        local k = (opts.last_ok + i - 1) % #opts.backends + 1
-        local b = opts.backends[k]
-        body, err = fetch(b.host, b.port, opts.timeout_ms)
-        if body then
-            opts.last_ok = k
-            break
-        end
-        ngx.log(ngx.WARN, "sale_state: ", b.host, ":", b.port, ": ", err)
-    end
-    if not body then
+    if not dict:add("__pulling", true, opts.max_requests * opts.timeout_ms / 1000 + 1) then
         return
     end
-    for _, s in ipairs(_M.parse(body)) do
-        dict:set(s.id, s.value, opts.ttl)
+    if not dict:get("__full_next") and not dict:get("__epoch") then
+        dict:set("__full_next", 0)
     end
+    for _ = 1, opts.max_requests do
+        local body = ask(opts, next_path(dict))
+        if not body then
+            break
+        end
+        local head, list = _M.parse(body)
+        if not head then
+            ngx.log(ngx.ERR, "sale_state: an answer without a header")
+            break
+        end
+        if not take(dict, head, list, ngx.now()) then
+            break
+        end
+    end
+    dict:delete("__pulling")
 end
 
 -- Starts the refresh timer in this worker (call from init_worker_by_lua).
 -- opts: dict, backend ("host:port", or several separated by commas); interval (s, default
--- 0.5), ttl (s, default 10), timeout_ms (1000).
+-- 0.5), timeout_ms (1000), max_requests (requests a run, default 20).
 function _M.start(opts)
     if not ngx.shared[opts.dict] then
         error("sale_state: shared dict not found: " .. tostring(opts.dict), 2)
@@ -171,8 +311,8 @@ function _M.start(opts)
         error("sale_state: no backend given", 2)
     end
     opts.interval = opts.interval or 0.5
-    opts.ttl = opts.ttl or 10
     opts.timeout_ms = opts.timeout_ms or 1000
+    opts.max_requests = opts.max_requests or 20
     local ok, err = ngx.timer.every(opts.interval, refresh, opts)
     if not ok then
         ngx.log(ngx.ERR, "sale_state: failed to start the refresh timer: ", err)

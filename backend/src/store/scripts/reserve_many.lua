@@ -1,19 +1,27 @@
 -- reserve_many.lua (loaded by store/scripts.rs)
 -- KEYS: stock, buyers, seq, reserved, orders (one sale's, so one Cluster slot).
--- ARGV: per_user_limit, then (user_id, now_ms) for each buyer, in order.
+-- ARGV: per_user_limit, lease_ms, margin_ms (as in reserve.lua), then (user_id, now_ms) for
+-- each buyer, in order.
 -- Returns two numbers per buyer, in order: {seq, slot} when queued, or {0, reason} with the
--- reasons of `RESERVE`. The writes are those of sequential `RESERVE` calls, gathered: one
--- read of the masks, one HSET of masks, one HSET of owners, an XADD per order.
+-- reasons of reserve.lua; then the units left after the batch (-1: not loaded, or nothing
+-- done). The writes are those of sequential reserve.lua calls, gathered: one read of the
+-- masks, one HSET of masks, one HSET of owners, an XADD per order.
 local out = {}
-local stock = redis.call('GET', KEYS[1])
-if not stock then
-  for _ = 2, #ARGV, 2 do out[#out + 1] = 0; out[#out + 1] = 3 end
+local function all(reason)
+  for _ = 4, #ARGV, 2 do out[#out + 1] = 0; out[#out + 1] = reason end
+  out[#out + 1] = -1
   return out
 end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[2]) - tonumber(ARGV[3]) then
+  return all(4)
+end
+local stock = redis.call('GET', KEYS[1])
+if not stock then return all(3) end
 stock = tonumber(stock)
 local limit = tonumber(ARGV[1])
 local users = {}
-for i = 2, #ARGV, 2 do users[#users + 1] = ARGV[i] end
+for i = 4, #ARGV, 2 do users[#users + 1] = ARGV[i] end
 local read = redis.call('HMGET', KEYS[2], unpack(users))
 local masks = {}
 for i, user in ipairs(users) do
@@ -38,7 +46,7 @@ for i, user in ipairs(users) do
     changed[user] = true
     owners[#owners + 1] = seq
     owners[#owners + 1] = user .. ':' .. (slot + 1)
-    redis.call('XADD', KEYS[5], '*', 'seq', seq, 'user', user, 'slot', slot + 1, 'ts', ARGV[2 * i + 1])
+    redis.call('XADD', KEYS[5], '*', 'seq', seq, 'user', user, 'slot', slot + 1, 'ts', ARGV[2 * i + 3])
     out[#out + 1] = seq; out[#out + 1] = slot + 1
   end
 end
@@ -55,4 +63,5 @@ if taken > 0 then
   end
   redis.call('HSET', KEYS[2], unpack(fields))
 end
+out[#out + 1] = stock - taken
 return out
