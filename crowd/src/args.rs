@@ -41,13 +41,22 @@ pub struct Args {
     pub arrive_before: Duration,
     /// Queue runs: share of shoppers who are bots (poll and retry 10x faster).
     pub bots: f64,
+    /// An evening: this many sales are created (each of `stock` units) and the shoppers
+    /// spread over them (1: the one sale of a plain run).
+    pub sales: usize,
+    /// An evening on sales that exist already (their ids; `--sales` is then their count).
+    pub sale_ids: Vec<u64>,
+    /// The popularity of the evening's sales: shopper picks the sale of rank k with a
+    /// probability proportional to 1 / k^zipf (0: uniform; 1: a few hot sales, a long tail).
+    pub zipf: f64,
 }
 
 pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--rate R] [--duration SECS]
              [--per-user-limit L] [--retry FRACTION] [--cheaters FRACTION] [--start-in MS]
              [--edge URL] [--admin URL] [--backend URL[,URL...]] [--edge-metrics URL[,URL...]] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
              [--report FILE] [--quiet]
-             [--queue fifo|random [--arrive-before SECS] [--bots FRACTION]]";
+             [--queue fifo|random [--arrive-before SECS] [--bots FRACTION]]
+             [--sales N | --sale-ids ID,ID,...|FIRST-LAST] [--zipf S]";
 
 impl Args {
     pub fn parse(argv: &[String]) -> Result<Args, String> {
@@ -73,6 +82,9 @@ impl Args {
             queue: None,
             arrive_before: Duration::from_secs(5),
             bots: 0.0,
+            sales: 1,
+            sale_ids: Vec::new(),
+            zipf: 1.0,
         };
         let mut var: Option<PathBuf> = None;
         let mut it = argv.iter();
@@ -124,11 +136,20 @@ impl Args {
                 },
                 "--arrive-before" => a.arrive_before = Duration::from_secs_f64(num("seconds")?),
                 "--bots" => a.bots = num("a fraction from 0 to 1")?.min(1.0),
+                "--sales" => a.sales = num("a number of sales")? as usize,
+                "--sale-ids" => a.sale_ids = sale_ids(value)?,
+                "--zipf" => a.zipf = num("an exponent (0: uniform)")?,
                 other => return Err(format!("{other}: unknown option\n{USAGE}")),
             }
         }
-        if a.users == 0 || a.stock == 0 || a.concurrency == 0 {
-            return Err("--users, --stock and --concurrency must be at least 1".into());
+        if a.users == 0 || a.stock == 0 || a.concurrency == 0 || a.sales == 0 {
+            return Err("--users, --stock, --concurrency and --sales must be at least 1".into());
+        }
+        if !a.sale_ids.is_empty() {
+            a.sales = a.sale_ids.len();
+        }
+        if a.sales > 1 && a.queue.is_some() {
+            return Err("--queue plays one sale: not with --sales or --sale-ids".into());
         }
         if !(1..=30).contains(&a.per_user_limit) {
             return Err(format!(
@@ -173,6 +194,29 @@ impl Args {
     }
 }
 
+/// `1,2,3` or `FIRST-LAST` (inclusive), or both mixed: `1-100,250`.
+fn sale_ids(text: &str) -> Result<Vec<u64>, String> {
+    let bad = || format!("--sale-ids: expected ID,ID,... or FIRST-LAST, got {text:?}");
+    let mut ids = Vec::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u64, u64) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a == 0 || b < a || b - a > 1_000_000 {
+                    return Err(bad());
+                }
+                ids.extend(a..=b);
+            }
+            None => ids.push(part.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?),
+        }
+    }
+    if ids.is_empty() {
+        return Err(bad());
+    }
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +248,17 @@ mod tests {
             .unwrap_err()
             .starts_with("--frobnicate"));
         assert!(args("--stock 0").is_err());
+        assert!(args("--sale-ids 5-2")
+            .unwrap_err()
+            .starts_with("--sale-ids"));
+        assert!(args("--sales 3 --queue fifo").is_err());
+    }
+
+    #[test]
+    fn an_evening_is_many_sales() {
+        let a = args("--sales 10000 --users 200000 --zipf 1.2").unwrap();
+        assert_eq!((a.sales, a.zipf), (10_000, 1.2));
+        let a = args("--sale-ids 3-5,9").unwrap();
+        assert_eq!((a.sale_ids.clone(), a.sales), (vec![3, 4, 5, 9], 4));
     }
 }

@@ -1,8 +1,10 @@
-//! `crowd`: creates a sale, plays a crowd of shoppers against the real edge at its start,
-//! waits for the writer to drain, and prints, as its last line, one JSON object with what
-//! MariaDB, Redis and the metrics say happened. See `scripts/crowd` and the README.
+//! `crowd`: creates a sale (or an evening of them), plays a crowd of shoppers against the
+//! real edge at its start, waits for the writer to drain, and prints, as its last line, one
+//! JSON object with what MariaDB, Redis and the metrics say happened. See `scripts/crowd` and
+//! docs/crowd.md.
 
 mod args;
+mod evening;
 mod facts;
 mod fairness;
 mod http;
@@ -71,13 +73,21 @@ async fn run(a: args::Args) -> Result<bool, String> {
     let edge = Http::new(&a.edge, a.concurrency, None);
     let scraped = Scraped::new(&a.edge_metrics, &a.backend);
 
-    let (sale, starts) = create_sale(&a, &Http::new(&a.admin, 4, None), &admin, &db).await?;
+    let admin_http = Http::new(&a.admin, 4, None);
+    let (sales, starts) = if a.sales > 1 || !a.sale_ids.is_empty() {
+        evening::sales(&a, &admin_http, &admin, &db).await?
+    } else {
+        let (sale, starts) = create_sale(&a, &admin_http, &admin, &db).await?;
+        (vec![sale], starts)
+    };
+    let sale = sales[0].clone();
+    let pick = evening::Popularity::new(sales.len(), a.zipf);
     let shoppers: Arc<Vec<Shopper>> = Arc::new(
         (0..a.users)
             .map(|i| {
                 Shopper::new(
                     &keys,
-                    sale.id,
+                    sales[pick.sale_of(i)].id,
                     i,
                     chosen(i, a.retry, 1),
                     chosen(i, a.cheaters, 7),
@@ -109,11 +119,24 @@ async fn run(a: args::Args) -> Result<bool, String> {
 
     // The edge flushes its counters once a second; the writer drains meanwhile.
     let answered = stats.order_ids.lock().unwrap().clone();
-    let f = facts::read(&redis, &db, &sale, &answered, Duration::from_secs(60)).await?;
+    let (f, sales_exact) = if sales.len() > 1 {
+        facts::read_many(&redis, &db, &sales, &answered, Duration::from_secs(120)).await?
+    } else {
+        let f = facts::read(&redis, &db, &sale, &answered, Duration::from_secs(60)).await?;
+        let exact = usize::from(f.orders_in_db == f.sold && f.oversold == 0);
+        (f, exact)
+    };
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let counts = scraped.take().await.since(&before);
     let lat = stats.sorted_latencies();
     let mut summary = summarize(&a, sale.id, &stats, &f, &counts, &lat, elapsed);
+    summary["sales"] = json!(sales.len());
+    summary["sales_exact"] = json!(sales_exact);
+    if sales.len() > 1 {
+        summary["stock"] = json!(sales.iter().map(|s| u64::from(s.stock)).sum::<u64>());
+        summary["stock_per_sale"] = json!(a.stock);
+        summary["zipf"] = json!(a.zipf);
+    }
     let (buy_p99, join_p99, poll_p99) = stats.p99_by_kind();
     summary["buy_p99_ms"] = json!(buy_p99);
     summary["join_p99_ms"] = json!(join_p99);
@@ -150,6 +173,7 @@ async fn run(a: args::Args) -> Result<bool, String> {
         &stats,
     );
     let ok = f.orders_in_db == f.sold
+        && sales_exact == sales.len()
         && f.duplicate_buyers == 0
         && f.oversold == 0
         && f.lost == 0

@@ -16,6 +16,8 @@ use crate::stats::Stats;
 
 pub struct Shopper {
     pub index: usize,
+    /// The sale this shopper came for.
+    pub sale_id: u64,
     pub token: String,
     pub captcha_token: String,
     pub answer: String,
@@ -56,6 +58,7 @@ impl Shopper {
         );
         Shopper {
             index,
+            sale_id,
             token,
             captcha_token,
             answer,
@@ -107,7 +110,7 @@ fn path_of(body: &[u8]) -> Option<String> {
 /// Runs one shopper; `arrived` is when it was due (open loop: latency counts from then).
 /// What came of it is in `ctx.stats` (answers by status, queued order ids).
 pub async fn run(ctx: &Ctx, s: &Shopper, arrived: Instant) {
-    let path_url = format!("/api/sales/{}/path", ctx.sale_id);
+    let path_url = format!("/api/sales/{}/path", s.sale_id);
     let form = format!("captcha_token={}&answer={}", s.captcha_token, s.answer);
     if let (Some(path), _) = checkout(ctx, s, arrived, &path_url, &form).await {
         if s.cheats {
@@ -203,14 +206,14 @@ async fn cheat(ctx: &Ctx, s: &Shopper, path_url: &str, spent_form: &str, path: &
             .0,
     );
     // This shopper's link used by another shopper (a shared or stolen link).
-    let thief = Shopper::new(&ctx.keys, ctx.sale_id, s.index + 10_000_000, false, false);
+    let thief = Shopper::new(&ctx.keys, s.sale_id, s.index + 10_000_000, false, false);
     tries.push(
         request(ctx, &ctx.edge, path, &thief.ip, &thief.token, None, now())
             .await
             .0,
     );
     // A forged link.
-    let forged = format!("/api/sales/{}/buy/{}", ctx.sale_id, "0".repeat(64));
+    let forged = format!("/api/sales/{}/buy/{}", s.sale_id, "0".repeat(64));
     tries.push(
         request(ctx, &ctx.edge, &forged, &s.ip, &s.token, None, now())
             .await

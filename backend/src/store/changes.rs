@@ -110,7 +110,7 @@ pub fn step(left: i64) -> i64 {
     if left <= 10 {
         left
     } else {
-        10 + ((left as f64 / 10.0).ln() / 1.2f64.ln()).floor() as i64
+        11 + ((left as f64 / 10.0).ln() / 1.2f64.ln()).floor() as i64
     }
 }
 
