@@ -4,6 +4,7 @@ mod common;
 
 use common::{Backend, Target, ADMIN};
 use hyper::{Method, StatusCode};
+use serde_json::json;
 
 /// method, path, bearer token, body, expected status, what the message must name.
 type Case<'a> = (
@@ -19,7 +20,11 @@ type Case<'a> = (
 async fn each_malformed_request_gets_its_4xx() {
     let b = Backend::start(
         Target::Single,
-        &[("SECKILL_WRITER", "false"), ("SECKILL_MAX_BODY", "1024")],
+        &[
+            ("SECKILL_WRITER", "false"),
+            ("SECKILL_MAX_BODY", "1024"),
+            ("SECKILL_MAX_ADMIN_BODY", "1024"),
+        ],
     )
     .await;
     let sale = b.create_sale(5, 1).await;
@@ -318,5 +323,117 @@ async fn before_the_start_a_signed_link_answers_425() {
         assert_eq!(status, StatusCode::NOT_FOUND, "POST {path}: {v}");
         assert_eq!(v["error"], "not_found", "POST {path}: {v}");
     }
+    b.stop().await;
+}
+
+/// The operator's routes of an evening: each refusal names the field (and, in a list, the
+/// index), and the state a change meets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_routes_refuse_bad_input_by_name() {
+    let b = Backend::start(Target::Single, &[("SECKILL_WRITER", "false")]).await;
+    let now = seckill::clock::now_ms();
+    let ok = json!({"title": "Fine", "price_cents": 1, "stock": 3,
+                    "starts_at": now + 600_000, "ends_at": now + 1_200_000});
+    let mut bad = ok.clone();
+    bad["stock"] = json!(0);
+    let post = |body: serde_json::Value| {
+        let b = &b;
+        async move {
+            b.call(
+                Method::POST,
+                "/admin/sales",
+                Some(ADMIN),
+                Some(body.to_string()),
+            )
+            .await
+        }
+    };
+    let (status, v) = post(json!([ok, bad])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        (v["index"].as_u64(), v["field"].as_str()),
+        (Some(1), Some("stock")),
+        "{v}"
+    );
+    let (status, v) = post(json!([])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let mut past = ok.clone();
+    past["starts_at"] = json!(now - 3_600_000);
+    let (status, v) = post(past).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "starts_at", "{v}");
+    let (status, v) = post(json!([ok, ok])).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["created"], 2);
+
+    for (query, name) in [
+        ("limit=500", "limit"),
+        ("status=later", "status"),
+        ("colour=red", "colour"),
+        ("starts_from=tuesday", "starts_from"),
+    ] {
+        let (status, v) = b
+            .call(
+                Method::GET,
+                &format!("/admin/sales?{query}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().starts_with(name),
+            "{query}: {v}"
+        );
+    }
+    let (status, v) = b.call(Method::GET, "/admin/sales", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    let (status, v) = b
+        .call(Method::DELETE, "/admin/sales", Some(ADMIN), None)
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("use GET, POST"),
+        "{v}"
+    );
+
+    let started = b.create_sale(5, 1).await;
+    let patch = |id: u64, body: serde_json::Value| {
+        let b = &b;
+        async move {
+            b.call(
+                Method::PATCH,
+                &format!("/admin/sales/{id}"),
+                Some(ADMIN),
+                Some(body.to_string()),
+            )
+            .await
+        }
+    };
+    let (status, v) = patch(started, json!({"stock": 9})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["field"], "stock", "{v}");
+    let (status, v) = patch(started, json!({"title": ""})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (status, v) = patch(2_000_000_000, json!({"title": "x"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, v) = patch(started, json!({"title": "Renamed"})).await;
+    assert_eq!(
+        (status, v["title"].as_str()),
+        (StatusCode::OK, Some("Renamed")),
+        "{v}"
+    );
+    let end = format!("/admin/sales/{started}/end");
+    let (status, _) = b.call(Method::POST, &end, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = b.call(Method::POST, &end, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let pause = format!("/admin/sales/{started}/pause");
+    let (status, v) = b.call(Method::POST, &pause, Some(ADMIN), None).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an ended sale is not paused: {v}"
+    );
     b.stop().await;
 }

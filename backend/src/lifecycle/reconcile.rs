@@ -358,7 +358,13 @@ impl Reconciler {
                 .map(|(id, _)| *id),
         );
         self.last.retain(|id, _| ids.contains(id));
-        metrics.keep_sales(&ids);
+        // Series stay for the sales checked here and for the moving waiting rooms.
+        let mut keep = ids.clone();
+        match crate::store::activity::lines(redis, crate::clock::now_ms()).await {
+            Ok(lines) => keep.extend(lines),
+            Err(e) => eprintln!("reconciler: reading the waiting rooms failed: {e}"),
+        }
+        metrics.keep_sales(&keep);
         let ids: Vec<u64> = ids.into_iter().collect();
         let list = match crate::buy::sale_rows::load_many(db, &ids).await {
             Ok(l) => l,
