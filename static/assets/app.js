@@ -119,8 +119,11 @@
 
   // ---- The sale page.
   async function salePage(body) {
-    const saleId = body.dataset.saleId;
-    const startsMs = Number(body.dataset.startsMs);
+    // A published page names its sale; the generic page (/sales/_/, served for a sale that
+    // has no page of its own yet) reads it from the address.
+    const saleId = body.dataset.saleId || (location.pathname.match(/^\/sales\/(\d+)\//) || [])[1];
+    // The API is authoritative (an operator may have moved the start since publishing).
+    let startsMs = Number(body.dataset.startsMs);
     let sale = null;
     let captcha = null;
     let done = false;
@@ -133,7 +136,13 @@
       const r = await api("GET", `/api/sales/${saleId}`);
       if (r.status === 200) {
         sale = r.body;
+        startsMs = sale.starts_ms;
         $("stock").textContent = stockText(sale);
+        if (!body.dataset.saleId) {
+          document.title = `${sale.title} — flash sale`;
+          document.querySelector("h1").textContent = sale.title;
+          document.querySelector(".price").textContent = money(sale.price_cents);
+        }
       }
       return sale;
     }
@@ -391,5 +400,5 @@
   }
 
   const body = document.body;
-  if (body.dataset.saleId) salePage(body); else listPage();
+  if (body.dataset.saleId !== undefined) salePage(body); else listPage();
 })();
