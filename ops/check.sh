@@ -19,7 +19,7 @@ missing=0 checked=0
 for name in $( (jq -r '.. | objects | select(has("expr")) | .expr' grafana/seckill.json
                 grep -E '^\s+expr:' alerts.yml) | grep -o 'seckill_[a-z_]*' | sort -u); do
   checked=$((checked + 1))
-  if ! grep -q "^$name[{ ]" "$scrape"; then
+  if ! grep -q "^${name}[{ ]" "$scrape"; then
     echo "ops: $name is queried but not in the live /metrics" >&2
     missing=$((missing + 1))
   fi

@@ -91,7 +91,7 @@ stop_pidfile() {
     sleep 0.1
     # Again every 5 s: redis-server 7.0 can drop a SIGTERM that lands as an AOF rewrite ends
     # ("User requested shutdown...", then nothing; seen after a replica's promotion).
-    ((i % 50 == 0)) && kill -TERM "$pid" 2>/dev/null
+    if ((i % 50 == 0)); then kill -TERM "$pid" 2>/dev/null || true; fi
   done
   say "$name did not stop in 30s; killing it"
   kill -KILL "$pid" 2>/dev/null || true

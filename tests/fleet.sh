@@ -27,7 +27,7 @@ chmod 755 "$F"
 export FLEET_DIR=$F
 # 13 distinct ports below Linux's ephemeral range (32768+), their +10000 (the Cluster bus)
 # too, so that no outgoing connection of the crowd can hold a port a killed node restarts on.
-PORTS=($(free_ports 13 22700))
+read -r -a PORTS <<<"$(free_ports 13 22700)"
 export POP_PORT=${PORTS[0]}
 export EDGE_PORTS="${PORTS[1]} ${PORTS[2]}"
 export BACKEND_PORTS="${PORTS[3]} ${PORTS[4]}"
@@ -35,8 +35,8 @@ REDIS=("${PORTS[@]:5:6}")
 export REDIS_PORTS="${REDIS[*]}"
 export MYSQL_PRIMARY=${PORTS[11]} MYSQL_REPLICA=${PORTS[12]}
 export CLUSTER_NODE_TIMEOUT_MS=2000 FLEET_WAIT_REPLICAS=0
-EDGES=($EDGE_PORTS)
-BACKENDS=($BACKEND_PORTS)
+read -r -a EDGES <<<"$EDGE_PORTS"
+read -r -a BACKENDS <<<"$BACKEND_PORTS"
 
 cleanup() {
   local rc=$?
@@ -256,9 +256,9 @@ MARIADB_REPLICAS=$(mariadb_admin "$F/mariadb-replica" -e "SHOW SLAVE STATUS\G" |
 
 # 8. WAIT's cost on this Cluster: the backend's reserver, batched, without and with WAIT 1.
 say "8/8 WAIT's cost on the fleet's Cluster"
-nodes=$(printf '127.0.0.1:%s,' "${REDIS[@]}")
-read -r nowait_rate _ < <(target/release/benchkit reserve-rate "${nodes%,}" 990001 100000 512 128)
-read -r wait_rate _ < <(target/release/benchkit reserve-rate "${nodes%,}" 990002 100000 512 128 1)
+seeds=$(printf '127.0.0.1:%s,' "${REDIS[@]}")
+read -r nowait_rate _ < <(target/release/benchkit reserve-rate "${seeds%,}" 990001 100000 512 128)
+read -r wait_rate _ < <(target/release/benchkit reserve-rate "${seeds%,}" 990002 100000 512 128 1)
 WAIT_COST=$(python3 -c "print(round($wait_rate / $nowait_rate, 2))")
 echo "reserver on the Cluster: $nowait_rate/s without WAIT, $wait_rate/s with WAIT 1: ratio $WAIT_COST"
 

@@ -6,7 +6,7 @@
 # that comes back reopens admission; the draw is a permutation that differs per sale; both edges
 # answer alike. Usage: queue.sh EDGE_URL EDGE2_URL BACKEND_URL SECRETS_DIR
 set -uo pipefail
-EDGE=$1 EDGE2=$2 BACKEND=$3 SECRETS=$4
+EDGE=$1 EDGE2=$2 SECRETS=$4 # $3, the backend, is not asked here
 ADMIN=$(cat "$SECRETS/admin.token")
 source "$(dirname "$0")/lib.sh"
 run=$RANDOM$RANDOM

@@ -42,8 +42,8 @@ function _M.new(entries)
         for k in pairs(self.data) do keys[#keys + 1] = k end
         return keys
     end
-    function d:free_space() return 100 end
-    function d:capacity() return 1000 end
+    function d.free_space() return 100 end
+    function d.capacity() return 1000 end
     return d
 end
 
