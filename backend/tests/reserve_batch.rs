@@ -130,6 +130,16 @@ async fn state(r: &Redis, sale: u64) -> SaleState {
 }
 
 async fn drop_sale(r: &Redis, sale: u64) {
+    // Not busy any more (the reserver registered it): no writer should look for it.
+    let _: Value = r
+        .cmd(
+            redis::cmd("ZREM")
+                .arg(seckill::store::activity::ACTIVE)
+                .arg(sale)
+                .clone(),
+        )
+        .await
+        .unwrap();
     let k = SaleKeys::new(sale);
     let _: Value = r
         .cmd(

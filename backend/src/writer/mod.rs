@@ -84,6 +84,8 @@ pub struct Writer {
     drains: Mutex<HashMap<u64, bool>>,
     /// Sales already loaded from MariaDB (what a row needs: price, pay window).
     sales: Mutex<HashMap<u64, Arc<Sale>>>,
+    /// Sales with orders in Redis that MariaDB does not know (reported once).
+    unknown: Mutex<std::collections::HashSet<u64>>,
 }
 
 pub fn consumer_name() -> String {
@@ -142,6 +144,7 @@ impl Writer {
             activity,
             drains: Mutex::new(HashMap::new()),
             sales: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -323,7 +326,11 @@ impl Writer {
                 Some(sale)
             }
             Ok(None) => {
-                eprintln!("writer: sale {sale_id}: its stream has orders but MariaDB has no such sale; left in the stream");
+                // Once per sale and process: a later look finds it again and again.
+                let mut unknown = self.unknown.lock().unwrap_or_else(|p| p.into_inner());
+                if unknown.len() < 10_000 && unknown.insert(sale_id) {
+                    eprintln!("writer: sale {sale_id}: its stream has orders but MariaDB has no such sale; left in the stream");
+                }
                 None
             }
             Err(e) => {
