@@ -10,6 +10,7 @@ use mysql_async::Pool;
 use crate::buy::cache::SaleCache;
 use crate::buy::reserver::Reserver;
 use crate::config::Config;
+use crate::error::StartError;
 use crate::lifecycle::provider::Provider;
 use crate::lifecycle::recovery::Recovery;
 use crate::metrics::Metrics;
@@ -50,15 +51,15 @@ const BACKGROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3
 
 impl App {
     /// Connects to Redis and MariaDB and applies the schema migrations.
-    pub async fn connect(cfg: Config) -> Result<Arc<App>, String> {
+    pub async fn connect(cfg: Config) -> Result<Arc<App>, StartError> {
         let redis = Redis::connect(&cfg.redis, cfg.redis_timeout)
             .await
-            .map_err(|e| format!("redis: cannot connect to {:?}: {e}", cfg.redis))?;
+            .map_err(StartError::Redis)?;
         let db = crate::store::db::pool(&cfg.mysql_url, cfg.mysql_pool_max)?;
         crate::store::db::migrate(&db, cfg.mysql_timeout).await?;
         let bg_redis = Redis::connect(&cfg.redis, cfg.redis_timeout.max(BACKGROUND_TIMEOUT))
             .await
-            .map_err(|e| format!("redis: cannot connect to {:?}: {e}", cfg.redis))?;
+            .map_err(StartError::Redis)?;
         let metrics = Arc::new(Metrics::new());
         // A Redis that does not know our scripts is new or restarted: rebuild it first. If
         // that fails, buys answer 503 until the lifecycle loop's next attempt succeeds.
@@ -142,7 +143,7 @@ impl App {
     }
 
     /// A writer on a Redis connection of its own (its reads never delay the buy path).
-    pub async fn writer(&self, consumer: String) -> Result<Writer, String> {
+    pub async fn writer(&self, consumer: String) -> Result<Writer, StartError> {
         let redis = Redis::connect(
             &self.cfg.redis,
             self.cfg
@@ -150,7 +151,7 @@ impl App {
                 .max(std::time::Duration::from_secs(2)),
         )
         .await
-        .map_err(|e| format!("redis: writer cannot connect: {e}"))?;
+        .map_err(StartError::Redis)?;
         Ok(Writer::new(
             redis,
             self.db.clone(),

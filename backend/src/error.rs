@@ -1,6 +1,7 @@
 //! Failures. [`ApiError`] is the request path's: the one place that turns a failure into an
 //! HTTP status and a JSON body. [`TaskError`] is the background duties' (recovery, sweeper,
-//! reconciler, writer): which dependency failed, logged once where the task handles it.
+//! reconciler): which dependency failed, logged once where the task handles it.
+//! [`StartError`] is why the backend could not start (printed by `main`, exit status 1).
 //!
 //! Every answer that is not a success is `{"error": "<code>", "message": "<what was wrong>"}`.
 //! `error` is a short stable code tools branch on; `message` names the bad input. Shopper
@@ -28,7 +29,9 @@ pub enum ApiError {
     Paused,
     /// In-flight cap reached: shed at once.
     Overloaded,
-    /// Redis or MariaDB failed or timed out.
+    /// MariaDB failed or timed out (the breaker in front of it counts these).
+    Database(String),
+    /// Redis or another dependency failed or timed out.
     Unavailable(&'static str, String),
 }
 
@@ -58,7 +61,7 @@ impl ApiError {
     }
 
     pub fn mysql(err: impl std::fmt::Display) -> ApiError {
-        ApiError::Unavailable("database_unavailable", format!("database: {err}"))
+        ApiError::Database(format!("database: {err}"))
     }
 
     pub fn status(&self) -> StatusCode {
@@ -68,9 +71,10 @@ impl ApiError {
             ApiError::AlreadyBought => StatusCode::CONFLICT,
             ApiError::SoldOut | ApiError::Ended => StatusCode::GONE,
             ApiError::NotStarted => StatusCode::TOO_EARLY,
-            ApiError::Paused | ApiError::Overloaded | ApiError::Unavailable(..) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Paused
+            | ApiError::Overloaded
+            | ApiError::Database(_)
+            | ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -84,6 +88,7 @@ impl ApiError {
             ApiError::Ended => "ended",
             ApiError::Paused => "paused",
             ApiError::Overloaded => "overloaded",
+            ApiError::Database(_) => "database_unavailable",
             ApiError::Unavailable(c, _) => c,
         }
     }
@@ -101,7 +106,9 @@ impl ApiError {
             ApiError::Paused => "the sale is paused by the operator; it may resume soon".into(),
             ApiError::Overloaded => "too many requests in flight, try again".into(),
             // Dependency details go to the log, not to shoppers.
-            ApiError::Unavailable(..) => "temporarily unavailable, try again".into(),
+            ApiError::Database(_) | ApiError::Unavailable(..) => {
+                "temporarily unavailable, try again".into()
+            }
         }
     }
 
@@ -143,10 +150,36 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ApiError::Unavailable(c, detail) => write!(f, "{c}: {detail}"),
+            ApiError::Database(detail) => write!(f, "database_unavailable: {detail}"),
             other => write!(f, "{}: {}", other.code(), other.message()),
         }
     }
 }
+
+/// Why the backend could not start: each names the setting or the dependency.
+#[derive(Debug)]
+pub enum StartError {
+    /// A setting is missing or wrong (the message names its key and value).
+    Config(crate::config::ConfigError),
+    /// An address or socket could not be bound.
+    Listen(String, std::io::Error),
+    Redis(redis::RedisError),
+    /// MariaDB: a bad URL, no connection, or a migration that failed.
+    Database(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "config: {e}"),
+            StartError::Listen(what, e) => write!(f, "cannot listen on {what}: {e}"),
+            StartError::Redis(e) => write!(f, "redis: {e}"),
+            StartError::Database(e) => write!(f, "database: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 /// A background duty's failure: the dependency that failed, and how.
 #[derive(Debug)]

@@ -1,5 +1,6 @@
 //! `seckill`: reads its configuration, connects, and serves until SIGINT or SIGTERM.
 
+use seckill::error::StartError;
 use tokio::net::{TcpListener, TcpSocket};
 
 #[tokio::main]
@@ -10,15 +11,13 @@ async fn main() {
     }
 }
 
-async fn start() -> Result<(), String> {
-    let cfg = seckill::config::Config::from_env().map_err(|e| format!("config: {e}"))?;
-    let listener =
-        listen(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+async fn start() -> Result<(), StartError> {
+    let cfg = seckill::config::Config::from_env().map_err(StartError::Config)?;
+    let listener = listen(cfg.listen).map_err(|e| StartError::Listen(cfg.listen.to_string(), e))?;
     let app = seckill::app::App::connect(cfg).await?;
-    eprintln!(
-        "seckill: listening on {}",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
+    if let Ok(addr) = listener.local_addr() {
+        eprintln!("seckill: listening on {addr}");
+    }
     seckill::service::run(app, listener, shutdown_signal()).await?;
     eprintln!("seckill: stopped");
     Ok(())

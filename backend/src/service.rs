@@ -19,7 +19,7 @@ pub async fn run(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), crate::error::StartError> {
     if let Ok(addr) = listener.local_addr() {
         let _ = app.base_url.set(format!("http://{addr}"));
     }

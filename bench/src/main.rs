@@ -225,8 +225,10 @@ async fn reserve_rate(
 async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String> {
     let n: u32 = num("N", n)?;
     let r = redis(redis_url).await?;
-    let db = seckill::store::db::pool(mysql_url, 16)?;
-    seckill::store::db::migrate(&db, Duration::from_secs(30)).await?;
+    let db = seckill::store::db::pool(mysql_url, 16).map_err(|e| e.to_string())?;
+    seckill::store::db::migrate(&db, Duration::from_secs(30))
+        .await
+        .map_err(|e| e.to_string())?;
     seckill::store::scripts::load_hot(&r)
         .await
         .map_err(|e| e.to_string())?;

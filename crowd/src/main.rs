@@ -69,7 +69,7 @@ async fn run(a: args::Args) -> Result<bool, String> {
     let redis = seckill::store::redis_conn::Redis::connect(&target, Duration::from_secs(5))
         .await
         .map_err(|e| format!("redis {}: {e}", a.redis_url))?;
-    let db = seckill::store::db::pool(&a.mysql_url, 4)?;
+    let db = seckill::store::db::pool(&a.mysql_url, 4).map_err(|e| e.to_string())?;
     let edge = Http::new(&a.edge, a.concurrency, None);
     let scraped = Scraped::new(&a.edge_metrics, &a.backend);
 

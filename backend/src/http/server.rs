@@ -20,8 +20,8 @@ use crate::app::App;
 /// Binds the Unix socket at `path` (a stale socket file left by a killed process is
 /// replaced). Mode 0666, as open as the loopback TCP port beside it: the edge's workers run
 /// as another user; the directory it lives in decides who can reach it.
-pub fn listen_unix(path: &Path) -> Result<UnixListener, String> {
-    let fail = |e: std::io::Error| format!("cannot listen on {}: {e}", path.display());
+pub fn listen_unix(path: &Path) -> Result<UnixListener, crate::error::StartError> {
+    let fail = |e: std::io::Error| crate::error::StartError::Listen(path.display().to_string(), e);
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

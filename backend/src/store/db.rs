@@ -14,6 +14,8 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
+use crate::error::StartError;
+
 /// (version, SQL), in order.
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
@@ -43,7 +45,7 @@ pub async fn guarded<T>(
         Err(_) => Err(ApiError::mysql(format!("{what}: timed out"))),
     };
     match &r {
-        Err(ApiError::Unavailable("database_unavailable", _)) => breaker.failure(),
+        Err(ApiError::Database(_)) => breaker.failure(),
         _ => breaker.success(),
     }
     r
@@ -88,10 +90,12 @@ where
     }
 }
 
-pub fn pool(url: &str, max: usize) -> Result<Pool, String> {
-    let opts = Opts::from_url(url).map_err(|e| format!("SECKILL_MYSQL_URL: {e}"))?;
-    let constraints = PoolConstraints::new(1, max.max(1))
-        .ok_or_else(|| format!("SECKILL_MYSQL_POOL_MAX: bad pool size {max}"))?;
+pub fn pool(url: &str, max: usize) -> Result<Pool, StartError> {
+    let opts =
+        Opts::from_url(url).map_err(|e| StartError::Database(format!("SECKILL_MYSQL_URL: {e}")))?;
+    let constraints = PoolConstraints::new(1, max.max(1)).ok_or_else(|| {
+        StartError::Database(format!("SECKILL_MYSQL_POOL_MAX: bad pool size {max}"))
+    })?;
     let opts = OptsBuilder::from_opts(opts)
         .pool_opts(PoolOpts::default().with_constraints(constraints))
         .tcp_nodelay(true);
@@ -99,11 +103,11 @@ pub fn pool(url: &str, max: usize) -> Result<Pool, String> {
 }
 
 /// Applies the migrations not yet applied. Bounded by `timeout` as a whole.
-pub async fn migrate(pool: &Pool, timeout: Duration) -> Result<(), String> {
+pub async fn migrate(pool: &Pool, timeout: Duration) -> Result<(), StartError> {
     tokio::time::timeout(timeout.max(Duration::from_secs(30)), migrate_inner(pool))
         .await
-        .map_err(|_| "database: migrations did not finish in time".to_string())?
-        .map_err(|e| format!("database: migration failed: {e}"))
+        .map_err(|_| StartError::Database("migrations did not finish in time".into()))?
+        .map_err(|e| StartError::Database(format!("migration failed: {e}")))
 }
 
 async fn migrate_inner(pool: &Pool) -> Result<(), mysql_async::Error> {

@@ -14,12 +14,37 @@ use super::stream::{QueuedOrder, Stream};
 use crate::buy::orders::order_id;
 use crate::buy::sales::Sale;
 use crate::metrics::Metrics;
+use crate::store::redis_conn::CallError;
 
 /// Why an insert failed: MariaDB is unreachable or slow (retry the same), or it answered
 /// with an error (some row is refused: isolate it).
 pub enum Insert {
-    Down(String),
+    Down(WriteError),
     Refused(String),
+}
+
+/// Why writing a batch failed: what stays pending is retried (or reclaimed), never skipped.
+#[derive(Debug)]
+pub enum WriteError {
+    /// MariaDB did not answer in time.
+    TimedOut,
+    /// MariaDB failed (no connection, a lock conflict that outlived its retries).
+    Database(mysql_async::Error),
+    /// Redis failed while acknowledging, dead-lettering or counting a refusal.
+    Redis(&'static str, CallError),
+    /// Rows MariaDB keeps refusing, not yet given up on.
+    Refused(usize),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::TimedOut => write!(f, "database: batch insert timed out"),
+            WriteError::Database(e) => write!(f, "database: {e}"),
+            WriteError::Redis(what, e) => write!(f, "redis: {what}: {e}"),
+            WriteError::Refused(n) => write!(f, "{n} orders refused by MariaDB, will retry"),
+        }
+    }
 }
 
 /// What the inserting needs: the pool, its bound, the poison policy, metrics.
@@ -36,15 +61,15 @@ impl Inserter<'_> {
         let started = Instant::now();
         let r = tokio::time::timeout(self.timeout, insert_batch(self.db, sale, orders)).await;
         let r = match r {
-            Err(_) => Err(Insert::Down("database: batch insert timed out".into())),
+            Err(_) => Err(Insert::Down(WriteError::TimedOut)),
             // A lock conflict that outlived its retries is contention, not a poison row.
             Ok(Err(e)) if crate::store::db::is_lock_conflict(&e) => {
-                Err(Insert::Down(format!("database: {e}")))
+                Err(Insert::Down(WriteError::Database(e)))
             }
             Ok(Err(mysql_async::Error::Server(e))) => {
                 Err(Insert::Refused(format!("database: {e}")))
             }
-            Ok(Err(e)) => Err(Insert::Down(format!("database: {e}"))),
+            Ok(Err(e)) => Err(Insert::Down(WriteError::Database(e))),
             Ok(Ok(n)) if (n as usize) < orders.len() => self.all_present(sale, orders, n).await,
             Ok(Ok(n)) => Ok(n),
         };
@@ -91,7 +116,7 @@ impl Inserter<'_> {
             conn.query(sql).await
         }
         .await
-        .map_err(|e: mysql_async::Error| Insert::Down(format!("database: {e}")))?;
+        .map_err(|e: mysql_async::Error| Insert::Down(WriteError::Database(e)))?;
         let held: std::collections::HashMap<u64, u64> = rows.into_iter().collect();
         let present = orders
             .iter()
@@ -114,7 +139,7 @@ impl Inserter<'_> {
         stream: &Stream<'_>,
         sale: &Sale,
         orders: Vec<QueuedOrder>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, WriteError> {
         let mut inserted = 0;
         let mut done = Vec::new();
         let mut still_failing = 0;
@@ -125,14 +150,17 @@ impl Inserter<'_> {
                     done.push(o);
                 }
                 Err(Insert::Down(e)) => {
-                    stream.ack(&done).await.map_err(|e| format!("redis: {e}"))?;
+                    stream
+                        .ack(&done)
+                        .await
+                        .map_err(|e| WriteError::Redis("acknowledging", e))?;
                     return Err(e);
                 }
                 Err(Insert::Refused(e)) => {
                     let failures = stream
                         .count_refusal(&o.entry_id)
                         .await
-                        .map_err(|e| format!("redis: counting a failure: {e}"))?;
+                        .map_err(|e| WriteError::Redis("counting a refusal", e))?;
                     eprintln!(
                         "writer: sale {}: order {} refused ({failures}/{}): {e}",
                         sale.id, o.seq, self.max_failures
@@ -145,11 +173,12 @@ impl Inserter<'_> {
                 }
             }
         }
-        stream.ack(&done).await.map_err(|e| format!("redis: {e}"))?;
+        stream
+            .ack(&done)
+            .await
+            .map_err(|e| WriteError::Redis("acknowledging", e))?;
         if still_failing > 0 {
-            return Err(format!(
-                "{still_failing} orders refused by MariaDB, will retry"
-            ));
+            return Err(WriteError::Refused(still_failing));
         }
         Ok(inserted)
     }
@@ -162,7 +191,7 @@ impl Inserter<'_> {
         sale: &Sale,
         o: &QueuedOrder,
         why: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
         let fields = vec![
             ("seq".to_string(), o.seq.to_string()),
             ("user".to_string(), o.user_id.to_string()),
@@ -173,7 +202,7 @@ impl Inserter<'_> {
         stream
             .dead_letter(&[(o.entry_id.clone(), fields)])
             .await
-            .map_err(|e| format!("redis: dead-lettering failed: {e}"))?;
+            .map_err(|e| WriteError::Redis("dead-lettering", e))?;
         match crate::buy::stock::release(stream.redis, sale.id, o.seq, o.user_id, o.slot).await {
             Ok(crate::buy::stock::Released::Now) => self.metrics.units_returned.inc(),
             Ok(_) => {}

@@ -56,6 +56,7 @@ use crate::store::activity::{self, Activity, MARGIN_MS};
 use crate::store::keys::SaleKeys;
 use crate::store::redis_conn::Redis;
 pub use insert::insert_batch;
+pub use insert::WriteError;
 use insert::{Insert, Inserter};
 pub use stream::QueuedOrder;
 use stream::{Entry, Stream};
@@ -434,7 +435,7 @@ async fn write(
     inserter: &Inserter<'_>,
     sale: &Sale,
     entries: Vec<Entry>,
-) -> Result<u64, String> {
+) -> Result<u64, WriteError> {
     if entries.is_empty() {
         return Ok(0);
     }
@@ -443,7 +444,7 @@ async fn write(
         stream
             .dead_letter(&poison)
             .await
-            .map_err(|e| format!("redis: dead-lettering failed: {e}"))?;
+            .map_err(|e| WriteError::Redis("dead-lettering", e))?;
     }
     if orders.is_empty() {
         return Ok(0);
@@ -459,8 +460,10 @@ async fn write(
             return inserter.isolate(stream, sale, orders).await;
         }
     };
-    stream.ack(&orders).await.map_err(|e| {
-        format!("redis: acknowledging failed (the batch will be replayed, harmlessly): {e}")
-    })?;
+    // A failure here replays the batch later, harmlessly (the insert is idempotent).
+    stream
+        .ack(&orders)
+        .await
+        .map_err(|e| WriteError::Redis("acknowledging", e))?;
     Ok(inserted)
 }
