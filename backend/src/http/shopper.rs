@@ -3,7 +3,6 @@
 //! script call that reserves a unit and enqueues the order atomically.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, SET_COOKIE};
@@ -13,14 +12,13 @@ use serde_json::json;
 use super::reply::{self, Resp};
 use super::request::{read_json, user_of, SESSION_COOKIE};
 use crate::app::App;
-use crate::buy::orders;
+use crate::buy::purchase::{redis_failure, Checkout};
 use crate::buy::sale_rows;
 use crate::buy::sales::{Phase, QueueMode, Sale};
-use crate::buy::stock::{self, Reservation};
+use crate::buy::stock;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::input::Fields;
-use crate::store::redis_conn::CallError;
 use crate::tokens::{link, session};
 
 pub fn time() -> Result<Resp, ApiError> {
@@ -154,19 +152,16 @@ pub async fn join_queue(
     };
     let (number, new) = match joined.await {
         Ok(joined) => joined,
-        Err(e) if e.is_noscript() => {
-            app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
-            return Err(ApiError::Unavailable(
-                "redis_recovering",
-                "redis: restarted; its state is being rebuilt from MariaDB".to_string(),
-            ));
-        }
         Err(e) => {
-            app.metrics
-                .redis_errors
-                .with_label_values(&["queue_join"])
-                .inc();
-            return Err(ApiError::redis(e));
+            let recover = || app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
+            let (label, err) = redis_failure(&e, &recover);
+            if label == "error" {
+                app.metrics
+                    .redis_errors
+                    .with_label_values(&["queue_join"])
+                    .inc();
+            }
+            return Err(err);
         }
     };
     app.metrics
@@ -204,14 +199,14 @@ async fn note_position(app: &App, req: &Request<Incoming>, sale_id: u64) {
     }
 }
 
-/// The buy: every check that needs no Redis first, then one script call.
+/// The buy: the signed link checked here, the sale loaded; the rest is the domain's
+/// (`buy::purchase`), whose outcome becomes the reply.
 pub async fn buy(
     app: &App,
     req: &Request<Incoming>,
     sale_id: u64,
     sig: &str,
 ) -> Result<Resp, ApiError> {
-    let outcome = |o: &str| app.metrics.reservations.with_label_values(&[o]).inc();
     let user_id = user_of(app, req)?;
     let now = now_ms();
     let window = app.cfg.link_window.as_secs();
@@ -223,101 +218,30 @@ pub async fn buy(
         now / 1000,
         window,
     ) {
-        outcome("bad_link");
+        app.metrics
+            .reservations
+            .with_label_values(&["bad_link"])
+            .inc();
         return Err(ApiError::forbidden(
             "bad_link",
             "purchase link: invalid, expired, or issued to someone else",
         ));
     }
     let sale = sale_or_404(app, sale_id).await?;
-    if let Err(e) = sale.open_at(now) {
-        outcome(e.code());
-        return Err(e);
+    let recover = || app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
+    let checkout = Checkout {
+        reserver: &app.reserver,
+        cache: &app.cache,
+        metrics: &app.metrics,
+        recover: &recover,
+    };
+    let bought = checkout.buy(&sale, user_id, now).await?;
+    if sale.queue.mode != QueueMode::None {
+        note_position(app, req, sale_id).await;
     }
-    if app.cache.is_sold_out(sale_id) {
-        outcome("sold_out_local");
-        return Err(ApiError::SoldOut);
-    }
-    let started = Instant::now();
-    let r = app
-        .reserver
-        .reserve(sale_id, user_id, sale.per_user_limit, now)
-        .await;
-    app.metrics
-        .redis_duration
-        .with_label_values(&["reserve"])
-        .observe(started.elapsed().as_secs_f64());
-    match r {
-        Ok(Reservation::Queued { seq, slot }) => {
-            outcome("queued");
-            if sale.queue.mode != QueueMode::None {
-                note_position(app, req, sale_id).await;
-            }
-            let id = orders::order_id(sale_id, seq);
-            Ok(reply::json(
-                StatusCode::OK,
-                &json!({"status": "queued", "order_id": id.to_string(), "sale_id": sale_id, "slot": slot}),
-            ))
-        }
-        Ok(Reservation::LimitReached) => {
-            outcome("duplicate");
-            Err(ApiError::AlreadyBought)
-        }
-        Ok(Reservation::SoldOut) => {
-            outcome("sold_out");
-            app.cache.mark_sold_out(sale_id).await;
-            Err(ApiError::SoldOut)
-        }
-        Ok(Reservation::LeaseEnded) => {
-            // Refused twice, with a fresh lease: the Redis nodes' clocks disagree by more
-            // than the margin (see store::activity). Nothing was reserved.
-            outcome("error");
-            Err(ApiError::Unavailable(
-                "redis_clock",
-                "redis: the sale's lease ended as it was given (do the Redis nodes' clocks agree?)"
-                    .into(),
-            ))
-        }
-        Ok(Reservation::NotLoaded) => {
-            outcome("not_loaded");
-            app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
-            Err(ApiError::Unavailable(
-                "stock_not_loaded",
-                format!("sale {sale_id}: stock is not in Redis (being rebuilt from MariaDB)"),
-            ))
-        }
-        Err(e) if matches!(*e, CallError::Unverified) => {
-            // A node failed or a primary changed: nothing is taken until it is verified.
-            outcome("failover");
-            Err(ApiError::Unavailable(
-                "redis_failover",
-                format!("redis: {e}"),
-            ))
-        }
-        Err(e) if matches!(*e, CallError::NotReplicated { .. }) => {
-            // Reserved on the primary, not yet on its replicas: a failover could lose it.
-            outcome("not_replicated");
-            Err(ApiError::Unavailable(
-                "not_replicated",
-                format!("redis: {e}"),
-            ))
-        }
-        Err(e) if e.is_noscript() => {
-            // Redis restarted: nothing is reserved until it has been rebuilt.
-            outcome("recovering");
-            app.recovery.trigger(&app.bg_redis, &app.db, &app.metrics);
-            Err(ApiError::Unavailable(
-                "redis_recovering",
-                "redis: restarted; its state is being rebuilt from MariaDB".to_string(),
-            ))
-        }
-        Err(e) => {
-            outcome("error");
-            app.metrics
-                .redis_errors
-                .with_label_values(&["reserve"])
-                .inc();
-            Err(ApiError::redis(e))
-        }
-    }
+    Ok(reply::json(
+        StatusCode::OK,
+        &json!({"status": "queued", "order_id": bought.order_id.to_string(),
+                "sale_id": sale_id, "slot": bought.slot}),
+    ))
 }
