@@ -135,7 +135,7 @@ impl App {
             Ok(url) => url,
             Err(_) => return Ok(0), // not listening yet: the next pass asks
         };
-        let claimed = crate::lifecycle::payment::claim_refunds(&self.db, now, sale).await?;
+        let claimed = crate::lifecycle::refunds::claim_refunds(&self.db, now, sale).await?;
         for p in &claimed {
             self.provider.refund(url.clone(), p);
         }

@@ -153,6 +153,13 @@ impl Config {
     /// Builds the configuration from any key lookup (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let r = Reader { get: &get };
+        let cfg = Self::read(&r)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Every key, read and parsed.
+    fn read(r: &Reader<'_>) -> Result<Config, ConfigError> {
         let redis = match r.opt("SECKILL_REDIS_CLUSTER") {
             Some(nodes) => RedisTarget::cluster(&nodes).ok_or_else(|| {
                 ConfigError(
@@ -208,6 +215,12 @@ impl Config {
             pay_notify_url: r.opt("SECKILL_PAY_NOTIFY_URL"),
             pay_delay: r.millis("SECKILL_PAY_DELAY_MS", "300")?,
         };
+        Ok(cfg)
+    }
+
+    /// The rules between values: counts at least 1, a WAIT shorter than the Redis timeout.
+    fn check(&self) -> Result<(), ConfigError> {
+        let cfg = self;
         for (key, v) in [
             ("SECKILL_MAX_INFLIGHT", cfg.max_inflight),
             ("SECKILL_WRITER_BATCH", cfg.writer_batch),
@@ -237,7 +250,7 @@ impl Config {
                 "SECKILL_LINK_WINDOW_S: must be at least 1, got 0".into(),
             ));
         }
-        Ok(cfg)
+        Ok(())
     }
 }
 

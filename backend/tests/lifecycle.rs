@@ -419,13 +419,17 @@ async fn the_deadline_racing_a_late_payment_returns_the_unit_once_or_takes_the_m
         .await
         .unwrap();
     assert_eq!(asked as i64, n as i64 - paid);
-    let mut money = payment::money_check(&b.app.db, &[sale]).await.unwrap();
+    let mut money = seckill::lifecycle::refunds::money_check(&b.app.db, &[sale])
+        .await
+        .unwrap();
     for _ in 0..100 {
         if money.refunds_pending == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        money = payment::money_check(&b.app.db, &[sale]).await.unwrap();
+        money = seckill::lifecycle::refunds::money_check(&b.app.db, &[sale])
+            .await
+            .unwrap();
     }
     assert_eq!(money.refunds_pending, 0, "{money:?}");
     assert!(money.mismatched.is_empty(), "{money:?}");
@@ -470,7 +474,9 @@ async fn a_payment_after_the_close_is_refused_and_owed_back() {
     );
 
     // The money goes back through the provider exactly once, however many backends ask.
-    let owed = payment::money_check(&b.app.db, &[sale]).await.unwrap();
+    let owed = seckill::lifecycle::refunds::money_check(&b.app.db, &[sale])
+        .await
+        .unwrap();
     assert_eq!(owed.refunds_pending, 1, "{owed:?}");
     let url = b.app.notify_url().unwrap();
     let now = seckill::clock::now_ms();
@@ -511,7 +517,9 @@ async fn a_payment_after_the_close_is_refused_and_owed_back() {
         "{v}"
     );
     assert_eq!(b.app.provider.refunds(), 1, "refunded once");
-    let settled = payment::money_check(&b.app.db, &[sale]).await.unwrap();
+    let settled = seckill::lifecycle::refunds::money_check(&b.app.db, &[sale])
+        .await
+        .unwrap();
     assert_eq!(settled.refunds_pending, 0, "{settled:?}");
     assert!(settled.mismatched.is_empty(), "{settled:?}");
     b.stop().await;

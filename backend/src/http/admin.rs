@@ -292,7 +292,7 @@ pub async fn reconcile(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiEr
         checks.push(c);
     }
     let ids: Vec<u64> = list.iter().map(|s| s.id).collect();
-    let money = crate::lifecycle::payment::money_check(&app.db, &ids)
+    let money = crate::lifecycle::refunds::money_check(&app.db, &ids)
         .await
         .map_err(ApiError::mysql)?;
     let ok = checks
