@@ -23,7 +23,7 @@ post() { # post URL TOKEN -> status
 
 now=$(($(date +%s) * 1000))
 sale=$(curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
-  -d "{\"title\":\"Edge test\",\"price_cents\":100,\"stock\":5,\"starts_at\":$((now - 1000)),\"ends_at\":$((now + 600000))}" | jq -r .id)
+  -d "{\"title\":\"Edge test\",\"price_cents\":100,\"stock\":5,\"starts_at\":\"now\",\"ends_at\":$((now + 600000))}" | jq -r .id)
 alice=$(curl -fsS -X POST "$EDGE/api/login" -d '{"user":"edge-alice"}' | jq -r .token)
 bob=$(curl -fsS -X POST "$EDGE/api/login" -d '{"user":"edge-bob"}' | jq -r .token)
 sleep 1.1 # the edge learns the new sale from the backend (every 0.5 s)
