@@ -61,7 +61,7 @@ url_list() { local p out=""; for p in "$@"; do out+="http://127.0.0.1:$p,"; done
 # $F/NAME.json, its progress to $F/NAME.err.
 crowd() {
   local name=$1; shift
-  "$ROOT/target/release/crowd" --var "$F" --edge "http://127.0.0.1:$POP_PORT" \
+  "$TARGET/release/crowd" --var "$F" --edge "http://127.0.0.1:$POP_PORT" \
     --admin "http://127.0.0.1:${EDGES[0]}" --edge-metrics "$(url_list "${EDGES[@]}")" \
     --backend "$(url_list "${BACKENDS[@]}")" --report "$F/crowd" --cheaters 0 "$@" \
     >"$F/$name.json" 2>"$F/$name.err" &
@@ -257,8 +257,8 @@ MARIADB_REPLICAS=$(mariadb_admin "$F/mariadb-replica" -e "SHOW SLAVE STATUS\G" |
 # 8. WAIT's cost on this Cluster: the backend's reserver, batched, without and with WAIT 1.
 say "8/8 WAIT's cost on the fleet's Cluster"
 seeds=$(printf '127.0.0.1:%s,' "${REDIS[@]}")
-read -r nowait_rate _ < <(target/release/benchkit reserve-rate "${seeds%,}" 990001 100000 512 128)
-read -r wait_rate _ < <(target/release/benchkit reserve-rate "${seeds%,}" 990002 100000 512 128 1)
+read -r nowait_rate _ < <("$TARGET/release/benchkit" reserve-rate "${seeds%,}" 990001 100000 512 128)
+read -r wait_rate _ < <("$TARGET/release/benchkit" reserve-rate "${seeds%,}" 990002 100000 512 128 1)
 WAIT_COST=$(python3 -c "print(round($wait_rate / $nowait_rate, 2))")
 echo "reserver on the Cluster: $nowait_rate/s without WAIT, $wait_rate/s with WAIT 1: ratio $WAIT_COST"
 

@@ -17,7 +17,7 @@ chmod 700 "$BASE"
 CLONE="$BASE/my checkout/seckill"
 mkdir -p "$(dirname "$CLONE")"
 git clone --quiet "$ROOT" "$CLONE"
-export CARGO_TARGET_DIR="$ROOT/target" SECKILL_PROFILE=debug
+export CARGO_TARGET_DIR="$TARGET" SECKILL_PROFILE=debug
 (cd "$ROOT" && cargo build --quiet -p crowd)
 read -r EDGE_PORT BACKEND_PORT POP_PORT REDIS_PORT MYSQL_PORT <<<"$(free_ports 5)"
 export EDGE_PORT BACKEND_PORT POP_PORT REDIS_PORT MYSQL_PORT
@@ -74,7 +74,7 @@ for f in "$CLONE"/var/secrets/* "$CLONE/var/admin.token" "$CLONE/var/seckill.env
 done
 
 say "up_anywhere: one unit bought through the POP"
-CROWD_BIN="$ROOT/target/debug/crowd" "$CLONE/scripts/crowd" --users 20 --stock 1 --concurrency 8 \
+CROWD_BIN="$TARGET/debug/crowd" "$CLONE/scripts/crowd" --users 20 --stock 1 --concurrency 8 \
   --quiet --start-in 2000 --edge "http://127.0.0.1:$POP_PORT" --admin "http://127.0.0.1:$EDGE_PORT" \
   --backend "http://127.0.0.1:$BACKEND_PORT" --var "$CLONE/var" >"$BASE/crowd.out" 2>&1 \
   || { tail -5 "$BASE/crowd.out"; die "the crowd through the POP failed"; }
