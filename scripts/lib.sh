@@ -5,7 +5,9 @@
 # is quoted: a checkout may live anywhere, spaces included (tests/up_anywhere.sh).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# Where cargo puts the builds (CARGO_TARGET_DIR, else target/ in the checkout).
+# Where cargo puts the builds (CARGO_TARGET_DIR, else target/ in the checkout); the scripts
+# that source this file run what is there.
+# shellcheck disable=SC2034
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core redis-server redis-tools
           mariadb-server mariadb-client curl jq python3)

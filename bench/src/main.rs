@@ -37,6 +37,7 @@ async fn main() {
         ["shoppers", dir, sale, n, out] => shoppers(dir, sale, n, out),
         ["reserve-prep", url, sale, stock] => reserve_prep(url, sale, stock).await,
         ["captcha-rate", n] => captcha_rate(n),
+        ["captcha-samples", n, dir] => captcha_samples(n, dir),
         ["reserve-rate", url, sale, n, conc, max] => {
             reserve_rate(url, sale, n, conc, max, "0").await
         }
@@ -46,7 +47,8 @@ async fn main() {
         ["writer", redis, mysql, n] => writer(redis, mysql, n).await,
         _ => Err(
             "usage: benchkit hello ADDR | shoppers SECRETS_DIR SALE N OUT | \
-                  reserve-prep REDIS_URL SALE STOCK | \
+                  reserve-prep REDIS_URL SALE STOCK | captcha-rate N | \
+                  captcha-samples N DIR | \
                   reserve-rate REDIS_URL SALE N CONCURRENCY BATCH_MAX [WAIT_REPLICAS] | \
                   writer REDIS_URL MYSQL_URL N"
                 .into(),
@@ -158,6 +160,20 @@ fn captcha_rate(n: &str) -> Result<(), String> {
     let rate = f64::from(n) / started.elapsed().as_secs_f64();
     println!("{} {}", rate.round(), bytes / n as usize);
     Ok(())
+}
+
+/// Writes N fresh captchas to DIR as `<i>.png`, and their answers to DIR/answers.txt
+/// (`<i> <answer>` a line): material for the OCR check and for a person's reading.
+fn captcha_samples(n: &str, dir: &str) -> Result<(), String> {
+    let n: u32 = num("N", n)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
+    let mut answers = String::new();
+    for i in 0..n {
+        let (answer, png) = seckill::tokens::captcha::challenge();
+        std::fs::write(format!("{dir}/{i}.png"), png).map_err(|e| format!("{dir}: {e}"))?;
+        answers.push_str(&format!("{i} {answer}\n"));
+    }
+    std::fs::write(format!("{dir}/answers.txt"), answers).map_err(|e| format!("{dir}: {e}"))
 }
 
 /// Reservations per second through the reserver, as the buy handler calls it; the sale gets

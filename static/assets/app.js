@@ -260,7 +260,7 @@
       if (signedOut(r)) { localStorage.removeItem("seckill.signedIn"); show("signin"); return false; }
       if (r.status !== 200) return false;
       captcha = r.body;
-      $("captcha-image").src = "data:image/svg+xml;base64," + btoa(captcha.svg);
+      $("captcha-image").src = captcha.image;
       $("answer").value = "";
       return true;
     }
