@@ -29,6 +29,8 @@ pub struct App {
     pub bg_redis: Redis,
     pub db: Pool,
     pub cache: SaleCache,
+    /// Orders as their owners poll them (a second; ten once settled).
+    pub orders: crate::buy::cache::OrderCache,
     pub metrics: Arc<Metrics>,
     /// Requests being served; past `cfg.max_inflight` new ones are shed with 503.
     pub inflight: AtomicUsize,
@@ -79,6 +81,7 @@ impl App {
             reserver,
             bg_redis,
             cache: SaleCache::new(cfg.sold_out_ttl),
+            orders: Default::default(),
             metrics,
             inflight: AtomicUsize::new(0),
             recovery,

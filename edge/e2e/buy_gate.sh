@@ -175,7 +175,8 @@ capped=$(create_sale 2 -1000)
 sleep 1.1 # the edge learns the sale and its stock
 links=$(mktemp)
 for i in $(seq 40); do
-  tok=$(curl -fsS -X POST "$EDGE/api/login" -d "{\"user\":\"crowd-$capped-$i\"}" | jq -r .token)
+  tok=$(curl -fsS -X POST "$EDGE/api/login" -H "X-Forwarded-For: 10.67.0.$i" \
+    -d "{\"user\":\"crowd-$capped-$i\"}" | jq -r .token)
   echo "$tok /api/sales/$capped/buy/$(sign_link "$tok" "$capped")" >>"$links"
 done
 before=$(backend_buys)

@@ -21,7 +21,9 @@ new_sale() { # new_sale STOCK STARTS_IN_MS EXTRA_JSON -> id
     -d "{\"title\":\"Queue test\",\"price_cents\":100,\"stock\":$1,\"starts_at\":$((now + $2)),\"ends_at\":$((now + 1200000))$3}" | jq -r .id
 }
 
-login() { curl -fsS -X POST "$EDGE/api/login" -d "{\"user\":\"q$run-$1\"}" | jq -r .token; }
+# Each shopper signs in from an address of its own (logins are limited per address).
+login() { curl -fsS -X POST "$EDGE/api/login" -H "X-Forwarded-For: 10.66.$((RANDOM % 250)).$((RANDOM % 250))" \
+  -d "{\"user\":\"q$run-$1\"}" | jq -r .token; }
 
 # Each shopper comes from an address of its own (the edge trusts X-Forwarded-For from loopback).
 join() { # join TOKEN SALE IP -> ticket

@@ -78,8 +78,81 @@ pub async fn of_user(db: &Pool, user_id: u64, sale_id: u64) -> Result<Value, Api
     Ok(json!({ "orders": orders }))
 }
 
-/// The order as its owner sees it; 404 when it is not this user's order.
-pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<Value, ApiError> {
+/// What a shopper holds in one sale, for the sale page after a reload or in a second tab:
+/// the orders MariaDB holds, and how many units Redis holds for the shopper that MariaDB does
+/// not have yet (`being_recorded`: the writer commits them within moments).
+pub async fn mine(db: &Pool, redis: &Redis, user_id: u64, sale_id: u64) -> Result<Value, ApiError> {
+    let mut body = of_user(db, user_id, sale_id).await?;
+    let k = crate::store::keys::SaleKeys::new(sale_id);
+    let mask: Option<u64> = redis
+        .cmd(redis::cmd("HGET").arg(&k.buyers).arg(user_id).clone())
+        .await
+        .map_err(ApiError::redis)?;
+    let held = i64::from(mask.unwrap_or(0).count_ones());
+    let live_in_db = body["orders"].as_array().map_or(0, |o| {
+        o.iter().filter(|o| o["status"] != "cancelled").count()
+    }) as i64;
+    body["sale_id"] = json!(sale_id);
+    body["being_recorded"] = json!((held - live_in_db).max(0));
+    Ok(body)
+}
+
+/// The shopper's orders in every sale, newest first, with each sale's title: the "My orders"
+/// page. At most `limit`, below order id `before` (the next page).
+pub async fn all_of_user(
+    db: &Pool,
+    user_id: u64,
+    limit: u64,
+    before: Option<u64>,
+) -> Result<Value, ApiError> {
+    let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
+    let rows: Vec<(u64, String, u64, i64, i64, Option<i64>, String)> = conn
+        .exec(
+            "SELECT o.id, CAST(o.status AS CHAR), o.price_cents, o.created_ms, o.pay_by_ms,
+                    o.paid_ms, s.title
+               FROM orders o JOIN sales s ON s.id = o.sale_id
+              WHERE o.user_id = ? AND o.id < ? ORDER BY o.id DESC LIMIT ?",
+            (user_id, before.unwrap_or(u64::MAX), limit),
+        )
+        .await
+        .map_err(ApiError::mysql)?;
+    let next = (rows.len() as u64 == limit).then(|| rows.last().map(|r| r.0.to_string()));
+    let orders: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, status, price, created, pay_by, paid, title)| {
+            json!({"order_id": id.to_string(), "sale_id": split(id).0, "title": title,
+                   "status": status, "price_cents": price, "created_ms": created,
+                   "pay_by_ms": pay_by, "paid_ms": paid})
+        })
+        .collect();
+    Ok(json!({"orders": orders, "next_before": next.flatten()}))
+}
+
+/// The order as its owner sees it; 404 when it is not this user's order. Served from
+/// `cache` (a second, ten once settled), so polls do not each cost a MariaDB query.
+pub async fn status_cached(
+    cache: &crate::buy::cache::OrderCache,
+    db: &Pool,
+    redis: &Redis,
+    user_id: u64,
+    id: u64,
+) -> Result<Value, ApiError> {
+    let view = cache
+        .get(id, async {
+            view(db, redis, id)
+                .await
+                .map(|(owner, body)| crate::buy::cache::OrderView { owner, body })
+        })
+        .await
+        .map_err(|e| ApiError::clone(&e))?;
+    if view.owner != user_id {
+        return Err(no_such_order(id));
+    }
+    Ok(view.body)
+}
+
+/// An order's owner and its view, whoever asks; 404 when nobody holds it.
+async fn view(db: &Pool, redis: &Redis, id: u64) -> Result<(u64, Value), ApiError> {
     let (sale_id, seq) = split(id);
     let row: Option<OrderRow> = {
         let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
@@ -91,22 +164,31 @@ pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<V
         .map_err(ApiError::mysql)?
     };
     if let Some(row) = row {
-        if row.1 != user_id {
-            return Err(no_such_order(id));
-        }
-        return Ok(row_json(row));
+        return Ok((row.1, row_json(row)));
     }
     let (owner, returned) = crate::buy::stock::ledger_entry(redis, sale_id, seq)
         .await
         .map_err(ApiError::redis)?;
     match owner {
-        Some((owner, _)) if owner == user_id => Ok(json!({
-            "order_id": id.to_string(),
-            "sale_id": sale_id,
-            "status": if returned { "cancelled" } else { "queued" },
-        })),
-        _ => Err(no_such_order(id)),
+        Some((owner, _)) => Ok((
+            owner,
+            json!({
+                "order_id": id.to_string(),
+                "sale_id": sale_id,
+                "status": if returned { "cancelled" } else { "queued" },
+            }),
+        )),
+        None => Err(no_such_order(id)),
     }
+}
+
+/// The order as its owner sees it, read now; 404 when it is not this user's order.
+pub async fn status(db: &Pool, redis: &Redis, user_id: u64, id: u64) -> Result<Value, ApiError> {
+    let (owner, body) = view(db, redis, id).await?;
+    if owner != user_id {
+        return Err(no_such_order(id));
+    }
+    Ok(body)
 }
 
 /// Records that these cancelled orders' units are back in Redis stock (the last step of the

@@ -99,12 +99,14 @@ pub fn draw_at(sale: &Sale) -> Option<i64> {
 }
 
 /// Gives `user_id` a ticket number in the sale's line (the same one on every call), and
-/// whether it is new.
+/// whether it is new. `again`: the shopper's turn came and passed unused (the edge checked
+/// it): a new number at the back of the line.
 pub async fn join(
     redis: &Redis,
     sale: &Sale,
     user_id: u64,
     now_ms: i64,
+    again: bool,
 ) -> Result<(u64, bool), CallError> {
     redis.writes_allowed()?;
     let k = SaleKeys::new(sale.id);
@@ -114,7 +116,8 @@ pub async fn join(
     );
     cmd.arg(user_id)
         .arg(now_ms)
-        .arg(draw_at(sale).unwrap_or(-1));
+        .arg(draw_at(sale).unwrap_or(-1))
+        .arg(u8::from(again));
     let (n, new): (u64, u8) = redis.cmd(cmd).await?;
     Ok((n, new == 1))
 }
@@ -212,6 +215,42 @@ pub fn ticket(key: &[u8], sale_id: u64, user_id: u64, number: u64) -> String {
     let sig =
         crate::tokens::crypto::sign_hex(key, ticket_message(sale_id, user_id, number).as_bytes());
     format!("{sale_id}.{user_id}.{number}.{sig}")
+}
+
+/// This shopper's ticket in the sale's line, if they joined (a reload or another device finds
+/// its place again).
+pub async fn ticket_of(
+    redis: &Redis,
+    key: &[u8],
+    sale_id: u64,
+    user_id: u64,
+) -> Result<Option<String>, CallError> {
+    let k = SaleKeys::new(sale_id);
+    let number: Option<u64> = redis
+        .cmd(
+            redis::cmd("HGET")
+                .arg(&k.queue_tickets)
+                .arg(user_id)
+                .clone(),
+        )
+        .await?;
+    Ok(number.map(|n| ticket(key, sale_id, user_id, n)))
+}
+
+/// A random sale's draw seed: the hex HMAC the edge derives the shuffle's round keys from
+/// (`queue.lua` `shuffle_keys`). Published after the draw, so anyone can recompute the
+/// places; it reveals nothing of the link secret or of any other sale's draw.
+pub fn draw_seed(link_key: &[u8], sale_id: u64) -> String {
+    crate::tokens::crypto::sign_hex(
+        link_key,
+        format!("seckill queue shuffle v1.{sale_id}").as_bytes(),
+    )
+}
+
+/// The commitment to a draw's seed, shown before the line closes: hex SHA-256 of the seed.
+pub fn draw_commitment(seed: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// (sale, user, number) of a ticket that verifies.

@@ -77,6 +77,8 @@ async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Result<Res
         Route::Captcha(sale) => shopper::captcha(app, &req, sale).await,
         Route::QueueJoin(sale) => shopper::join_queue(app, &req, sale).await,
         Route::MyOrders(sale) => orders::of_user(app, &req, sale).await,
+        Route::Mine(sale) => orders::mine(app, &req, sale).await,
+        Route::AllMyOrders => orders::all(app, &req).await,
         Route::Order(id) => orders::status(app, &req, id).await,
         Route::Pay(id) => orders::pay(app, &req, id).await,
         Route::PayNotify => orders::notify(app, req).await,

@@ -13,12 +13,13 @@ use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::lifecycle::payment::{self, Applied, Notification, Start};
 
+/// An order as its owner polls it (from the order cache: a second, ten once settled).
 pub async fn status(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp, ApiError> {
     let user_id = user_of(app, req)?;
     let body = app
         .db_call(
             "order lookup",
-            orders::status(&app.db, &app.redis, user_id, id),
+            orders::status_cached(&app.orders, &app.db, &app.redis, user_id, id),
         )
         .await?;
     Ok(reply::json(StatusCode::OK, &body))
@@ -33,11 +34,49 @@ pub async fn of_user(app: &App, req: &Request<Incoming>, sale_id: u64) -> Result
     Ok(reply::json(StatusCode::OK, &body))
 }
 
+/// What the shopper holds in a sale (`GET /api/sales/{id}/mine`): the sale page asks on
+/// load and after every change, so a reload or a second tab never loses a win.
+pub async fn mine(app: &App, req: &Request<Incoming>, sale_id: u64) -> Result<Resp, ApiError> {
+    let user_id = user_of(app, req)?;
+    let mut body = app
+        .db_call(
+            "listing orders",
+            orders::mine(&app.db, &app.redis, user_id, sale_id),
+        )
+        .await?;
+    body["ticket"] =
+        json!(
+            crate::buy::queue::ticket_of(&app.redis, &app.queue_key, sale_id, user_id)
+                .await
+                .map_err(ApiError::redis)?
+        );
+    Ok(reply::json(StatusCode::OK, &body))
+}
+
+/// The shopper's orders in every sale, newest first (`GET /api/orders?before=&limit=`).
+pub async fn all(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    let user_id = user_of(app, req)?;
+    let q = super::query::Query::parse(req.uri().query(), &["before", "limit"])?;
+    let limit = q.int("limit", 1, 100, 20)? as u64;
+    let before = match q.get("before") {
+        Some(b) => Some(orders::parse_id(b)?),
+        None => None,
+    };
+    let body = app
+        .db_call(
+            "listing orders",
+            orders::all_of_user(&app.db, user_id, limit, before),
+        )
+        .await?;
+    Ok(reply::json(StatusCode::OK, &body))
+}
+
 /// Pays the shopper's own order: the first call starts the one charge (`202`, pending); every
 /// later call answers that same payment (`202` while pending, `200` once it succeeded).
 /// Another user's order and a missing one are the same 404.
 pub async fn pay(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp, ApiError> {
     let user_id = user_of(app, req)?;
+    app.orders.forget(id).await;
     let started = app
         .db_call(
             "starting the payment",

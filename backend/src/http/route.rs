@@ -21,6 +21,8 @@ pub enum Route {
     QueueJoin(u64),
     Buy { sale: u64, sig: String },
     MyOrders(u64),
+    Mine(u64),
+    AllMyOrders,
     // Orders and payments
     Order(u64),
     Pay(u64),
@@ -58,6 +60,8 @@ impl Route {
             ["api", "sales", id, "captcha"] => post(Route::Captcha(sale_id(id)?)),
             ["api", "sales", id, "queue"] => post(Route::QueueJoin(sale_id(id)?)),
             ["api", "sales", id, "orders"] => get(Route::MyOrders(sale_id(id)?)),
+            ["api", "sales", id, "mine"] => get(Route::Mine(sale_id(id)?)),
+            ["api", "orders"] => get(Route::AllMyOrders),
             ["api", "sales", id, "buy", sig] => post(Route::Buy {
                 sale: sale_id(id)?,
                 sig: signature(sig)?,
@@ -119,6 +123,8 @@ impl Route {
             Route::QueueJoin(_) => "queue_join",
             Route::Buy { .. } => "buy",
             Route::MyOrders(_) => "my_orders",
+            Route::Mine(_) => "mine",
+            Route::AllMyOrders => "all_my_orders",
             Route::Order(_) => "order",
             Route::Pay(_) => "pay",
             Route::PayNotify => "pay_notify",

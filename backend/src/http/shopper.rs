@@ -83,7 +83,20 @@ pub async fn sale_state(app: &App, sale_id: u64) -> Result<Resp, ApiError> {
             .inc();
         ApiError::redis(e)
     })?;
-    Ok(reply::json(StatusCode::OK, &sale.to_json(left, now_ms())))
+    let now = now_ms();
+    let mut body = sale.to_json(left, now);
+    // A random draw anyone can audit: its seed's SHA-256 before the draw, the seed after.
+    if let Some(draw_at) = crate::buy::queue::draw_at(&sale) {
+        let seed = crate::buy::queue::draw_seed(&app.cfg.secrets.link_key, sale.id);
+        body["draw_at_ms"] = json!(draw_at);
+        body["draw_commitment"] = json!(crate::buy::queue::draw_commitment(&seed));
+        body["draw_seed"] = if now >= draw_at {
+            json!(seed)
+        } else {
+            json!(null)
+        };
+    }
+    Ok(reply::json(StatusCode::OK, &body))
 }
 
 /// A captcha for this shopper and sale: a PNG (as a `data:` URL) and the token the edge
@@ -157,7 +170,13 @@ pub async fn join_queue(
     }
     let joined = async {
         app.activity.line(&app.redis, sale.id, sale.ends_ms).await?;
-        crate::buy::queue::join(&app.redis, &sale, user_id, now).await
+        // Set by the edge only (a client's own header is removed there), after it checked
+        // that this shopper's ticket was admitted and lapsed.
+        let again = req
+            .headers()
+            .get("x-queue-rejoin")
+            .is_some_and(|v| v == "1");
+        crate::buy::queue::join(&app.redis, &sale, user_id, now, again).await
     };
     let (number, new) = match joined.await {
         Ok(joined) => joined,

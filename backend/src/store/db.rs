@@ -23,6 +23,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../../migrations/0003_one_charge.sql")),
     (4, include_str!("../../migrations/0004_queue.sql")),
     (5, include_str!("../../migrations/0005_revisions.sql")),
+    (6, include_str!("../../migrations/0006_shoppers_orders.sql")),
 ];
 
 /// Runs one request's MariaDB work bounded by `timeout`, through the breaker: while it is

@@ -62,6 +62,11 @@ function _M.init(opts)
         spent = dict(opts.captcha_dict or "seckill_captcha"),
         ip_per_s = tonumber(opts.ip_per_s) or 50,
         user_per_s = tonumber(opts.user_per_s) or 5,
+        -- The routes the backend answers from MariaDB (order reads, payments) have budgets
+        -- of their own, so polling an order never eats the buy's; logins are per address.
+        read_ip_per_s = tonumber(opts.read_ip_per_s) or 50,
+        read_user_per_s = tonumber(opts.read_user_per_s) or 4,
+        login_ip_per_s = tonumber(opts.login_ip_per_s) or 10,
         admission_multiple = tonumber(opts.admission_multiple) or 3,
         pow_bits = tonumber(opts.pow_bits) or 0,
         pow_ttl_s = tonumber(opts.pow_ttl_s) or 120,

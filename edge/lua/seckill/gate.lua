@@ -54,8 +54,14 @@ local REFUSALS = {
     bad_link = { 403, '{"error":"bad_link",'
         .. '"message":"purchase link: invalid, expired, or issued to someone else"}' },
     unknown_sale = { 404, '{"error":"not_found","message":"no such sale (or not yet known)"}' },
-    bad_captcha = { 403, '{"error":"bad_captcha",'
-        .. '"message":"captcha: wrong, expired, already used, or issued to someone else"}' },
+    bad_captcha = { 403, '{"error":"bad_captcha","reason":"foreign",'
+        .. '"message":"captcha: not one issued to you for this sale; take a new one"}' },
+    bad_captcha_wrong = { 403, '{"error":"bad_captcha","reason":"wrong",'
+        .. '"message":"captcha: that was not the code shown; try a new one"}' },
+    bad_captcha_expired = { 403, '{"error":"bad_captcha","reason":"expired",'
+        .. '"message":"captcha: it expired (each lasts two minutes); take a new one"}' },
+    bad_captcha_used = { 403, '{"error":"bad_captcha","reason":"used",'
+        .. '"message":"captcha: already used (each is good for one try); take a new one"}' },
     bad_pow = { 403, '{"error":"bad_pow","message":"proof of work: missing, not solved, '
         .. 'expired, already used, or issued to someone else"}' },
     over_admission = { 429, '{"error":"try_later",'
@@ -65,9 +71,15 @@ local REFUSALS = {
     not_admitted = { 403, '{"error":"not_admitted","message":"queue: this ticket is not '
         .. 'admitted now (its turn has not come, or has passed): poll it"}' },
     no_queue = { 409, '{"error":"no_queue","message":"this sale has no waiting room"}' },
+    not_lapsed = { 409, '{"error":"not_lapsed","message":"queue: this ticket\'s turn has not '
+        .. 'passed; keep your place"}' },
     queue_unknown = { 503, '{"error":"unavailable",'
         .. '"message":"the queue of this sale is not known here yet, try again"}' },
 }
+
+-- captcha.check's reasons -> the refusal that names it.
+local CAPTCHA_REFUSALS = { wrong = "bad_captcha_wrong", expired = "bad_captcha_expired",
+                           used = "bad_captcha_used" }
 
 -- The location sets Content-Type (default_type) and Cache-Control (add_header) in C.
 local function refuse(reason, route)
@@ -187,6 +199,35 @@ local function check_turn(cfg, state, route, sale_id, user_id, now_f)
     return true
 end
 
+-- The limits of a route the backend answers from MariaDB (order reads, payments, logins):
+-- per real client address, and per session when the route needs one (checked here, so a
+-- request without a valid session never reaches the backend). Failure policy: a limiter
+-- fault lets the request pass (see limit.lua); a bad session is refused (closed).
+function _M.limited(route, session_needed)
+    local cfg = config.get()
+    local now_f = ngx_now()
+    local per_ip = session_needed and cfg.read_ip_per_s or cfg.login_ip_per_s
+    if over_limit(cfg.limits, route .. ":ip:" .. ngx.var.remote_addr, per_ip, now_f) then
+        return refuse("rate_limited_ip", route)
+    end
+    if session_needed then
+        local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
+        if not token then
+            return refuse("no_session", route)
+        end
+        local user_id = session.verify(cfg.session_key, token, floor(now_f))
+        if not user_id then
+            return refuse("bad_session", route)
+        end
+        ngx.req.set_header("Authorization", "Bearer " .. token)
+        ngx.req.clear_header("Cookie")
+        if over_limit(cfg.limits, "read:user:" .. user_id, cfg.read_user_per_s, now_f) then
+            return refuse("rate_limited_user", route)
+        end
+    end
+    metrics.inc(route, "passed")
+end
+
 -- Answers POST /api/sales/{sale_id}/pow itself: a proof-of-work challenge for this shopper
 -- and sale, or {"bits":0} when the operator turned proof of work off.
 function _M.pow(sale_id)
@@ -240,11 +281,14 @@ function _M.path(sale_id)
     local args = ngx.req.get_post_args(8) or {}
     local uri_args = ngx.req.get_uri_args(8)
     local now = floor(now_f)
-    local ok = captcha.check(cfg.captcha_key, cfg.spent,
+    local ok, why = captcha.check(cfg.captcha_key, cfg.spent,
         args.captcha_token or uri_args.captcha_token, args.answer or uri_args.answer,
         user_id, sale_id, now, cfg.captcha_ttl_s)
     if not ok then
-        return refuse("bad_captcha", "path")
+        -- Each refusal says why: a person then knows to type more carefully, or just to take
+        -- a new picture.
+        local reason = CAPTCHA_REFUSALS[why] or "bad_captcha"
+        return refuse(reason, "path")
     end
     local sig = link.sign(cfg.link_key, user_id, sale_id, now, cfg.link_window_s)
     metrics.inc("path", "issued")
@@ -340,12 +384,26 @@ function _M.queue(sale_id)
     if method == "GET" or method == "HEAD" then
         return poll(sale_id)
     end
-    local cfg, _, _, _, state = admit("queue_join", sale_id, QUEUE_OPENS_MS, true)
+    local cfg, user_id, _, now_f, state = admit("queue_join", sale_id, QUEUE_OPENS_MS, true)
     if not cfg then
         return
     end
     if state and state.mode == 0 then
         return refuse("no_queue", "queue_join")
+    end
+    -- Joining again at the back, after a turn that came and passed unused: only with this
+    -- shopper's own ticket in that state (the backend believes this header from us only).
+    ngx.req.clear_header("X-Queue-Rejoin")
+    local again = match(ngx.var.args or "", "^again=([%d.a-f]+)$")
+    if again then
+        local t = ticket_of(cfg, again, sale_id)
+        if not t or t.user ~= user_id or not state then
+            return refuse("bad_ticket", "queue_join")
+        end
+        if status_of(cfg, state, sale_id, t.number, floor(now_f * 1000)).state ~= "expired" then
+            return refuse("not_lapsed", "queue_join")
+        end
+        ngx.req.set_header("X-Queue-Rejoin", "1")
     end
     metrics.inc("queue_join", "passed")
 end
