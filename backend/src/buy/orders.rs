@@ -97,6 +97,9 @@ pub async fn mine(db: &Pool, redis: &Redis, user_id: u64, sale_id: u64) -> Resul
     Ok(body)
 }
 
+/// An order of the "My orders" list: id, status, price, created, pay by, paid, sale title.
+type MyOrderRow = (u64, String, u64, i64, i64, Option<i64>, String);
+
 /// The shopper's orders in every sale, newest first, with each sale's title: the "My orders"
 /// page. At most `limit`, below order id `before` (the next page).
 pub async fn all_of_user(
@@ -106,7 +109,7 @@ pub async fn all_of_user(
     before: Option<u64>,
 ) -> Result<Value, ApiError> {
     let mut conn = db.get_conn().await.map_err(ApiError::mysql)?;
-    let rows: Vec<(u64, String, u64, i64, i64, Option<i64>, String)> = conn
+    let rows: Vec<MyOrderRow> = conn
         .exec(
             "SELECT o.id, CAST(o.status AS CHAR), o.price_cents, o.created_ms, o.pay_by_ms,
                     o.paid_ms, s.title
