@@ -1,17 +1,21 @@
 // The shopper's side of a flash sale. The HTML carries no per-user data and no stock
 // numbers (it is cached by the CDN); everything live comes from the API:
 //   GET /api/time (clock offset), GET /api/sales/{id} (state), POST /api/login,
+//   GET /api/sales/{id}/mine (what this shopper holds here: asked on every load, so a reload
+//   or a second tab never loses a win), GET /api/orders (My orders),
 //   POST /api/sales/{id}/pow (a proof-of-work challenge, solved here),
-//   POST /api/sales/{id}/captcha?pow=..&pow_solution=.., POST /api/sales/{id}/path, POST <path> (buy),
-//   GET /api/orders/{id} (poll), GET /api/sales/{id}/orders (mine), POST /api/orders/{id}/pay.
+//   POST /api/sales/{id}/captcha?pow=..&pow_solution=.. (a PNG), POST /api/sales/{id}/path,
+//   POST <path> (buy), GET /api/orders/{id} (poll), POST /api/orders/{id}/pay.
 // A sale with a waiting room (sale.queue "fifo" or "random"): POST /api/sales/{id}/queue
-// (join: a ticket, kept in localStorage), GET /api/sales/{id}/queue?ticket= (the place, ETA,
-// admission; answered by the edge), and pow, captcha and path carry ?ticket= once admitted.
+// (join: a ticket), GET /api/sales/{id}/queue?ticket= (place, ETA, admission; answered by
+// the edge), POST .../queue?again=<ticket> (back of the line after a lapsed turn).
+// Three pages: the list (index.html), a sale (data-sale-id), My orders (data-page="orders").
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
   const show = (id, on = true) => { $(id).hidden = !on; };
+  const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
   async function api(method, path, body, form) {
     const opts = { method, credentials: "same-origin", headers: {} };
@@ -97,308 +101,542 @@
   }
   const serverNow = () => Date.now() + clock.offset;
 
+
+  // ---- Words, money and dates in the shopper's language and time zone.
   const money = (cents) => (cents / 100).toLocaleString(undefined, { style: "currency", currency: "EUR" });
-  const hms = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  const when = (ms) => new Date(ms).toLocaleString(undefined, {
+    weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+  const clockText = (ms) => {
+    const s = Math.max(0, Math.ceil(ms / 1000));
+    const d = Math.floor(s / 86400);
+    const hms = [Math.floor(s / 3600) % 24, Math.floor(s / 60) % 60, s % 60].map((n) => String(n).padStart(2, "0")).join(":");
+    return d > 0 ? `${d} d ${hms}` : hms;
+  };
+  const shortTime = (s) => s < 90 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`;
+  const leftText = (ms) => ms > 0 ? `${clockText(ms)} left` : "time is up";
 
   function stockText(s) {
     switch (s.status) {
       case "sold_out": return "Sold out";
       case "ended": return "This sale has ended";
-      case "upcoming": return `${s.stock} ${s.stock === 1 ? "unit" : "units"} at ${hms(s.starts_ms)}`;
+      case "paused": return "Paused by the shop for a moment";
+      case "upcoming": return `${s.stock} ${s.stock === 1 ? "unit" : "units"} from ${when(s.starts_ms)}`;
       default: return s.stock_left == null ? "On sale now" : `${s.stock_left} of ${s.stock} left`;
     }
   }
 
-  // ---- The sale list.
-  async function listPage() {
-    for (const li of document.querySelectorAll("[data-sale-id]")) {
+  // ---- The draw of a random waiting room, recomputed here from its published seed: the
+  // same keyed Feistel permutation the edge uses (edge/lua/seckill/queue.lua).
+  function shuffleKeys(seedHex) {
+    const keys = [];
+    for (let i = 1; i <= 6; i++) keys.push(parseInt(seedHex.slice(5 * i - 5, 5 * i), 16));
+    return keys;
+  }
+  function permute(keys, size, n) {
+    let half = 1;
+    while (half < 15 && (1 << (2 * half)) < size) half++;
+    const mask = (1 << half) - 1;
+    const round = (r, k) => {
+      let y = ((r + k) * 0x2545F5) | 0;
+      y ^= y >>> 15;
+      y = (((y & 0x3FFFFF) * 0x1B873) + k) | 0;
+      y ^= y >>> 13;
+      return y & mask;
+    };
+    let x = n - 1;
+    do {
+      let l = x >>> half, r = x & mask;
+      for (const k of keys) { const t = l ^ round(r, k); l = r; r = t; }
+      x = l * (mask + 1) + r;
+    } while (x >= size);
+    return x + 1;
+  }
+  async function sha256Hex(text) {
+    const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+    return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  const signedIn = () => !!localStorage.getItem("seckill.signedIn");
+  const signedOut = (r) => r.status === 401 || r.body.error === "bad_session";
+  function forgetSession() { localStorage.removeItem("seckill.signedIn"); }
+
+  // ---- The list of sales: each one's state, the first 40 at once, the rest as they scroll in.
+  function listPage() {
+    const items = Array.from(document.querySelectorAll("[data-sale-id]"));
+    const fill = async (li) => {
       const r = await api("GET", `/api/sales/${li.dataset.saleId}`);
       if (r.status === 200) li.querySelector(".state").textContent = stockText(r.body);
+    };
+    items.slice(0, 40).forEach(fill);
+    if (!("IntersectionObserver" in window)) return;
+    const seen = new IntersectionObserver((entries) => entries.forEach((e) => {
+      if (e.isIntersecting) { seen.unobserve(e.target); fill(e.target); }
+    }));
+    items.slice(40).forEach((li) => seen.observe(li));
+  }
+
+  // ---- An order as its owner sees it: what it is, its deadline or receipt, and the Pay button.
+  function orderText(o) {
+    switch (o.status) {
+      case "created": return [`You got it! Order ${o.order_id}, ${money(o.price_cents)}. Pay by ${when(o.pay_by_ms)}.`, "ok"];
+      case "paid": return [`Paid ${when(o.paid_ms)}. Receipt: order ${o.order_id}, ${money(o.price_cents)}.`, "ok"];
+      case "cancelled": return [`Order ${o.order_id} expired: it was not paid by ${when(o.pay_by_ms)}, and the unit went back on sale.`, "bad"];
+      default: return [`Your order ${o.order_id} is being recorded…`, ""];
     }
   }
 
-  // ---- The sale page.
-  async function salePage(body) {
-    // A published page names its sale; the generic page (/sales/_/, served for a sale that
-    // has no page of its own yet) reads it from the address.
+  // Renders orders into `box` (one block each); unpaid ones get a live countdown and a Pay
+  // button. `changed` is called after a payment settles.
+  function renderOrders(box, orders, changed) {
+    box.replaceChildren();
+    for (const o of orders) {
+      const div = document.createElement("div");
+      div.className = "order";
+      div.dataset.orderId = o.order_id;
+      const [text, cls] = orderText(o);
+      const p = document.createElement("p");
+      p.className = cls;
+      p.textContent = (o.title ? `${o.title}: ` : "") + text;
+      div.append(p);
+      if (o.status === "created") {
+        const timer = document.createElement("p");
+        timer.className = "timer";
+        timer.dataset.deadline = o.pay_by_ms;
+        const pay = document.createElement("button");
+        pay.textContent = `Pay ${money(o.price_cents)} now`;
+        pay.addEventListener("click", () => payOrder(o, pay, p, changed));
+        div.append(timer, pay);
+      }
+      box.append(div);
+    }
+    tickDeadlines();
+  }
+
+  // Every unpaid order's countdown, once a second; past its deadline it says so.
+  function tickDeadlines() {
+    for (const t of document.querySelectorAll("[data-deadline]")) {
+      const left = Number(t.dataset.deadline) - serverNow();
+      t.textContent = left > 0 ? `Time to pay: ${clockText(left)}` : "The time to pay is up.";
+      const button = t.parentElement.querySelector("button");
+      if (button && left <= 0) button.hidden = true;
+    }
+  }
+
+  async function payOrder(o, button, line, changed) {
+    button.disabled = true;
+    let r;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      r = await api("POST", `/api/orders/${o.order_id}/pay`);
+      if (r.status !== 429 && r.status !== 503) break;
+      await sleep(700 + 500 * attempt); // a busy moment: the same payment again (one charge)
+    }
+    if (r.status !== 202 && r.status !== 200) {
+      button.disabled = false;
+      line.className = "bad";
+      line.textContent = r.body.message || "The payment could not start; try again.";
+      return;
+    }
+    line.className = "";
+    line.textContent = "Paying…";
+    for (let i = 0; i < 120; i++) {
+      const s = await api("GET", `/api/orders/${o.order_id}`);
+      if (s.status === 200 && (s.body.status === "paid" || s.body.status === "cancelled")) break;
+      await sleep(500);
+    }
+    changed();
+  }
+
+  // ---- My orders: every sale, newest first.
+  async function ordersPage() {
+    const box = $("orders");
+    if (!signedIn()) { box.textContent = "Sign in on a sale's page first: your orders are kept under your name."; return; }
+    const load = async () => {
+      const r = await api("GET", "/api/orders?limit=50");
+      if (signedOut(r)) { forgetSession(); box.textContent = "Your session ended: sign in again on a sale's page."; return; }
+      if (r.status !== 200) { box.textContent = "Your orders could not be loaded; try again in a moment."; return; }
+      if (!r.body.orders.length) { box.textContent = "No orders yet."; return; }
+      renderOrders(box, r.body.orders, load);
+    };
+    await syncClock(3);
+    await load();
+    setInterval(tickDeadlines, 1000);
+  }
+
+  // ---- A sale's page. One decision (`decide`) of what to show, from the sale's state, what
+  // this shopper holds and their session; every change (a poll, a buy, a reload) goes
+  // through it, so the page follows the sale: back on sale after a sell-out, paused,
+  // resumed, ended.
+  function salePage(body) {
     const saleId = body.dataset.saleId || (location.pathname.match(/^\/sales\/(\d+)\//) || [])[1];
-    // The API is authoritative (an operator may have moved the start since publishing).
-    let startsMs = Number(body.dataset.startsMs);
-    let sale = null;
-    let captcha = null;
-    let done = false;
+    const st = {
+      sale: null, mine: null, captcha: null, ticket: null, loading: false, buying: false,
+      polling: false, unsure: false, turnEnds: null, etaAt: null, lastQueue: null,
+    };
     const ticketKey = `seckill.ticket.${saleId}`;
-    let ticket = null;
-    const withTicket = (query) => ticket
-      ? `${query ? query + "&" : "?"}ticket=${encodeURIComponent(ticket)}` : query;
+    const queued = () => st.sale && st.sale.queue && st.sale.queue !== "none";
+    const withTicket = (query) => st.ticket
+      ? `${query ? query + "&" : "?"}ticket=${encodeURIComponent(st.ticket)}` : query;
+    const liveOrders = () => ((st.mine && st.mine.orders) || []).filter((o) => o.status !== "cancelled");
+
+    function say(text, cls, retry = false) {
+      show("result", !!text);
+      $("message").textContent = text || "";
+      $("message").className = cls || "";
+      show("retry-button", retry);
+    }
+    const captchaError = (text) => { $("captcha-error").textContent = text || ""; };
+
+    // The product: picture, description and rules from the sale itself.
+    function renderProduct(s) {
+      $("title").textContent = s.title;
+      document.title = `${s.title} — flash sale`;
+      $("price").textContent = money(s.price_cents);
+      $("description").textContent = s.description
+        || "A limited run at a fraction of the usual price, while stock lasts.";
+      if (s.image_url && $("picture").getAttribute("src") !== s.image_url) $("picture").src = s.image_url;
+      const rules = [
+        `Starts ${when(s.starts_ms)}; ends ${when(s.ends_ms)}.`,
+        `At most ${s.per_user_limit} per customer.`,
+        `Pay within ${shortTime(s.pay_window_s)} of winning, or the unit goes back on sale.`,
+      ];
+      if (queued()) rules.push(s.queue === "random"
+        ? "A waiting room: everyone who joins before the start is placed by a draw anyone can check."
+        : "A waiting room: first come, first served.");
+      $("rules").replaceChildren(...rules.map((t) => Object.assign(document.createElement("li"), { textContent: t })));
+      $("starts-at").textContent = when(s.starts_ms);
+      $("stock").textContent = stockText(s);
+    }
 
     async function refreshSale() {
       const r = await api("GET", `/api/sales/${saleId}`);
-      if (r.status === 200) {
-        sale = r.body;
-        startsMs = sale.starts_ms;
-        $("stock").textContent = stockText(sale);
-        if (!body.dataset.saleId) {
-          document.title = `${sale.title} — flash sale`;
-          document.querySelector("h1").textContent = sale.title;
-          document.querySelector(".price").textContent = money(sale.price_cents);
-        }
-      }
-      return sale;
+      if (r.status === 404) { say("This sale does not exist.", "bad"); return null; }
+      if (r.status === 200) { st.sale = r.body; renderProduct(st.sale); }
+      return st.sale;
     }
 
-    function say(text, cls, buttons = {}) {
-      show("result");
-      $("message").textContent = text;
-      $("message").className = cls || "";
-      show("pay-button", !!buttons.pay);
-      show("retry-button", !!buttons.retry);
+    // What this shopper holds here; a won order shows with its deadline whatever else happens.
+    async function refreshMine() {
+      if (!signedIn()) { st.mine = null; show("mine", false); return; }
+      const r = await api("GET", `/api/sales/${saleId}/mine`);
+      if (signedOut(r)) { forgetSession(); st.mine = null; return; }
+      if (r.status !== 200) return;
+      st.mine = r.body;
+      if (r.body.ticket && !st.ticket) { st.ticket = r.body.ticket; localStorage.setItem(ticketKey, st.ticket); }
+      const orders = r.body.orders.slice();
+      for (let i = 0; i < r.body.being_recorded; i++) orders.push({ order_id: "(new)", status: "queued" });
+      show("mine", orders.length > 0);
+      renderOrders($("mine"), orders, async () => { await refreshMine(); decide(); });
     }
 
-    async function signIn() {
-      const name = $("name").value.trim();
-      if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(name)) {
-        say("Use letters, digits and _ . - @ for your name.", "bad");
+    function decide() {
+      const s = st.sale;
+      if (!s) return;
+      const cards = ["signin", "countdown", "queue", "captcha"];
+      const only = (...on) => cards.forEach((c) => show(c, on.includes(c)));
+      if (s.status === "ended") { only(); say(liveOrders().length ? "" : "This sale has ended.", "bad"); return; }
+      if (liveOrders().length >= s.per_user_limit) { only(); say(""); return; }
+      if (!signedIn()) { only("signin"); return; }
+      if (queued()) { only("queue"); waitingRoom(); return; }
+      if (serverNow() < s.starts_ms) {
+        only("countdown");
+        if (s.starts_ms - serverNow() < 5000) ensureCaptcha();
         return;
       }
-      const r = await api("POST", "/api/login", { user: name });
-      if (r.status !== 200) { say(r.body.message || "Could not sign in, try again.", "bad"); return; }
-      localStorage.setItem("seckill.signedIn", "1");
-      show("signin", false);
-      $("result").hidden = true;
-      start();
+      if (s.status === "paused") { only(); say("Paused by the shop for a moment: this page goes on by itself when the sale resumes.", ""); return; }
+      if (s.status === "sold_out") {
+        only();
+        say("Sold out for now. Unpaid orders go back on sale when their time to pay runs out: keep this page open, it offers them if they do.", "bad");
+        return;
+      }
+      if (!st.buying) say("");
+      only("captcha");
+      ensureCaptcha();
     }
 
-    // A sale with a waiting room goes through the line; others count down to the start.
-    function start() {
-      if (sale && sale.queue && sale.queue !== "none") waitingRoom(); else countdown();
+    // ---- The captcha: a proof of work first (the edge prices each picture), then the PNG.
+    async function ensureCaptcha() {
+      const fresh = st.captcha && st.captcha.expires_s * 1000 - serverNow() > 15000;
+      if (!fresh && !st.loading) await loadCaptcha();
+    }
+
+    async function loadCaptcha() {
+      st.loading = true;
+      $("buy-button").disabled = true;
+      try {
+        const p = await api("POST", `/api/sales/${saleId}/pow${withTicket("")}`);
+        if (signedOut(p)) { forgetSession(); decide(); return false; }
+        if (p.status !== 200) { captchaError(p.body.message || "The picture could not load; try New image."); return false; }
+        let query = "";
+        if (p.body.bits > 0) {
+          query = `?pow=${encodeURIComponent(p.body.challenge)}&pow_solution=${solvePow(p.body.challenge, p.body.bits)}`;
+        }
+        const r = await api("POST", `/api/sales/${saleId}/captcha${withTicket(query)}`);
+        if (r.status !== 200) { captchaError(r.body.message || "The picture could not load; try New image."); return false; }
+        st.captcha = r.body;
+        $("captcha-image").src = r.body.image;
+        $("answer").value = "";
+        return true;
+      } finally {
+        st.loading = false;
+        $("buy-button").disabled = false;
+      }
+    }
+
+    async function buy() {
+      if (st.buying || st.loading) return;
+      const answer = $("answer").value.trim().toUpperCase();
+      if (!answer) { captchaError("Type the characters you see first."); $("answer").focus(); return; }
+      if (!st.captcha) { await loadCaptcha(); return; }
+      st.buying = true;
+      $("buy-button").disabled = true;
+      captchaError("");
+      try {
+        let p;
+        for (let attempt = 0; ; attempt++) {
+          p = await api("POST", `/api/sales/${saleId}/path${withTicket("")}`, null,
+            { captcha_token: st.captcha.token, answer });
+          // Too many requests this second (limits come before the captcha is looked at, so
+          // it is not spent): the same answer again in a moment.
+          if (p.status !== 429 || attempt >= 4) break;
+          await sleep(600 + 400 * attempt);
+        }
+        st.captcha = null; // spent, right or wrong
+        if (p.status === 403 && p.body.error === "bad_captcha") {
+          captchaError(p.body.reason === "wrong" ? "That was not the code shown. Here is a new picture." : p.body.message);
+          await loadCaptcha();
+          $("answer").focus();
+          return;
+        }
+        if (p.status !== 200) { await refused(p); return; }
+        await buyWith(p.body.path);
+      } finally {
+        st.buying = false;
+        $("buy-button").disabled = false;
+      }
+    }
+
+    // The signed path, tried again while the crowd is too large this second.
+    async function buyWith(path) {
+      for (let attempt = 0; attempt < 6; attempt++) {
+        const b = await api("POST", path);
+        if (b.status === 200) { show("captcha", false); say("Your order is being placed…", ""); await followOrder(b.body.order_id); return; }
+        const busy = b.status === 429 || b.status === 0 || (b.status === 503 && b.body.error !== "paused");
+        if (!busy) { await refused(b); return; }
+        if (b.status !== 429) st.unsure = true; // the outcome of a 503 is unknown
+        say("So many people right now: trying again…", "");
+        await sleep(700 + 500 * attempt);
+      }
+      say("We are very busy. Try again in a moment.", "", true);
+    }
+
+    // A refusal: each says what happened and what comes next.
+    async function refused(r) {
+      if (signedOut(r)) { forgetSession(); decide(); return; }
+      if (r.status === 409 || (r.status === 410 && st.unsure)) {
+        await refreshMine();
+        if (liveOrders().length) { decide(); return; }
+      }
+      const texts = {
+        409: "You already hold an order for this sale.",
+        425: "Not yet: wait for the countdown.",
+        429: "So many people! Try again in a moment.",
+      };
+      await refreshSale();
+      if (r.status === 403) say(r.body.message || "That did not work; take a new picture and try again.", "bad", true);
+      else if (texts[r.status]) say(texts[r.status], r.status === 409 ? "bad" : "", r.status === 429);
+      else if (r.status !== 410 && !(r.status === 503 && r.body.error === "paused")) say(r.body.message || "Something went wrong; try again.", "", true);
+      decide();
+    }
+
+    async function followOrder(id) {
+      for (let i = 0; i < 120; i++) {
+        const r = await api("GET", `/api/orders/${id}`);
+        if (r.status === 200 && r.body.status !== "queued") break;
+        await sleep(700);
+      }
+      say("");
+      await refreshMine();
+      decide();
     }
 
     // ---- The waiting room.
     function waitingRoom() {
-      show("queue");
-      ticket = localStorage.getItem(ticketKey);
-      show("join-button", !ticket);
-      if (ticket) pollTicket();
+      if (!st.ticket) st.ticket = localStorage.getItem(ticketKey);
+      show("join-button", !st.ticket);
+      show("queue-hint", !!st.ticket);
+      if (st.ticket && !st.polling) pollTicket();
     }
 
-    async function join() {
-      $("join-button").disabled = true;
-      const r = await api("POST", `/api/sales/${saleId}/queue`);
-      $("join-button").disabled = false;
-      if (signedOut(r)) { localStorage.removeItem("seckill.signedIn"); show("queue", false); show("signin"); return; }
-      if (r.status !== 200) { $("queue-detail").textContent = r.body.message || "Could not join, try again."; return; }
-      ticket = r.body.ticket;
-      localStorage.setItem(ticketKey, ticket);
+    async function join(again) {
+      const button = again ? $("rejoin-button") : $("join-button");
+      button.disabled = true;
+      const query = again ? `?again=${encodeURIComponent(st.ticket)}` : "";
+      const r = await api("POST", `/api/sales/${saleId}/queue${query}`);
+      button.disabled = false;
+      if (signedOut(r)) { forgetSession(); decide(); return; }
+      if (r.status !== 200) { $("queue-detail").textContent = r.body.message || "Could not join; try again."; return; }
+      st.ticket = r.body.ticket;
+      st.turnEnds = null;
+      st.etaAt = null;
+      localStorage.setItem(ticketKey, st.ticket);
       show("join-button", false);
-      pollTicket();
+      show("rejoin-button", false);
+      show("queue-hint");
+      if (!st.polling) pollTicket();
     }
 
-    const seconds = (s) => s < 90 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`;
+    // The ETA only moves down; when the line slows down enough to push it back, the page says
+    // why instead of silently moving it.
+    function etaText(q) {
+      if (q.eta_s == null) { st.etaAt = null; return ""; }
+      const at = serverNow() + q.eta_s * 1000;
+      let note = "";
+      if (st.etaAt == null || at < st.etaAt) st.etaAt = at;
+      else if (at > st.etaAt + Math.max(10000, 0.25 * (st.etaAt - serverNow()))) {
+        st.etaAt = at;
+        note = " (later than we said: fewer shoppers used their turn in time, so the line moved more slowly)";
+      }
+      return `; about ${shortTime((st.etaAt - serverNow()) / 1000)} to your turn${note}`;
+    }
 
-    // What the page says for each answer of the edge.
     function describe(q) {
       const place = q.position != null ? `#${q.position.toLocaleString()}` : "";
-      const eta = q.eta_s != null ? `; about ${seconds(q.eta_s)} to your turn` : "";
       switch (q.state) {
-        case "draw": return ["In the draw", `${q.joined} joined so far. Places are drawn at random at ${hms(q.draw_at_ms)}: arriving early gives no edge${eta}.`];
-        case "waiting": return [place, `${q.ahead.toLocaleString()} ahead of you${eta}.${q.paused ? " The line is paused for a moment." : ""}`];
-        case "out_of_reach": return [place, `The ${q.stock_left} units left cannot reach your place unless shoppers ahead leave. You keep it: we tell you if the line comes to you.`];
-        case "admitted": return ["Your turn!", `Solve the captcha and buy: your turn lasts ${seconds(q.admit_ttl_s)}.`];
-        case "sold_out": return [place || "Sold out", "Sold out. You keep your place: unpaid orders go back on sale when their time to pay runs out, and this page will say so."];
-        case "expired": return [place, "Your turn passed without a purchase; the place went to the next in line."];
+        case "draw": return ["In the draw", `${q.joined} joined so far. Places are drawn at random at ${when(q.draw_at_ms)}: arriving early gives no edge.`];
+        case "waiting": return [place, `${q.ahead.toLocaleString()} ahead of you${etaText(q)}.${q.paused ? " The line is paused for a moment." : ""}`];
+        case "out_of_reach": return [place, `The ${q.stock_left} units left cannot reach your place unless shoppers ahead leave. You keep it: the page tells you if the line comes to you.`];
+        case "admitted": return ["Your turn!", "Type the characters in the picture and buy."];
+        case "sold_out": return [place || "Sold out", "Sold out. You keep your place: unpaid orders go back on sale when their time to pay runs out, and this page offers them to you in line order."];
+        case "expired": return [place, q.stock_left > 0
+          ? "Your turn passed without a purchase. You can join again at the back of the line."
+          : "Your turn passed without a purchase, and nothing is left to buy now."];
         case "ended": return ["Ended", "This sale has ended."];
         default: return [place, ""];
       }
     }
 
     async function pollTicket() {
-      if (done) return;
-      const r = await api("GET", `/api/sales/${saleId}/queue?ticket=${encodeURIComponent(ticket)}`);
-      let next = 2000;
-      if (r.status === 200) {
-        const q = r.body;
-        const [place, detail] = describe(q);
-        $("queue-place").textContent = place;
-        $("queue-detail").textContent = (q.reopened && q.state !== "sold_out" ? "Units came back on sale. " : "") + detail;
-        if (q.state === "admitted") { await admitted(); return; }
-        if (q.state === "sold_out" && sale && sale.status !== "sold_out") refreshSale();
-        if (q.state === "ended" || q.state === "expired") return;
-        // Sooner as the turn nears; a place far back (or a waitlist) every 10 s.
-        next = q.state === "out_of_reach" || q.state === "sold_out" ? 10000
-          : q.eta_s != null ? Math.min(10000, Math.max(1000, q.eta_s * 500)) : 3000;
-      } else if (r.status === 403) {
-        // A ticket this page cannot use (another sale's, or from an older secret): join again.
-        localStorage.removeItem(ticketKey);
-        ticket = null;
-        show("join-button");
-        return;
+      st.polling = true;
+      while (st.ticket && st.sale && st.sale.status !== "ended") {
+        const r = await api("GET", `/api/sales/${saleId}/queue?ticket=${encodeURIComponent(st.ticket)}`);
+        if (r.status === 403) { localStorage.removeItem(ticketKey); st.ticket = null; show("join-button"); break; }
+        const next = r.status === 200 ? await onQueue(r.body) : 3000;
+        if (next == null) break;
+        await sleep(next);
       }
-      setTimeout(pollTicket, next);
+      st.polling = false;
     }
 
-    async function admitted() {
-      refreshSale();
-      if (!captcha && !(await loadCaptcha())) { say("Could not load the challenge, reload the page.", "bad"); return; }
-      show("captcha");
-      $("answer").focus();
-    }
-
-    const signedOut = (r) => r.status === 401 || r.body.error === "bad_session";
-
-    async function loadCaptcha() {
-      // The edge prices each captcha with a small proof of work (0 bits: turned off).
-      const p = await api("POST", `/api/sales/${saleId}/pow${withTicket("")}`);
-      if (signedOut(p)) { localStorage.removeItem("seckill.signedIn"); show("signin"); return false; }
-      if (p.status !== 200) return false;
-      let query = "";
-      if (p.body.bits > 0) {
-        const solution = solvePow(p.body.challenge, p.body.bits);
-        query = `?pow=${encodeURIComponent(p.body.challenge)}&pow_solution=${solution}`;
-      }
-      const r = await api("POST", `/api/sales/${saleId}/captcha${withTicket(query)}`);
-      if (signedOut(r)) { localStorage.removeItem("seckill.signedIn"); show("signin"); return false; }
-      if (r.status !== 200) return false;
-      captcha = r.body;
-      $("captcha-image").src = captcha.image;
-      $("answer").value = "";
-      return true;
-    }
-
-    function countdown() {
-      show("countdown");
-      let captchaAsked = false;
-      const tick = async () => {
-        if (done) return;
-        const left = startsMs - serverNow();
-        if (left > 0) {
-          const s = Math.ceil(left / 1000);
-          $("clock").textContent = [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60]
-            .map((n) => String(n).padStart(2, "0")).join(":");
-          // The captcha is ready a few seconds before zero, and shown at zero.
-          if (left < 5000 && !captchaAsked) { captchaAsked = true; loadCaptcha(); }
-          setTimeout(tick, Math.min(100, left));
-          return;
-        }
-        $("clock").textContent = "00:00:00";
-        show("countdown", false);
-        refreshSale();
-        if (!captcha && !(await loadCaptcha())) { say("Could not load the challenge, reload the page.", "bad"); return; }
+    // One poll's answer; the pause before the next (sooner as the turn nears), or null to stop.
+    async function onQueue(q) {
+      st.lastQueue = q;
+      const [place, detail] = describe(q);
+      $("queue-place").textContent = place;
+      $("queue-detail").textContent = (q.reopened && q.state !== "sold_out" ? "Units came back on sale. " : "") + detail;
+      show("rejoin-button", q.state === "expired" && q.stock_left > 0);
+      audit(q);
+      if (q.state === "admitted") {
+        if (!st.turnEnds) st.turnEnds = serverNow() + q.admit_ttl_s * 1000;
         show("captcha");
-        $("answer").focus();
-      };
-      tick();
-    }
-
-    async function buy() {
-      $("buy-button").disabled = true;
-      try {
-        const p = await api("POST", `/api/sales/${saleId}/path${withTicket("")}`, null,
-          { captcha_token: captcha.token, answer: $("answer").value.trim().toUpperCase() });
-        captcha = null;
-        if (p.status !== 200) return await refused(p);
-        const b = await api("POST", p.body.path);
-        if (b.status !== 200) return await refused(b);
-        show("captcha", false);
-        show("queue", false);
-        say("Your order is being placed…", "");
-        await followOrder(b.body.order_id);
-      } finally {
-        $("buy-button").disabled = false;
+        await ensureCaptcha();
+        return 2000;
       }
+      st.turnEnds = null;
+      show("captcha", false);
+      if (q.state === "ended") return null;
+      if (q.state === "sold_out" && st.sale.status !== "sold_out") refreshSale();
+      if (q.state === "expired") return 5000;
+      if (q.state === "out_of_reach" || q.state === "sold_out") return 10000;
+      return q.eta_s != null ? Math.min(10000, Math.max(1000, q.eta_s * 500)) : 3000;
     }
 
-    // After a 503 the outcome is unknown: a later 409 (or 410) may hide an order of ours.
-    let unsure = false;
-    async function myOrder() {
-      const r = await api("GET", `/api/sales/${saleId}/orders`);
-      if (r.status !== 200) return null;
-      return (r.body.orders || []).find((o) => o.status === "created" || o.status === "paid") || null;
-    }
-
-    async function refused(r) {
-      if (r.status === 503) unsure = true;
-      if (r.status === 409 || (r.status === 410 && unsure)) {
-        const mine = await myOrder();
-        if (mine) { show("captcha", false); await followOrder(mine.order_id); return; }
-      }
-      const messages = {
-        403: "That was not right. Try again.",
-        409: "You already bought this one.",
-        410: "Sold out. Better luck next time!",
-        425: "Not yet: wait for the countdown.",
-        429: "So many people! Try again in a moment.",
-        503: "We are very busy. Try again in a moment.",
-      };
-      const final = r.status === 409 || r.status === 410;
-      if (final) { done = true; show("captcha", false); }
-      say(messages[r.status] || (r.body.message || "Something went wrong, try again."),
-        final ? "bad" : "", { retry: !final });
-      if (r.status === 410) refreshSale();
-    }
-
-    async function retry() {
-      $("result").hidden = true;
-      if (await loadCaptcha()) show("captcha");
-    }
-
-    let order = null;
-    async function followOrder(id) {
-      for (let i = 0; i < 240; i++) {
-        const r = await api("GET", `/api/orders/${id}`);
-        if (r.status === 200) {
-          order = r.body;
-          if (order.status === "created") {
-            done = true;
-            refreshSale();
-            say(`You got it! Pay before ${hms(order.pay_by_ms)}.`, "ok", { pay: true });
-            return;
-          }
-          if (order.status === "paid") { done = true; say("Paid. Thank you!", "ok"); return; }
-          if (order.status === "cancelled") { done = true; say("Your order was cancelled.", "bad"); return; }
-        }
-        await new Promise((ok) => setTimeout(ok, 500));
-      }
-      say("Still in the queue; check back in a minute.", "");
-    }
-
-    async function pay() {
-      $("pay-button").disabled = true;
-      const r = await api("POST", `/api/orders/${order.order_id}/pay`);
-      if (r.status !== 202) {
-        $("pay-button").disabled = false;
-        say(r.body.message || "The payment could not start.", "bad", { pay: r.status === 409 });
+    // A random draw anyone can check: the seed's SHA-256 was published before the draw; with
+    // the seed published after it, this page recomputes its own place.
+    async function audit(q) {
+      const s = st.sale;
+      if (!s || s.queue !== "random" || !s.draw_commitment) return;
+      show("audit");
+      if (!s.draw_seed) {
+        $("audit-text").textContent = `Before the draw, the shop commits to its seed: SHA-256 ${s.draw_commitment}. After the draw the seed is published here, and this page recomputes your place from it.`;
         return;
       }
-      say("Paying…", "");
-      for (let i = 0; i < 120; i++) {
-        const o = await api("GET", `/api/orders/${order.order_id}`);
-        if (o.status === 200 && o.body.status === "paid") { say("Paid. Thank you!", "ok"); return; }
-        if (o.status === 200 && o.body.status === "cancelled") { say("Too late: the order was closed.", "bad"); return; }
-        await new Promise((ok) => setTimeout(ok, 500));
+      if (!q.in_draw || q.drawn == null) {
+        $("audit-text").textContent = `The draw's seed: ${s.draw_seed}. You joined after the draw, so your place is your arrival order.`;
+        return;
       }
-      say("The payment is taking long; check your order later.", "");
+      const committed = (await sha256Hex(s.draw_seed)) === s.draw_commitment;
+      const mine = permute(shuffleKeys(s.draw_seed), q.drawn, q.number);
+      const ok = committed && mine === q.position;
+      $("audit-text").textContent = ok
+        ? `Verified: the seed ${s.draw_seed} matches the commitment published before the draw, and it places ticket ${q.number} of ${q.drawn} at #${mine}, as shown.`
+        : `Not verified: with the seed ${s.draw_seed}, ticket ${q.number} of ${q.drawn} would be #${mine}${committed ? "" : ", and the seed does not match the commitment"}.`;
+      $("audit").dataset.verified = String(ok);
     }
 
-    $("signin-button").addEventListener("click", signIn);
-    $("buy-button").addEventListener("click", buy);
-    $("answer").addEventListener("keydown", (e) => { if (e.key === "Enter") buy(); });
-    $("pay-button").addEventListener("click", pay);
-    $("retry-button").addEventListener("click", retry);
-    $("join-button").addEventListener("click", join);
-
-    await syncClock(5);
-    setInterval(() => syncClock(3), 30000);
-    await refreshSale();
-    setInterval(() => { if (!done) refreshSale(); }, 5000);
-    const queued = sale && sale.queue && sale.queue !== "none";
-    if (sale && (sale.status === "ended" || (sale.status === "sold_out" && !queued))) {
-      say(sale.status === "sold_out" ? "Sold out. Better luck next time!" : "This sale has ended.", "bad");
-      return;
+    // ---- Clocks: the start, the turn, the picture's life, the time to pay. Every quarter
+    // second; crossing zero re-decides what the page shows.
+    function tick() {
+      const s = st.sale;
+      if (!s) return;
+      const toStart = s.starts_ms - serverNow();
+      $("clock").textContent = clockText(toStart);
+      show("queue-clock", queued() && toStart > 0);
+      $("queue-clock").textContent = `Starts in ${clockText(toStart)}`;
+      if (!$("countdown").hidden && toStart <= 0) { refreshSale(); decide(); }
+      else if (!$("countdown").hidden && toStart < 5000) ensureCaptcha();
+      show("turn-timer", !!st.turnEnds);
+      if (st.turnEnds) $("turn-timer").textContent = `Your turn: ${leftText(st.turnEnds - serverNow())}`;
+      if (st.captcha && !$("captcha").hidden) {
+        const left = st.captcha.expires_s * 1000 - serverNow();
+        $("captcha-timer").textContent = `This picture: ${leftText(left)}`;
+        if (left < 5000 && !st.buying && !st.loading) { captchaError("The picture expired; here is a new one."); loadCaptcha(); }
+      }
+      tickDeadlines();
+      // An unpaid order past its deadline: ask again soon (the sweeper closes it within a
+      // second or two), so the page says plainly that it expired.
+      const due = liveOrders().some((o) => o.status === "created" && o.pay_by_ms + 1500 < serverNow());
+      if (due && !st.askedAt || due && serverNow() - st.askedAt > 3000) {
+        st.askedAt = serverNow();
+        refreshMine().then(decide);
+      }
     }
-    if (localStorage.getItem("seckill.signedIn")) start(); else show("signin");
+
+    async function signIn() {
+      const name = $("name").value.trim();
+      if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(name)) { say("Use letters, digits and _ . - @ for your name.", "bad"); return; }
+      const r = await api("POST", "/api/login", { user: name });
+      if (r.status !== 200) { say(r.body.message || "Could not sign in; try again.", "bad"); return; }
+      localStorage.setItem("seckill.signedIn", "1");
+      say("");
+      await refreshMine();
+      decide();
+    }
+
+    async function boot() {
+      $("signin-button").addEventListener("click", signIn);
+      $("name").addEventListener("keydown", (e) => { if (e.key === "Enter") signIn(); });
+      $("buy-button").addEventListener("click", buy);
+      $("answer").addEventListener("keydown", (e) => { if (e.key === "Enter") buy(); });
+      $("new-image").addEventListener("click", () => { captchaError(""); loadCaptcha(); });
+      $("retry-button").addEventListener("click", () => { say(""); st.captcha = null; decide(); });
+      $("join-button").addEventListener("click", () => join(false));
+      $("rejoin-button").addEventListener("click", () => join(true));
+      await syncClock(5);
+      setInterval(() => syncClock(3), 30000);
+      if (!(await refreshSale())) return;
+      await refreshMine();
+      decide();
+      setInterval(tick, 250);
+      // The sale's state every few seconds (sold out, units back, paused, ended); what this
+      // shopper holds when it may have changed (an unpaid order past its deadline).
+      setInterval(async () => { await refreshSale(); decide(); }, 4000);
+      setInterval(() => { if (liveOrders().length) refreshMine(); }, 15000);
+    }
+    boot();
   }
 
-  const body = document.body;
-  if (body.dataset.saleId !== undefined) salePage(body); else listPage();
+  const page = document.body.dataset.page;
+  if (page === "orders") ordersPage();
+  else if (document.body.dataset.saleId !== undefined) salePage(document.body);
+  else listPage();
 })();

@@ -65,7 +65,7 @@ function _M.init(opts)
         -- The routes the backend answers from MariaDB (order reads, payments) have budgets
         -- of their own, so polling an order never eats the buy's; logins are per address.
         read_ip_per_s = tonumber(opts.read_ip_per_s) or 50,
-        read_user_per_s = tonumber(opts.read_user_per_s) or 4,
+        read_user_per_s = tonumber(opts.read_user_per_s) or 8,
         login_ip_per_s = tonumber(opts.login_ip_per_s) or 10,
         admission_multiple = tonumber(opts.admission_multiple) or 3,
         pow_bits = tonumber(opts.pow_bits) or 0,

@@ -221,7 +221,7 @@ function _M.limited(route, session_needed)
         end
         ngx.req.set_header("Authorization", "Bearer " .. token)
         ngx.req.clear_header("Cookie")
-        if over_limit(cfg.limits, "read:user:" .. user_id, cfg.read_user_per_s, now_f) then
+        if over_limit(cfg.limits, route .. ":user:" .. user_id, cfg.read_user_per_s, now_f) then
             return refuse("rate_limited_user", route)
         end
     end

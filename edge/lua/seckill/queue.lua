@@ -108,7 +108,8 @@ end
 -- cannot reach them), shuffle (function(size, n) -> position, for random sales).
 function _M.status(p, n, now_ms, opts)
     local s = { number = n, joined = p.joined, admitted = p.cursor, stock_left = p.left,
-                paused = p.paused, reopened = p.reopened, admit_ttl_s = p.ttl_s }
+                paused = p.paused, reopened = p.reopened, admit_ttl_s = p.ttl_s,
+                drawn = p.mode == 2 and p.drawn >= 0 and p.drawn or nil }
     if now_ms >= p.ends then
         s.state = "ended"
         return s
@@ -178,10 +179,11 @@ end
 function _M.render(s, now_ms)
     return format('{"state":"%s","number":%s,"position":%s,"ahead":%s,"eta_s":%s,'
         .. '"joined":%s,"admitted":%s,"stock_left":%s,"admit_ttl_s":%s,"in_draw":%s,'
-        .. '"draw_at_ms":%s,"paused":%s,"waitlist":%s,"reopened":%s,"now_ms":%d}',
+        .. '"draw_at_ms":%s,"drawn":%s,"paused":%s,"waitlist":%s,"reopened":%s,"now_ms":%d}',
         s.state, num(tonumber(s.number)), num(s.position), num(s.ahead), num(s.eta_s),
         num(s.joined), num(s.admitted), num(s.stock_left), num(s.admit_ttl_s), bool(s.in_draw),
-        num(s.draw_at_ms), bool(s.paused), bool(s.waitlist), bool(s.reopened), now_ms)
+        num(s.draw_at_ms), num(s.drawn), bool(s.paused), bool(s.waitlist), bool(s.reopened),
+        now_ms)
 end
 
 return _M
