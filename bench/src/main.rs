@@ -260,6 +260,7 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
         queue: Default::default(),
         description: None,
         image_url: None,
+        listed: true,
     };
     let sale = seckill::buy::sale_rows::insert_many(&db, std::slice::from_ref(&new), now)
         .await

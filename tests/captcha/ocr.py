@@ -10,7 +10,9 @@ Preprocessing, each a separate try:
   2. the same, then a morphological opening with a disc wider than the decoy lines
      (removes strokes thinner than the glyphs' own), then closing;
   3. a median filter, threshold, opening with a smaller disc;
-  4. (2) with each connected blob smaller than a glyph stroke's area dropped.
+  4. (2) with each connected blob smaller than a glyph stroke's area dropped;
+  5. the light-on-dark band found (where a wide median blur is dark) and turned back, then
+     (1) and (2) again.
 Each is read by tesseract with page segmentation modes 7 (one line) and 8 (one word) and
 the alphabet as a whitelist. Prints the share read and exits 0; the caller judges it.
 """
@@ -51,8 +53,20 @@ def disc(r):
     return x * x + y * y <= r * r
 
 
+def unband(img):
+    """Where the background itself is dark (a wide median blur), light and dark swapped back."""
+    a = np.asarray(img).astype(np.int16)
+    bg = np.asarray(img.filter(ImageFilter.MedianFilter(21))).astype(np.int16)
+    dark = bg < 128
+    return Image.fromarray(np.where(dark, 255 - a, a).clip(0, 255).astype(np.uint8))
+
+
 def variants(path):
-    img = Image.open(path).convert("L")
+    yield from variants_of(Image.open(path).convert("L"))
+    yield from list(variants_of(unband(Image.open(path).convert("L"))))[:2]
+
+
+def variants_of(img):
     big = img.resize((img.width * 3, img.height * 3), Image.LANCZOS)
     a = np.asarray(big)
     ink = a < otsu(a)  # True where dark

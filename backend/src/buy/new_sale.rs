@@ -32,6 +32,8 @@ pub struct NewSale {
     pub queue: QueueRules,
     pub description: Option<String>,
     pub image_url: Option<String>,
+    /// Shown in the storefront's list at once (default), or once published.
+    pub listed: bool,
 }
 
 const FIELDS: &[&str] = &[
@@ -48,6 +50,7 @@ const FIELDS: &[&str] = &[
     "admit_ttl_s",
     "description",
     "image_url",
+    "listed",
 ];
 
 impl NewSale {
@@ -64,6 +67,7 @@ impl NewSale {
             queue: queue_rules(&f)?,
             description: optional(&f, "description", 2000)?,
             image_url: image_url(&f)?,
+            listed: f.boolean("listed")?.unwrap_or(true),
         };
         window(sale.starts_ms, sale.ends_ms, now_ms)?;
         Ok(sale)
@@ -131,6 +135,9 @@ pub fn change(body: &Value, sale: &Sale, now_ms: i64) -> Result<Sale, ApiError> 
     if f.has("ends_at") {
         new.ends_ms = f.time_ms("ends_at")?;
     }
+    if let Some(listed) = f.boolean("listed")? {
+        new.listed = listed;
+    }
     if !started {
         let d = |v: u32| Some(i64::from(v));
         new.price_cents = f.int(
@@ -158,7 +165,7 @@ pub fn change(body: &Value, sale: &Sale, now_ms: i64) -> Result<Sale, ApiError> 
 }
 
 /// What may change once a sale has started.
-const AFTER_START: &[&str] = &["title", "description", "image_url", "ends_at"];
+const AFTER_START: &[&str] = &["title", "description", "image_url", "ends_at", "listed"];
 
 fn conflict(message: impl Into<String>) -> ApiError {
     ApiError::BadRequest(hyper::StatusCode::CONFLICT, "sale_started", message.into())
@@ -339,6 +346,7 @@ mod tests {
             paused: false,
             description: None,
             image_url: None,
+            listed: true,
         };
         let before = change(&json!({"stock": 7, "title": "New"}), &sale, now).unwrap();
         assert_eq!((before.stock, before.title.as_str()), (7, "New"));

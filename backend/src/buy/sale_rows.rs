@@ -15,7 +15,7 @@ use crate::buy::sales::{QueueMode, QueueRules, Sale};
 
 const COLUMNS: &str = "id, title, price_cents, stock, per_user_limit, starts_ms, ends_ms, \
                        pay_window_s, queue, queue_grace_s, admit_multiple, admit_ttl_s, rev, \
-                       paused, description, image_url";
+                       paused, description, image_url, listed";
 
 /// Rows per multi-row `INSERT` when creating many sales.
 const INSERT_CHUNK: usize = 500;
@@ -57,6 +57,7 @@ fn from_row(mut r: Row) -> Result<Sale, mysql_async::Error> {
         paused: col::<u8>(&mut r, 13)? != 0,
         description: col(&mut r, 14)?,
         image_url: col(&mut r, 15)?,
+        listed: col::<u8>(&mut r, 16)? != 0,
     })
 }
 
@@ -95,12 +96,12 @@ pub async fn insert_many(
         let mut sql = String::from(
             "INSERT INTO sales (title, price_cents, stock, per_user_limit, starts_ms, ends_ms,
                pay_window_s, created_ms, queue, queue_grace_s, admit_multiple, admit_ttl_s, rev,
-               description, image_url) VALUES ",
+               description, image_url, listed) VALUES ",
         );
-        let mut params: Vec<mysql_async::Value> = Vec::with_capacity(chunk.len() * 15);
+        let mut params: Vec<mysql_async::Value> = Vec::with_capacity(chunk.len() * 16);
         for (i, s) in chunk.iter().enumerate() {
             sql.push_str(if i == 0 { "" } else { "," });
-            sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+            sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
             let rev = first + (c * INSERT_CHUNK + i) as u64;
             params.extend([
                 s.title.clone().into(),
@@ -118,6 +119,7 @@ pub async fn insert_many(
                 rev.into(),
                 s.description.clone().into(),
                 s.image_url.clone().into(),
+                u8::from(s.listed).into(),
             ]);
         }
         tx.exec_drop(sql, params).await?;
@@ -330,7 +332,7 @@ pub async fn update<E>(
         "UPDATE sales SET title = ?, price_cents = ?, stock = ?, per_user_limit = ?,
            starts_ms = ?, ends_ms = ?, pay_window_s = ?, queue = ?, queue_grace_s = ?,
            admit_multiple = ?, admit_ttl_s = ?, rev = ?, paused = ?, description = ?,
-           image_url = ? WHERE id = ?",
+           image_url = ?, listed = ? WHERE id = ?",
         vec![
             mysql_async::Value::from(new.title.clone()),
             new.price_cents.into(),
@@ -347,6 +349,7 @@ pub async fn update<E>(
             u8::from(new.paused).into(),
             new.description.clone().into(),
             new.image_url.clone().into(),
+            u8::from(new.listed).into(),
             id.into(),
         ],
     )
@@ -364,4 +367,23 @@ pub async fn revised_since(db: &Pool, rev: u64) -> Result<Vec<(u64, u64)>, mysql
         (rev,),
     )
     .await
+}
+
+/// The storefront's list: published sales that have not ended, soonest first.
+pub async fn storefront(
+    db: &Pool,
+    now_ms: i64,
+    limit: u64,
+) -> Result<Vec<Sale>, mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    let rows: Vec<Row> = conn
+        .exec(
+            format!(
+                "SELECT {COLUMNS} FROM sales WHERE ends_ms > ? AND listed = 1
+                  ORDER BY starts_ms, id LIMIT ?"
+            ),
+            (now_ms, limit),
+        )
+        .await?;
+    rows_to_sales(rows)
 }

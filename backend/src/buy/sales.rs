@@ -38,6 +38,8 @@ pub struct Sale {
     pub description: Option<String>,
     /// Its picture (None: the default picture).
     pub image_url: Option<String>,
+    /// Shown in the storefront's list (published).
+    pub listed: bool,
 }
 
 /// How shoppers get their turn (see [`crate::buy::queue`]).
@@ -144,6 +146,7 @@ impl Sale {
             "paused": self.paused,
             "description": self.description,
             "image_url": self.image_url,
+            "listed": self.listed,
         })
     }
 
@@ -179,6 +182,7 @@ mod tests {
             paused: false,
             description: None,
             image_url: None,
+            listed: true,
         };
         assert_eq!(s.phase(99), Phase::Upcoming);
         assert_eq!(s.phase(100), Phase::Active);

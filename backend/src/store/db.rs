@@ -24,6 +24,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("../../migrations/0004_queue.sql")),
     (5, include_str!("../../migrations/0005_revisions.sql")),
     (6, include_str!("../../migrations/0006_shoppers_orders.sql")),
+    (7, include_str!("../../migrations/0007_listed.sql")),
 ];
 
 /// Runs one request's MariaDB work bounded by `timeout`, through the breaker: while it is

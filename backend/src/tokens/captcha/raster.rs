@@ -1,6 +1,7 @@
 //! Drawing a captcha as pixels: a short code in a stroke font of our own, each glyph rotated,
-//! sheared and jittered, neighbours touching, two crossing lines and thin decoy hooks over
-//! it, soft blobs under it, then the whole picture bent by a wave, as a grayscale PNG.
+//! sheared and jittered, one glyph-wide and one thin line across it, thin decoy hooks and
+//! ink drops over it, soft blobs under it, then the whole picture bent by a gentle wave, as a
+//! grayscale PNG.
 //!
 //! What the shopper receives is pixels only: no glyph geometry, no path data, nothing a
 //! script can fit a font to (the SVG captcha's weakness: an outside solver read 22% of them
@@ -96,18 +97,18 @@ fn blobs(canvas: &mut Pixmap, rng: &mut Rng) {
 fn glyphs(canvas: &mut Pixmap, answer: &str, rng: &mut Rng) {
     let n = answer.len().max(1) as f32;
     let advance = (WIDTH as f32 - 36.0) / n;
-    let wave = (rng.range(0.0, TAU), rng.range(4.0, 8.0));
+    let wave = (rng.range(0.0, TAU), rng.range(6.0, 10.0));
     let mut x = 18.0 + advance * 0.5;
     for (i, c) in answer.bytes().enumerate() {
-        let height = rng.range(54.0, 64.0);
+        let height = rng.range(50.0, 62.0);
         let unit = height / 6.0;
         let cy = HEIGHT as f32 / 2.0 + wave.1 * (wave.0 + i as f32 * 1.1).sin();
         let t = Transform::from_translate(x + rng.range(-3.0, 3.0), cy)
-            .pre_rotate(rng.range(-11.0, 11.0))
+            .pre_rotate(rng.range(-8.0, 8.0))
             .pre_concat(Transform::from_row(
                 1.0,
                 0.0,
-                rng.range(-0.22, 0.22),
+                rng.range(-0.16, 0.16),
                 1.0,
                 0.0,
                 0.0,
@@ -158,45 +159,32 @@ fn across(rng: &mut Rng) -> Option<tiny_skia::Path> {
     pb.finish()
 }
 
-/// Two long curves through the text, thinner than its strokes but swelling to their width in
-/// places (so thinning the picture does not remove them), and a light gap cut across the
-/// glyphs (people close it without noticing; a recogniser sees broken strokes).
+/// Two long curves through the text: one as wide as a glyph stroke (a recogniser cannot
+/// thin it away without thinning the glyphs; people read through it), one thin.
 fn crossing_lines(canvas: &mut Pixmap, rng: &mut Rng) {
-    for _ in 0..2 {
+    for i in 0..2 {
         let Some(path) = across(rng) else { continue };
         let ink = *rng.pick(INKS);
+        let width = if i == 0 {
+            rng.range(5.0, 6.0)
+        } else {
+            rng.range(1.6, 2.4)
+        };
         canvas.stroke_path(
             &path,
             &paint(ink, 255),
-            &stroke(rng.range(2.0, 3.0)),
+            &stroke(width),
             Transform::identity(),
             None,
         );
-        let mut swell = stroke(rng.range(5.5, 7.0));
-        let dash = rng.range(14.0, 26.0);
-        swell.dash =
-            tiny_skia::StrokeDash::new(vec![dash, rng.range(40.0, 70.0)], rng.range(0.0, 50.0));
-        canvas.stroke_path(&path, &paint(ink, 255), &swell, Transform::identity(), None);
     }
-    for _ in 0..1 {
-        if let Some(gap) = across(rng) {
-            let bg = (236, 236, 232);
-            canvas.stroke_path(
-                &gap,
-                &paint(bg, 255),
-                &stroke(rng.range(1.6, 2.2)),
-                Transform::identity(),
-                None,
-            );
-        }
-    }
-    // Ink drops as thick as the glyphs' strokes, in the text band: thinning keeps them.
-    for _ in 0..7 {
+    // Ink drops, smaller than a stroke is wide, in the text band.
+    for _ in 0..8 {
         let (cx, cy) = (
             rng.range(10.0, WIDTH as f32 - 10.0),
             rng.range(18.0, HEIGHT as f32 - 18.0),
         );
-        if let Some(drop) = PathBuilder::from_circle(cx, cy, rng.range(2.6, 3.6)) {
+        if let Some(drop) = PathBuilder::from_circle(cx, cy, rng.range(1.8, 2.6)) {
             let ink = *rng.pick(INKS);
             canvas.fill_path(
                 &drop,
@@ -212,7 +200,7 @@ fn crossing_lines(canvas: &mut Pixmap, rng: &mut Rng) {
 /// Short thin hooks cut from the font, anywhere: strokes an OCR may take for parts of
 /// letters; people see them for the scribbles they are (half the glyphs' stroke width).
 fn hooks(canvas: &mut Pixmap, rng: &mut Rng) {
-    for _ in 0..8 {
+    for _ in 0..5 {
         let c = *rng.pick(font::ALPHABET);
         let strokes = font::glyph(c);
         let s = rng.pick(strokes);
@@ -225,7 +213,7 @@ fn hooks(canvas: &mut Pixmap, rng: &mut Rng) {
                 .pre_scale(unit, unit);
         if let Some(path) = polyline(&s[from..from + take], rng, 0.3) {
             let ink = *rng.pick(INKS);
-            canvas.stroke_path(&path, &paint(ink, 230), &stroke(2.6 / unit), t, None);
+            canvas.stroke_path(&path, &paint(ink, 230), &stroke(2.2 / unit), t, None);
         }
     }
 }
@@ -242,13 +230,13 @@ fn bend(src: &Pixmap, rng: &mut Rng) -> Vec<u8> {
         })
         .collect();
     let (ax, px, fx) = (
-        rng.range(3.0, 5.0),
-        rng.range(40.0, 70.0),
+        rng.range(2.0, 3.5),
+        rng.range(50.0, 80.0),
         rng.range(0.0, TAU),
     );
     let (ay, py, fy) = (
-        rng.range(3.0, 5.0),
-        rng.range(60.0, 110.0),
+        rng.range(2.0, 3.5),
+        rng.range(70.0, 120.0),
         rng.range(0.0, TAU),
     );
     let at = |x: isize, y: isize| -> f32 {
@@ -266,7 +254,8 @@ fn bend(src: &Pixmap, rng: &mut Rng) -> Vec<u8> {
             let (x0, y0) = (x0 as isize, y0 as isize);
             let top = at(x0, y0) * (1.0 - dx) + at(x0 + 1, y0) * dx;
             let bottom = at(x0, y0 + 1) * (1.0 - dx) + at(x0 + 1, y0 + 1) * dx;
-            out.push((top * (1.0 - dy) + bottom * dy).round().clamp(0.0, 255.0) as u8);
+            let v = (top * (1.0 - dy) + bottom * dy).round().clamp(0.0, 255.0);
+            out.push(v as u8);
         }
     }
     out
