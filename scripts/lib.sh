@@ -234,6 +234,7 @@ render_nginx() {
   mapfile -t vars < <(var_paths "$var")
   sed -e "s#127.0.0.1:8080#127.0.0.1:$edge#g" \
       -e "s#127.0.0.1:8081#127.0.0.1:$backend#g" \
+      -e "s#127.0.0.1:9090#127.0.0.1:${PROM_PORT:-9090}#g" \
       -e "s#^worker_processes .*#$(nginx_user "$var")\n&#" \
       "${vars[@]}" "${bench[@]}" "${hop[@]}" "$ROOT/nginx.conf" >"$out"
 }

@@ -31,6 +31,8 @@ pub struct App {
     pub cache: SaleCache,
     /// Orders as their owners poll them (a second; ten once settled).
     pub orders: crate::buy::cache::OrderCache,
+    /// The published sales' list, a second old at most.
+    pub storefront: crate::buy::storefront::Storefront,
     pub metrics: Arc<Metrics>,
     /// Requests being served; past `cfg.max_inflight` new ones are shed with 503.
     pub inflight: AtomicUsize,
@@ -82,6 +84,7 @@ impl App {
             bg_redis,
             cache: SaleCache::new(cfg.sold_out_ttl),
             orders: Default::default(),
+            storefront: Default::default(),
             metrics,
             inflight: AtomicUsize::new(0),
             recovery,
@@ -142,6 +145,8 @@ impl App {
         for p in &claimed {
             self.provider.refund(url.clone(), p);
         }
+        let due = crate::lifecycle::refunds::due(&self.db).await?;
+        self.metrics.refunds_due.set(due as i64);
         Ok(claimed.len())
     }
 

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub orders_expired: IntCounter,
     /// Units given back to Redis stock (expired or dead-lettered orders).
     pub units_returned: IntCounter,
+    /// Payments whose money is owed back, not yet confirmed refunded (at the last look).
+    pub refunds_due: IntGauge,
     /// Payment notifications by result: paid, already_paid, refund_due, forged.
     pub payments: IntCounterVec,
     /// 1 while a dependency's circuit breaker is open.
@@ -139,6 +141,7 @@ impl Metrics {
             failovers_detected: r.counter("seckill_redis_failovers_detected_total", "Redis primaries found unverified (promoted or restarted) and rebuilt"),
             orders_expired: r.counter("seckill_orders_expired_total", "Unpaid orders closed at their deadline"),
             units_returned: r.counter("seckill_units_returned_total", "Units given back to Redis stock"),
+            refunds_due: r.add(IntGauge::new("seckill_refunds_due", "Payments whose money is owed back and not yet confirmed refunded, at the lifecycle loop's last look").expect("valid metric")),
             payments: r.counters("seckill_payments_total", "Payment notifications by result", &["result"]),
             breaker_open: r.gauges("seckill_breaker_open", "1 while the circuit breaker of a dependency is open", &["dep"]),
             queue_joins: r.counters("seckill_queue_joins_total", "Waiting-room joins: new tickets, and joins again that got the same ticket", &["kind"]),

@@ -437,3 +437,185 @@ async fn operator_routes_refuse_bad_input_by_name() {
     );
     b.stop().await;
 }
+
+/// Every id the storefront lists, page by page (each page checked for the list's order).
+async fn storefront_ids(b: &Backend) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/api/sales?after={a}"),
+            None => "/api/sales".to_string(),
+        };
+        let (status, v) = b.call(Method::GET, &path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let page: Vec<(i64, u64)> = v["sales"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["starts_ms"].as_i64().unwrap(), s["id"].as_u64().unwrap()))
+            .collect();
+        assert!(
+            page.windows(2).all(|w| w[0] < w[1]),
+            "soonest first: {page:?}"
+        );
+        ids.extend(page.iter().map(|(_, id)| *id));
+        match v["next_after"].as_str() {
+            Some(a) => after = Some(a.to_string()),
+            None => return ids,
+        }
+    }
+}
+
+/// Publishing: an unlisted sale is not on the storefront; published, it is (once the
+/// storefront's second-long copy has aged); the storefront pages through every listed sale
+/// once each. Reconciling one sale answers that sale only. Bad input names its parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_the_storefront_and_reconciling_one_sale() {
+    let b = Backend::start(Target::Single, &[("SECKILL_WRITER", "false")]).await;
+    let now = seckill::clock::now_ms();
+    let sale = |title: &str, listed: bool| {
+        json!({"title": title, "price_cents": 100, "stock": 2, "listed": listed,
+               "starts_at": now + 600_000, "ends_at": now + 1_200_000})
+    };
+    let hidden = b.create_sale_from(sale("Hidden", false)).await;
+    let many: Vec<_> = (0..105)
+        .map(|i| sale(&format!("Listed {i}"), true))
+        .collect();
+    let (status, v) = b
+        .call(
+            Method::POST,
+            "/admin/sales",
+            Some(ADMIN),
+            Some(json!(many).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let listed: Vec<u64> = v["sales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_u64().unwrap())
+        .collect();
+    let ids = storefront_ids(&b).await;
+    for id in &listed {
+        assert_eq!(ids.iter().filter(|i| *i == id).count(), 1, "sale {id} once");
+    }
+    assert!(
+        !ids.contains(&hidden),
+        "an unlisted sale is not on the storefront"
+    );
+
+    let publish = format!("/admin/sales/{hidden}/publish");
+    let (status, v) = b.call(Method::POST, &publish, Some(ADMIN), None).await;
+    assert_eq!(
+        (status, v["listed"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{v}"
+    );
+    tokio::time::sleep(seckill::buy::storefront::FRESH).await;
+    assert!(
+        storefront_ids(&b).await.contains(&hidden),
+        "published: listed"
+    );
+
+    let (status, v) = b.call(Method::GET, &publish, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    let (status, v) = b
+        .call(
+            Method::POST,
+            "/admin/sales/2000000000/publish",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, v) = b.call(Method::POST, &publish, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    let ended = b.create_sale(2, 1).await;
+    b.call(
+        Method::POST,
+        &format!("/admin/sales/{ended}/end"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    let (status, v) = b
+        .call(
+            Method::POST,
+            &format!("/admin/sales/{ended}/publish"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("sale_ended")),
+        "{v}"
+    );
+
+    let (status, v) = b
+        .call(
+            Method::POST,
+            &format!("/admin/reconcile?sale={hidden}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let checked: Vec<u64> = v["sales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sale_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(checked, vec![hidden], "{v}");
+
+    for (method, path, status, field) in [
+        (
+            Method::GET,
+            "/api/sales?after=yesterday",
+            StatusCode::BAD_REQUEST,
+            "after",
+        ),
+        (
+            Method::GET,
+            "/api/sales?page=2",
+            StatusCode::BAD_REQUEST,
+            "page",
+        ),
+        (
+            Method::POST,
+            "/admin/reconcile?sale=0",
+            StatusCode::BAD_REQUEST,
+            "sale",
+        ),
+        (
+            Method::POST,
+            "/admin/reconcile?sale=x",
+            StatusCode::BAD_REQUEST,
+            "sale",
+        ),
+        (
+            Method::POST,
+            "/admin/reconcile?repair=maybe",
+            StatusCode::BAD_REQUEST,
+            "repair",
+        ),
+        (
+            Method::POST,
+            "/admin/reconcile?sale=2000000000",
+            StatusCode::NOT_FOUND,
+            "sale",
+        ),
+    ] {
+        let bearer = path.starts_with("/admin").then_some(ADMIN);
+        let (got, v) = b.call(method, path, bearer, None).await;
+        assert_eq!(got, status, "{path}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().starts_with(field),
+            "{path}: {v}"
+        );
+    }
+    b.stop().await;
+}

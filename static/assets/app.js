@@ -160,8 +160,38 @@
   const signedOut = (r) => r.status === 401 || r.body.error === "bad_session";
   function forgetSession() { localStorage.removeItem("seckill.signedIn"); }
 
-  // ---- The list of sales: each one's state, the first 40 at once, the rest as they scroll in.
-  function listPage() {
+  // ---- The list of sales: the published list baked into the page, brought up to date from
+  // GET /api/sales (a sale published since appears, an ended one goes); then each one's
+  // state, the first 40 at once, the rest as they scroll in.
+  async function listPage() {
+    const ul = document.querySelector("ul.sales");
+    const listed = [];
+    let r = { status: 0 };
+    for (let after = "", pages = 0; after !== null && pages < 5; after = r.body.next_after ?? null, pages++) {
+      r = await api("GET", `/api/sales${after ? `?after=${after}` : ""}`);
+      if (r.status !== 200 || !Array.isArray(r.body.sales)) break;
+      listed.push(...r.body.sales);
+    }
+    if (ul && r.status === 200) {
+      const baked = new Map(Array.from(ul.children, (li) => [li.dataset.saleId, li]));
+      ul.replaceChildren(...listed.map((s) => {
+        const li = baked.get(String(s.id)) || document.createElement("li");
+        li.dataset.saleId = s.id;
+        li.replaceChildren();
+        const a = document.createElement("a");
+        a.href = `/sales/${s.id}/`;
+        a.textContent = s.title;
+        const state = document.createElement("span");
+        state.className = "state";
+        li.append(a, " ", state);
+        return li;
+      }));
+      if (!listed.length) {
+        const li = document.createElement("li");
+        li.textContent = "No sales are announced right now. Come back soon.";
+        ul.append(li);
+      }
+    }
     const items = Array.from(document.querySelectorAll("[data-sale-id]"));
     const fill = async (li) => {
       const r = await api("GET", `/api/sales/${li.dataset.saleId}`);

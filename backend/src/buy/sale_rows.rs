@@ -369,20 +369,23 @@ pub async fn revised_since(db: &Pool, rev: u64) -> Result<Vec<(u64, u64)>, mysql
     .await
 }
 
-/// The storefront's list: published sales that have not ended, soonest first.
+/// The storefront's list: published sales that have not ended, soonest start first.
 pub async fn storefront(
     db: &Pool,
     now_ms: i64,
+    after: (i64, u64),
     limit: u64,
 ) -> Result<Vec<Sale>, mysql_async::Error> {
     let mut conn = db.get_conn().await?;
     let rows: Vec<Row> = conn
         .exec(
             format!(
-                "SELECT {COLUMNS} FROM sales WHERE ends_ms > ? AND listed = 1
+                "SELECT {COLUMNS} FROM sales FORCE INDEX (by_end)
+                  WHERE ends_ms > ? AND listed = 1
+                    AND (starts_ms > ? OR (starts_ms = ? AND id > ?))
                   ORDER BY starts_ms, id LIMIT ?"
             ),
-            (now_ms, limit),
+            (now_ms, after.0, after.0, after.1, limit),
         )
         .await?;
     rows_to_sales(rows)

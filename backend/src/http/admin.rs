@@ -265,19 +265,48 @@ pub async fn end(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp, Ap
     Ok(reply::json(StatusCode::OK, &sale.to_json(None, now + 1)))
 }
 
-/// Checks every sale of the last day (`?repair=1`: and repairs what drifted), and the money
-/// of their orders. `ok` is true when every sale's drift is 0, no refund is still owed, and
-/// every order's money adds up.
+/// `POST /admin/sales/{id}/publish`: lists the sale on the storefront (`GET /api/sales`,
+/// within a second; the static home page at the next `scripts/publish`). Its page exists
+/// either way; publishing is what shows it to shoppers who were not sent its link.
+pub async fn publish(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp, ApiError> {
+    require_admin(app, req)?;
+    let now = now_ms();
+    let sale = apply(app, id, |current| {
+        if current.ends_ms <= now {
+            return Err(ApiError::BadRequest(
+                StatusCode::CONFLICT,
+                "sale_ended",
+                format!("sale {id}: it has ended; an ended sale is not listed"),
+            ));
+        }
+        Ok(Sale {
+            listed: true,
+            ..current.clone()
+        })
+    })
+    .await?;
+    Ok(reply::json(StatusCode::OK, &sale.to_json(None, now)))
+}
+
+/// Checks the sales of the last day, or one (`?sale=ID`), (`?repair=1`: and repairs what
+/// drifted), and the money of their orders. `ok` is true when every sale's drift is 0, no
+/// refund is still owed, and every order's money adds up.
 pub async fn reconcile(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     require_admin(app, req)?;
-    let repair = req.uri().query().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| kv == "repair=1" || kv == "repair=true")
-    });
-    let since = now_ms() - crate::buy::sales::RETENTION_MS;
-    let list = sale_rows::ending_after(&app.db, since)
-        .await
-        .map_err(ApiError::mysql)?;
+    let q = Query::parse(req.uri().query(), &["repair", "sale"])?;
+    let repair = matches!(
+        q.choice("repair", &["0", "1", "false", "true"])?,
+        Some("1" | "true")
+    );
+    let list = match q.int("sale", 1, i64::from(u32::MAX), 0)? {
+        0 => {
+            let since = now_ms() - crate::buy::sales::RETENTION_MS;
+            sale_rows::ending_after(&app.db, since)
+                .await
+                .map_err(ApiError::mysql)?
+        }
+        id => vec![load(app, id as u64).await?],
+    };
     let mut checks = Vec::with_capacity(list.len());
     for sale in &list {
         let c = crate::lifecycle::reconcile::reconcile_sale(

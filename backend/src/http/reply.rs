@@ -18,6 +18,15 @@ pub fn json(status: StatusCode, body: &Value) -> Resp {
     r
 }
 
+/// A JSON answer any cache may keep for `max_age` seconds (a list everyone sees alike).
+pub fn shared_json(body: &Value, max_age: u64) -> Resp {
+    let mut r = json(StatusCode::OK, body);
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        r.headers_mut().insert(CACHE_CONTROL, v);
+    }
+    r
+}
+
 fn json_headers(h: &mut HeaderMap) {
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

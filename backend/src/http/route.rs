@@ -16,6 +16,7 @@ pub enum Route {
     // Shopper
     Time,
     Login,
+    Storefront,
     Sale(u64),
     Captcha(u64),
     QueueJoin(u64),
@@ -35,6 +36,7 @@ pub enum Route {
     AdminPause(u64),
     AdminResume(u64),
     AdminEnd(u64),
+    AdminPublish(u64),
     AdminReconcile,
     AdminQueue(u64),
     // Loopback: Prometheus, health, the edge's sale-state pull
@@ -56,6 +58,7 @@ impl Route {
         let mut options = match segments.as_slice() {
             ["api", "time"] => get(Route::Time),
             ["api", "login"] => post(Route::Login),
+            ["api", "sales"] => get(Route::Storefront),
             ["api", "sales", id] => get(Route::Sale(sale_id(id)?)),
             ["api", "sales", id, "captcha"] => post(Route::Captcha(sale_id(id)?)),
             ["api", "sales", id, "queue"] => post(Route::QueueJoin(sale_id(id)?)),
@@ -83,6 +86,7 @@ impl Route {
             ["admin", "sales", id, "pause"] => post(Route::AdminPause(sale_id(id)?)),
             ["admin", "sales", id, "resume"] => post(Route::AdminResume(sale_id(id)?)),
             ["admin", "sales", id, "end"] => post(Route::AdminEnd(sale_id(id)?)),
+            ["admin", "sales", id, "publish"] => post(Route::AdminPublish(sale_id(id)?)),
             ["admin", "reconcile"] => post(Route::AdminReconcile),
             ["admin", "sales", id, "queue"] => post(Route::AdminQueue(sale_id(id)?)),
             ["metrics"] => get(Route::Metrics),
@@ -118,6 +122,7 @@ impl Route {
         match self {
             Route::Time => "time",
             Route::Login => "login",
+            Route::Storefront => "storefront",
             Route::Sale(_) => "sale",
             Route::Captcha(_) => "captcha",
             Route::QueueJoin(_) => "queue_join",
@@ -135,6 +140,7 @@ impl Route {
             Route::AdminPause(_) => "admin_pause",
             Route::AdminResume(_) => "admin_resume",
             Route::AdminEnd(_) => "admin_end",
+            Route::AdminPublish(_) => "admin_publish",
             Route::AdminReconcile => "admin_reconcile",
             Route::AdminQueue(_) => "admin_queue",
             Route::Metrics => "metrics",

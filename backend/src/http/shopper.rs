@@ -73,6 +73,24 @@ pub async fn sale_or_404(app: &App, id: u64) -> Result<Arc<Sale>, ApiError> {
     sale.ok_or_else(|| ApiError::not_found(format!("sale {id}: no such sale")))
 }
 
+/// The storefront: published sales that have not ended, soonest first, a page at a time
+/// (`?after=` the page before's `next_after`; a second old at most; the same for everyone,
+/// so caches may keep it a second).
+pub async fn storefront(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    use crate::buy::storefront::After;
+    let q = super::query::Query::parse(req.uri().query(), &["after"])?;
+    let after = q.get("after").map(After::parse).transpose()?;
+    let list = app
+        .db_call("listing the published sales", async {
+            app.storefront
+                .page(&app.db, after, now_ms())
+                .await
+                .map_err(ApiError::mysql)
+        })
+        .await?;
+    Ok(reply::shared_json(&list, 1))
+}
+
 /// The sale's window and status, with the units left (from Redis).
 pub async fn sale_state(app: &App, sale_id: u64) -> Result<Resp, ApiError> {
     let sale = sale_or_404(app, sale_id).await?;

@@ -61,6 +61,16 @@ pub async fn claim_refunds(
     Ok(claimed)
 }
 
+/// How many payments' money is owed back and not yet confirmed refunded (an index range of
+/// exactly those rows).
+pub async fn due(db: &Pool) -> Result<u64, mysql_async::Error> {
+    let mut conn = db.get_conn().await?;
+    let n: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM payments WHERE status = 'refund_due'")
+        .await?;
+    Ok(n.unwrap_or(0))
+}
+
 /// The money of the orders of some sales, as the payments table records it.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MoneyCheck {

@@ -202,11 +202,13 @@ end
 -- The limits of a route the backend answers from MariaDB (order reads, payments, logins):
 -- per real client address, and per session when the route needs one (checked here, so a
 -- request without a valid session never reaches the backend). Failure policy: a limiter
--- fault lets the request pass (see limit.lua); a bad session is refused (closed).
-function _M.limited(route, session_needed)
+-- fault lets the request pass (see limit.lua); a bad session is refused (closed). The
+-- per-address limit is read_ip_per_s for reads (`read` true, or a session needed), else
+-- login_ip_per_s.
+function _M.limited(route, session_needed, read)
     local cfg = config.get()
     local now_f = ngx_now()
-    local per_ip = session_needed and cfg.read_ip_per_s or cfg.login_ip_per_s
+    local per_ip = (session_needed or read) and cfg.read_ip_per_s or cfg.login_ip_per_s
     if over_limit(cfg.limits, route .. ":ip:" .. ngx.var.remote_addr, per_ip, now_f) then
         return refuse("rate_limited_ip", route)
     end
