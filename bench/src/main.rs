@@ -10,6 +10,8 @@
 //!   from CONCURRENCY tasks through the backend's reserver (`BATCH_MAX` 1: one script call
 //!   per buy); prints reservations/s and the mean batch;
 //! - `captcha-rate N`: captchas drawn per second on one core, and their mean size in bytes;
+//! - `captcha-samples N DIR [SEED]`: N captchas as PNG files and their answers, for
+//!   `scripts/captcha-check` (with SEED, the same ones every time);
 //! - `writer REDIS_URL MYSQL_URL N`: queues N orders, then times the real order writer
 //!   draining them into MariaDB, next to one-row autocommit inserts on the same server.
 
@@ -37,7 +39,8 @@ async fn main() {
         ["shoppers", dir, sale, n, out] => shoppers(dir, sale, n, out),
         ["reserve-prep", url, sale, stock] => reserve_prep(url, sale, stock).await,
         ["captcha-rate", n] => captcha_rate(n),
-        ["captcha-samples", n, dir] => captcha_samples(n, dir),
+        ["captcha-samples", n, dir] => captcha_samples(n, dir, None),
+        ["captcha-samples", n, dir, seed] => captcha_samples(n, dir, Some(seed)),
         ["reserve-rate", url, sale, n, conc, max] => {
             reserve_rate(url, sale, n, conc, max, "0").await
         }
@@ -48,7 +51,7 @@ async fn main() {
         _ => Err(
             "usage: benchkit hello ADDR | shoppers SECRETS_DIR SALE N OUT | \
                   reserve-prep REDIS_URL SALE STOCK | captcha-rate N | \
-                  captcha-samples N DIR | \
+                  captcha-samples N DIR [SEED] | \
                   reserve-rate REDIS_URL SALE N CONCURRENCY BATCH_MAX [WAIT_REPLICAS] | \
                   writer REDIS_URL MYSQL_URL N"
                 .into(),
@@ -164,12 +167,27 @@ fn captcha_rate(n: &str) -> Result<(), String> {
 
 /// Writes N fresh captchas to DIR as `<i>.png`, and their answers to DIR/answers.txt
 /// (`<i> <answer>` a line): material for the OCR check and for a person's reading.
-fn captcha_samples(n: &str, dir: &str) -> Result<(), String> {
+/// N captchas as the backend draws them, into DIR as `<i>.png` and `answers.txt`; with SEED,
+/// the same N every time (a xorshift source instead of the OS's).
+fn captcha_samples(n: &str, dir: &str, seed: Option<&str>) -> Result<(), String> {
     let n: u32 = num("N", n)?;
+    let mut state: u64 = match seed {
+        Some(s) => num::<u64>("SEED", s)? | 1,
+        None => 0,
+    };
+    let mut seeded = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 16) as u32
+    };
     std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
     let mut answers = String::new();
     for i in 0..n {
-        let (answer, png) = seckill::tokens::captcha::challenge();
+        let (answer, png) = match seed {
+            Some(_) => seckill::tokens::captcha::challenge_from(&mut seeded),
+            None => seckill::tokens::captcha::challenge(),
+        };
         std::fs::write(format!("{dir}/{i}.png"), png).map_err(|e| format!("{dir}: {e}"))?;
         answers.push_str(&format!("{i} {answer}\n"));
     }

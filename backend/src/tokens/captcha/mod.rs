@@ -48,11 +48,16 @@ pub fn token(
 
 /// A fresh challenge: (answer, PNG).
 pub fn challenge() -> (String, Vec<u8>) {
-    let mut next = random_u32s();
+    challenge_from(&mut random_u32s())
+}
+
+/// A challenge drawn from the given random numbers (a seeded source makes the same pictures
+/// again: `benchkit captcha-samples` for the OCR check).
+pub fn challenge_from(next: &mut dyn FnMut() -> u32) -> (String, Vec<u8>) {
     let answer: String = (0..LENGTH)
         .map(|_| ALPHABET[next() as usize % ALPHABET.len()] as char)
         .collect();
-    let png = raster::draw(&answer, &mut raster::Rng(&mut next));
+    let png = raster::draw(&answer, &mut raster::Rng(next));
     (answer, png)
 }
 
