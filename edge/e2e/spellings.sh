@@ -156,6 +156,44 @@ for base in "$EDGE" "$POP"; do
   check "$where: 414 for an overlong request line" "414 uri_too_long" \
     "$(json_error "$base/api/time?$(head -c 9000 /dev/zero | tr '\0' 'q')" | cut -d' ' -f1,2)"
 done
+# 5. Issue 24's contract holes, through the edge and through the POP: every 405 is JSON with
+# an Allow header naming the methods (TRACE and CONNECT too, which nginx refuses before any
+# location); a body over the limit is the JSON 413 at the POP as at the edge; an HTTP/1.0
+# request without Host reaches the edge through the POP; a page's slash-less address is a
+# relative redirect without an HTML body.
+allow_of() { # allow_of CURL_ARGS... -> "<status> <error code> <Allow>"
+  local h
+  h=$(curl -s --max-time 5 -D - -o "$TMPF" "$@" | tr -d '\r')
+  echo "$(head -1 <<<"$h" | cut -d' ' -f2) $(jq -r .error <"$TMPF" 2>/dev/null || echo not-json) $(grep -i '^allow:' <<<"$h" | cut -d' ' -f2-)"
+}
+for base in "$EDGE" "$POP"; do
+  where=$([ "$base" = "$EDGE" ] && echo edge || echo POP)
+  check "$where: TRACE /api/time: 405 JSON, Allow" "405 method_not_allowed GET, HEAD" \
+    "$(allow_of -X TRACE "$base/api/time")"
+  check "$where: TRACE /api/login: Allow names POST" "405 method_not_allowed POST" \
+    "$(allow_of -X TRACE "$base/api/login")"
+  check "$where: CONNECT: 405 JSON" "405 method_not_allowed" \
+    "$(raw_status "$base" 'CONNECT /api/time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')"
+  check "$where: PUT /api/login: Allow names POST" "405 method_not_allowed POST" \
+    "$(allow_of -X PUT "$base/api/login")"
+  check "$where: PUT on the queue: Allow GET, HEAD, POST" "405 method_not_allowed GET, HEAD, POST" \
+    "$(allow_of -X PUT "$base/api/sales/$sale/queue")"
+  check "$where: GET on the Lua path route: Allow POST" "405 method_not_allowed POST" \
+    "$(allow_of "$base/api/sales/$sale/path")"
+  check "$where: 405 names the method to use" "method not allowed on this path; use GET, HEAD" \
+    "$(curl -s -X DELETE "$base/api/orders" | jq -r .message)"
+  check "$where: 2 MB login: JSON 413" "413 body_too_large application/json" \
+    "$(head -c 2000000 /dev/zero | json_error -X POST --data-binary @- "$base/api/login")"
+  check "$where: HTTP/1.0 without Host" "200 not-json" \
+    "$(raw_status "$base" 'GET /api/time HTTP/1.0\r\n\r\n')"
+  r=$(curl -s -D - -o "$TMPF" "$base/sales/$sale" | tr -d '\r')
+  check "$where: a slash-less page address: relative 301, no HTML" "301 /sales/$sale/ 0" \
+    "$(head -1 <<<"$r" | cut -d' ' -f2) $(grep -i '^location:' <<<"$r" | cut -d' ' -f2) $(grep -ci '<html' "$TMPF")"
+done
+check "admin: PUT /admin/sales: Allow" "405 method_not_allowed GET, HEAD, POST" \
+  "$(allow_of -X PUT -H "Authorization: Bearer $ADMIN" "$EDGE/admin/sales")"
+check "admin: DELETE a sale: Allow" "405 method_not_allowed GET, HEAD, PATCH" \
+  "$(allow_of -X DELETE -H "Authorization: Bearer $ADMIN" "$EDGE/admin/sales/$sale")"
 check "416 for a range past the end of a page" "416 range_not_satisfiable" \
   "$(json_error -H 'Range: bytes=999999-' "$EDGE/ops/index.html" | cut -d' ' -f1,2)"
 check "errors are no-store too" 1 \

@@ -42,6 +42,7 @@ local QUEUE_OPENS_MS = 15 * 60 * 1000
 -- backend's error shape ({"error": code, "message": what was wrong}).
 local REFUSALS = {
     method = { 405, '{"error":"method_not_allowed","message":"use POST on this path"}' },
+    method_queue = { 405, '{"error":"method_not_allowed","message":"use GET, HEAD or POST on this path"}' },
     not_started = { 425, '{"error":"not_started","message":"the sale has not started yet"}' },
     ended = { 410, '{"error":"ended","message":"the sale has ended"}' },
     sold_out = { 410, '{"error":"sold_out","message":"sold out"}' },
@@ -81,11 +82,17 @@ local REFUSALS = {
 local CAPTCHA_REFUSALS = { wrong = "bad_captcha_wrong", expired = "bad_captcha_expired",
                            used = "bad_captcha_used" }
 
+-- A 405's Allow header, by refusal.
+local ALLOW = { method = "POST", method_queue = "GET, HEAD, POST" }
+
 -- The location sets Content-Type (default_type) and Cache-Control (add_header) in C.
 local function refuse(reason, route)
     metrics.inc(route, reason)
     local r = REFUSALS[reason]
     ngx.status = r[1]
+    if ALLOW[reason] then
+        ngx.header["Allow"] = ALLOW[reason]
+    end
     ngx_say(r[2])
     return ngx_exit(r[1])
 end
@@ -106,7 +113,7 @@ end
 -- and the time; or refuses the request and returns nothing.
 local function admit(route, sale_id, early_ms, sold_out_ok)
     if ngx.req.get_method() ~= "POST" then
-        return refuse("method", route)
+        return refuse(route == "queue_join" and "method_queue" or "method", route)
     end
     local cfg = config.get()
     local now_f = ngx_now()
