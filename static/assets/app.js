@@ -323,7 +323,13 @@
       $("price").textContent = money(s.price_cents);
       $("description").textContent = s.description
         || "A limited run at a fraction of the usual price, while stock lasts.";
-      if (s.image_url && $("picture").getAttribute("src") !== s.image_url) $("picture").src = s.image_url;
+      const picture = $("picture");
+      if (s.image_url && !picture.dataset.fallback && picture.getAttribute("src") !== s.image_url) {
+        // A picture that does not load gives way to the page's own (never a broken image).
+        const own = picture.getAttribute("src");
+        picture.onerror = () => { picture.dataset.fallback = "1"; picture.src = own; };
+        picture.src = s.image_url;
+      }
       const rules = [
         `Starts ${when(s.starts_ms)}; ends ${when(s.ends_ms)}.`,
         `At most ${s.per_user_limit} per customer.`,

@@ -72,7 +72,7 @@ export class Chart {
       cursor: { drag: { x: false, y: false } },
       scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [{}, { size: 50, values: (u, vals) => vals.map(format) }],
-      legend: { live: true },
+      legend: { live: false },
     }, data, this.canvas);
   }
 }
