@@ -212,4 +212,10 @@ else
   check "nginx error log is clean" clean clean
 fi
 
+# One source for the constants the edge and the backend must agree on (the link window, the
+# captcha's lifetime, how early captchas and lines open): the edge uses what the backend's
+# pull answers carry, not values of its own.
+backend_shared=$(curl -fsS "$BACKEND/internal/sales?full=999999999" | grep '^#shared ')
+edge_shared=$(curl -fsS "$EDGE/edge/sales" | jq -r '.shared | "#shared link_window_s=\(.link_window_s) captcha_ttl_s=\(.captcha_ttl_s) early_ms=\(.early_ms) queue_opens_ms=\(.queue_opens_ms)"')
+check "the edge uses the backend's shared constants" "$backend_shared" "$edge_shared"
 finish edge-e2e

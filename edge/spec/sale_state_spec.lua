@@ -105,3 +105,22 @@ describe("sale_state pulls: changes, not the world", function()
         assert.is_nil(d:get("5"))
     end)
 end)
+
+describe("the constants shared with the backend", function()
+    local defaults = { link_window_s = 60, captcha_ttl_s = 120, early_ms = 60000,
+                       queue_opens_ms = 900000 }
+    it("are the edge's defaults before the first pull, then the backend's", function()
+        local d = dict({})
+        assert.same(defaults, sale_state.shared(d, 100, defaults))
+        local head, list = sale_state.parse("#state 1 0-0 ab 0\n7 1000 2000 0 5\n"
+            .. "#shared link_window_s=30 captcha_ttl_s=90 early_ms=45000 queue_opens_ms=600000\n")
+        assert.same({ link_window_s = 30, captcha_ttl_s = 90, early_ms = 45000,
+                      queue_opens_ms = 600000 }, head.shared)
+        assert.equal(1, #list)
+        sale_state.take(d, head, list, 100)
+        -- Each worker reads them again at most once a second.
+        assert.equal(60, sale_state.shared(d, 100.5, defaults).link_window_s)
+        assert.same({ link_window_s = 30, captcha_ttl_s = 90, early_ms = 45000,
+                      queue_opens_ms = 600000 }, sale_state.shared(d, 101, defaults))
+    end)
+end)

@@ -81,7 +81,26 @@ pub async fn sale_states(app: &App, req: &Request<Incoming>) -> Result<Resp, Api
             }
         }
     };
-    Ok(reply::text(StatusCode::OK, "text/plain", body))
+    Ok(reply::text(
+        StatusCode::OK,
+        "text/plain",
+        body + &shared_line(app),
+    ))
+}
+
+/// The constants the edge must use as the backend does, in every answer of the pull (the one
+/// source: the edge takes them from here, its own values are only for before the first pull).
+/// `link_window_s`: a purchase link's window; `captcha_ttl_s`: a captcha's lifetime;
+/// `early_ms`: how long before the start challenges and captchas are handed out;
+/// `queue_opens_ms`: how long before the start a waiting room opens.
+pub fn shared_line(app: &App) -> String {
+    format!(
+        "#shared link_window_s={} captcha_ttl_s={} early_ms={} queue_opens_ms={}\n",
+        app.cfg.link_window.as_secs(),
+        app.cfg.captcha_ttl.as_secs(),
+        crate::tokens::captcha::EARLY_MS,
+        crate::buy::queue::OPENS_BEFORE_MS,
+    )
 }
 
 /// One page of the live sales by id, after `after`; the header names the revision and the

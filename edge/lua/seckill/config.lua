@@ -30,8 +30,7 @@ local function dict(name)
     return d
 end
 
--- opts: secrets_dir (required); link_window_s (60, must equal SECKILL_LINK_WINDOW_S);
--- captcha_ttl_s (120, must equal SECKILL_CAPTCHA_TTL_S); sales_dict ("seckill_sales"),
+-- opts: secrets_dir (required); sales_dict ("seckill_sales"),
 -- limits_dict ("seckill_limits"), captcha_dict ("seckill_captcha": spent captcha and
 -- proof-of-work nonces); ip_per_s (requests a second per client address, 50), user_per_s
 -- (per user, 5); admission_multiple (buys a second let through per unit left, 3);
@@ -55,8 +54,10 @@ function _M.init(opts)
         captcha_key = captcha_key,
         -- Derived, so no further secret file: proof-of-work tokens never verify as captchas.
         pow_key = hmac.sign(captcha_key, "seckill proof-of-work key v1"),
-        link_window_s = tonumber(opts.link_window_s) or 60,
-        captcha_ttl_s = tonumber(opts.captcha_ttl_s) or 120,
+        -- The constants shared with the backend come from it with the sale states
+        -- (sale_state.shared); these are only what the edge uses before its first pull.
+        defaults = { link_window_s = 60, captcha_ttl_s = 120, early_ms = 60000,
+                     queue_opens_ms = 15 * 60 * 1000 },
         sales = dict(opts.sales_dict or "seckill_sales"),
         limits = dict(opts.limits_dict or "seckill_limits"),
         spent = dict(opts.captcha_dict or "seckill_captcha"),

@@ -33,10 +33,11 @@ local match = string.match
 
 local _M = { _VERSION = "0.2" }
 
--- Captchas and challenges are handed out from this long before the start (captcha.rs).
-local EARLY_MS = 60000
--- A sale's line opens this long before its start (queue.rs OPENS_BEFORE_MS).
-local QUEUE_OPENS_MS = 15 * 60 * 1000
+-- The constants shared with the backend (its link window and captcha lifetime, how early
+-- challenges are handed out and lines open): the backend's, as the last pull brought them.
+local function shared(cfg, now_f)
+    return sale_state.shared(cfg.sales, now_f, cfg.defaults)
+end
 
 -- reason -> status, body. The one place for the edge's refusal bodies; they keep the
 -- backend's error shape ({"error": code, "message": what was wrong}).
@@ -108,15 +109,16 @@ local function over_limit(limits, key, per_s, now)
 end
 
 -- What every guarded route checks first, cheapest first: the method, the sale's state (open
--- `early_ms` before its start), the per-address limit, the session, the per-user limit.
--- Returns the config, the user id, the units left (nil if the edge does not know the sale)
--- and the time; or refuses the request and returns nothing.
-local function admit(route, sale_id, early_ms, sold_out_ok)
+-- before its start by the shared constant named `early`, if any), the per-address limit, the
+-- session, the per-user limit. Returns the config, the user id, the units left (nil if the
+-- edge does not know the sale) and the time; or refuses the request and returns nothing.
+local function admit(route, sale_id, early, sold_out_ok)
     if ngx.req.get_method() ~= "POST" then
         return refuse(route == "queue_join" and "method_queue" or "method", route)
     end
     local cfg = config.get()
     local now_f = ngx_now()
+    local early_ms = early and shared(cfg, now_f)[early] or 0
     local reason, stock_left, state = sale_state.check(cfg.sales, sale_id, now_f * 1000, early_ms)
     if reason and not (sold_out_ok and reason == "sold_out") then
         return refuse(reason, route)
@@ -240,7 +242,7 @@ end
 -- Answers POST /api/sales/{sale_id}/pow itself: a proof-of-work challenge for this shopper
 -- and sale, or {"bits":0} when the operator turned proof of work off.
 function _M.pow(sale_id)
-    local cfg, user_id, _, now_f, state = admit("pow", sale_id, EARLY_MS)
+    local cfg, user_id, _, now_f, state = admit("pow", sale_id, "early_ms")
     if not cfg or not check_turn(cfg, state, "pow", sale_id, user_id, now_f) then
         return
     end
@@ -258,7 +260,7 @@ end
 -- Checks POST /api/sales/{sale_id}/captcha?pow=<challenge>&pow_solution=<x>; returns only
 -- when the request may go on to the backend, which draws the captcha.
 function _M.captcha(sale_id)
-    local cfg, user_id, _, now_f, state = admit("captcha", sale_id, EARLY_MS)
+    local cfg, user_id, _, now_f, state = admit("captcha", sale_id, "early_ms")
     if not cfg or not check_turn(cfg, state, "captcha", sale_id, user_id, now_f) then
         return
     end
@@ -277,7 +279,7 @@ end
 -- sale has started, it hands out the signed purchase path. Fields `captcha_token` and
 -- `answer` come as a form body or as query arguments.
 function _M.path(sale_id)
-    local cfg, user_id, stock_left, now_f, state = admit("path", sale_id, 0)
+    local cfg, user_id, stock_left, now_f, state = admit("path", sale_id)
     if not cfg or not check_turn(cfg, state, "path", sale_id, user_id, now_f) then
         return
     end
@@ -292,14 +294,14 @@ function _M.path(sale_id)
     local now = floor(now_f)
     local ok, why = captcha.check(cfg.captcha_key, cfg.spent,
         args.captcha_token or uri_args.captcha_token, args.answer or uri_args.answer,
-        user_id, sale_id, now, cfg.captcha_ttl_s)
+        user_id, sale_id, now, shared(cfg, now_f).captcha_ttl_s)
     if not ok then
         -- Each refusal says why: a person then knows to type more carefully, or just to take
         -- a new picture.
         local reason = CAPTCHA_REFUSALS[why] or "bad_captcha"
         return refuse(reason, "path")
     end
-    local sig = link.sign(cfg.link_key, user_id, sale_id, now, cfg.link_window_s)
+    local sig = link.sign(cfg.link_key, user_id, sale_id, now, shared(cfg, now_f).link_window_s)
     metrics.inc("path", "issued")
     if state and state.mode > 0 then
         -- The buy names the ticket too, so the line learns that this admission was used.
@@ -311,11 +313,12 @@ end
 
 -- Checks POST /api/sales/{sale_id}/buy/{sig}; returns only when the request may go on.
 function _M.buy(sale_id, sig)
-    local cfg, user_id, stock_left, now_f, state = admit("buy", sale_id, 0)
+    local cfg, user_id, stock_left, now_f, state = admit("buy", sale_id)
     if not cfg then
         return
     end
-    if not link.verify(cfg.link_key, sig, user_id, sale_id, floor(now_f), cfg.link_window_s) then
+    local window_s = shared(cfg, now_f).link_window_s
+    if not link.verify(cfg.link_key, sig, user_id, sale_id, floor(now_f), window_s) then
         return refuse("bad_link", "buy")
     end
     if state and state.mode > 0 then
@@ -393,7 +396,7 @@ function _M.queue(sale_id)
     if method == "GET" or method == "HEAD" then
         return poll(sale_id)
     end
-    local cfg, user_id, _, now_f, state = admit("queue_join", sale_id, QUEUE_OPENS_MS, true)
+    local cfg, user_id, _, now_f, state = admit("queue_join", sale_id, "queue_opens_ms", true)
     if not cfg then
         return
     end

@@ -36,14 +36,25 @@ local QUEUE = " ([012]) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%-?%d+) (%-?%d+) (%
 -- How long after its end a sale's entry is kept (the backend's EDGE_GRACE_MS).
 local KEEP_AFTER_END_S = 3600
 
--- Parses an answer: its header ({kind = "state"|"full"|"resync", ...}) and its lines (bad
--- lines are skipped). nil when the answer has no header.
+-- The constants the backend and the edge must agree on, as every answer's `#shared` line
+-- carries them (internal.rs `shared_line`): the backend is their one source.
+local SHARED = { "link_window_s", "captcha_ttl_s", "early_ms", "queue_opens_ms" }
+
+-- Parses an answer: its header ({kind = "state"|"full"|"resync", ..., shared = {...}}) and
+-- its lines (bad lines are skipped). nil when the answer has no header.
 function _M.parse(text)
     local kind, a, b, c, d = match(text, "^#(%a+) ?(%S*) ?(%S*) ?(%S*) ?(%S*)")
     if not kind then
         return nil
     end
     local head = { kind = kind }
+    local shared = match(text, "\n#shared ([^\n]*)")
+    if shared then
+        head.shared = {}
+        for k, v in gmatch(shared, "([%a_]+)=(%d+)") do
+            head.shared[k] = tonumber(v)
+        end
+    end
     if kind == "state" then
         head.rev, head.log, head.epoch, head.more = tonumber(a), b, c, d == "1"
     elseif kind == "full" then
@@ -139,13 +150,31 @@ function _M.describe(dict, sale_id, now_ms)
         tostring(p.sold), tostring(p.sale_paused), p.left, p.mode, reason or "open")
 end
 
--- Where this edge stands in the pull (GET /edge/sales, loopback), as JSON.
+-- The shared constants as the backend last sent them ({} before the first pull), read from
+-- the dict at most once a second per worker: `defaults` fills what is not known yet.
+local shared, shared_at = {}, -1
+function _M.shared(dict, now, defaults)
+    if now - shared_at >= 1 then
+        shared_at = now
+        for _, k in ipairs(SHARED) do
+            shared[k] = dict:get("__c_" .. k) or defaults[k]
+        end
+    end
+    return shared
+end
+
+-- Where this edge stands in the pull (GET /edge/sales, loopback), as JSON, with the shared
+-- constants it uses.
 function _M.where(dict, now)
     local synced = dict:get("__synced")
+    local c = {}
+    for _, k in ipairs(SHARED) do
+        c[#c + 1] = format('"%s":%s', k, tostring(dict:get("__c_" .. k) or "null"))
+    end
     return format('{"rev":%d,"changes":"%s","epoch":"%s","synced_s_ago":%s,'
-        .. '"full_sync":%s}', dict:get("__rev") or 0, dict:get("__log") or "",
+        .. '"full_sync":%s,"shared":{%s}}', dict:get("__rev") or 0, dict:get("__log") or "",
         dict:get("__epoch") or "", synced and format("%.3f", now - synced) or "null",
-        tostring(dict:get("__full_next") ~= nil))
+        tostring(dict:get("__full_next") ~= nil), table.concat(c, ","))
 end
 
 -- Fetches one answer of the backend over a plain HTTP/1.0 cosocket request.
@@ -222,6 +251,11 @@ end
 
 -- Takes one answer in; returns true when another request should follow at once.
 local function take(dict, head, list, now)
+    for _, k in ipairs(SHARED) do
+        if head.shared and head.shared[k] then
+            dict:set("__c_" .. k, head.shared[k])
+        end
+    end
     if head.kind == "resync" then
         dict:set("__full_next", 0)
         return true
