@@ -218,13 +218,7 @@ pub async fn pause(
     require_admin(app, req)?;
     let now = now_ms();
     let sale = apply(app, id, |current| {
-        if current.ends_ms <= now {
-            return Err(ApiError::BadRequest(
-                StatusCode::CONFLICT,
-                "sale_ended",
-                format!("sale {id}: it has ended"),
-            ));
-        }
+        still_on(current, now, "it has ended")?;
         Ok(Sale {
             paused,
             ..current.clone()
@@ -243,19 +237,25 @@ pub async fn pause(
     Ok(reply::json(StatusCode::OK, &sale.to_json(None, now)))
 }
 
+/// A 409 `sale_ended` when `sale` has ended (`why`: what that means for the change asked).
+fn still_on(sale: &Sale, now: i64, why: &str) -> Result<(), ApiError> {
+    if sale.ends_ms <= now {
+        return Err(ApiError::BadRequest(
+            StatusCode::CONFLICT,
+            "sale_ended",
+            format!("sale {}: {why}", sale.id),
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /admin/sales/{id}/end`: ends the sale now (every edge refuses it within a second;
 /// orders already taken stay, unpaid ones expire as usual).
 pub async fn end(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp, ApiError> {
     require_admin(app, req)?;
     let now = now_ms();
     let sale = apply(app, id, |current| {
-        if current.ends_ms <= now {
-            return Err(ApiError::BadRequest(
-                StatusCode::CONFLICT,
-                "sale_ended",
-                format!("sale {id}: it has ended already"),
-            ));
-        }
+        still_on(current, now, "it has ended already")?;
         Ok(Sale {
             ends_ms: now.max(current.starts_ms + 1),
             ..current.clone()
@@ -272,13 +272,7 @@ pub async fn publish(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp
     require_admin(app, req)?;
     let now = now_ms();
     let sale = apply(app, id, |current| {
-        if current.ends_ms <= now {
-            return Err(ApiError::BadRequest(
-                StatusCode::CONFLICT,
-                "sale_ended",
-                format!("sale {id}: it has ended; an ended sale is not listed"),
-            ));
-        }
+        still_on(current, now, "it has ended; an ended sale is not listed")?;
         Ok(Sale {
             listed: true,
             ..current.clone()

@@ -108,6 +108,31 @@ local function over_limit(limits, key, per_s, now)
     return not ok
 end
 
+-- The shopper behind a request, within the limits: the per-address limit (key prefix, per
+-- second), the session, the per-user limit; or refuses it and returns nothing. (Plain
+-- arguments, no tables: this runs on every buy.)
+local function shopper(cfg, route, now_f, ip_prefix, ip_per_s, user_prefix, user_per_s)
+    if over_limit(cfg.limits, ip_prefix .. ngx.var.remote_addr, ip_per_s, now_f) then
+        return refuse("rate_limited_ip", route)
+    end
+    local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
+    if not token then
+        return refuse("no_session", route)
+    end
+    local user_id = session.verify(cfg.session_key, token, floor(now_f))
+    if not user_id then
+        return refuse("bad_session", route)
+    end
+    -- What the backend sees is exactly the session checked here: nginx's cookie parser and
+    -- the backend's could otherwise pick different tokens out of one Cookie header.
+    ngx.req.set_header("Authorization", "Bearer " .. token)
+    ngx.req.clear_header("Cookie")
+    if over_limit(cfg.limits, user_prefix .. user_id, user_per_s, now_f) then
+        return refuse("rate_limited_user", route)
+    end
+    return user_id
+end
+
 -- What every guarded route checks first, cheapest first: the method, the sale's state (open
 -- before its start by the shared constant named `early`, if any), the per-address limit, the
 -- session, the per-user limit. Returns the config, the user id, the units left (nil if the
@@ -125,23 +150,9 @@ local function admit(route, sale_id, early, sold_out_ok)
     end
     -- ngx.var.remote_addr is the real client: the realip module trusts X-Forwarded-For only
     -- from the proxies nginx.conf lists (set_real_ip_from).
-    if over_limit(cfg.limits, "ip:" .. ngx.var.remote_addr, cfg.ip_per_s, now_f) then
-        return refuse("rate_limited_ip", route)
-    end
-    local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
-    if not token then
-        return refuse("no_session", route)
-    end
-    local user_id = session.verify(cfg.session_key, token, floor(now_f))
+    local user_id = shopper(cfg, route, now_f, "ip:", cfg.ip_per_s, "user:", cfg.user_per_s)
     if not user_id then
-        return refuse("bad_session", route)
-    end
-    -- What the backend sees is exactly the session checked here: nginx's cookie parser and
-    -- the backend's could otherwise pick different tokens out of one Cookie header.
-    ngx.req.set_header("Authorization", "Bearer " .. token)
-    ngx.req.clear_header("Cookie")
-    if over_limit(cfg.limits, "user:" .. user_id, cfg.user_per_s, now_f) then
-        return refuse("rate_limited_user", route)
+        return
     end
     return cfg, user_id, stock_left, now_f, state
 end
@@ -218,23 +229,13 @@ function _M.limited(route, session_needed, read)
     local cfg = config.get()
     local now_f = ngx_now()
     local per_ip = (session_needed or read) and cfg.read_ip_per_s or cfg.login_ip_per_s
-    if over_limit(cfg.limits, route .. ":ip:" .. ngx.var.remote_addr, per_ip, now_f) then
-        return refuse("rate_limited_ip", route)
-    end
     if session_needed then
-        local token = session.token_from(ngx.var.http_authorization, ngx.var.cookie_sk_session)
-        if not token then
-            return refuse("no_session", route)
+        if not shopper(cfg, route, now_f, route .. ":ip:", per_ip, route .. ":user:",
+                cfg.read_user_per_s) then
+            return
         end
-        local user_id = session.verify(cfg.session_key, token, floor(now_f))
-        if not user_id then
-            return refuse("bad_session", route)
-        end
-        ngx.req.set_header("Authorization", "Bearer " .. token)
-        ngx.req.clear_header("Cookie")
-        if over_limit(cfg.limits, route .. ":user:" .. user_id, cfg.read_user_per_s, now_f) then
-            return refuse("rate_limited_user", route)
-        end
+    elseif over_limit(cfg.limits, route .. ":ip:" .. ngx.var.remote_addr, per_ip, now_f) then
+        return refuse("rate_limited_ip", route)
     end
     metrics.inc(route, "passed")
 end
