@@ -554,6 +554,21 @@ async fn publishing_the_storefront_and_reconciling_one_sale() {
         "{v}"
     );
 
+    // Ending an upcoming sale calls it off: ended at once, never open.
+    let (status, v) = b
+        .call(
+            Method::POST,
+            &format!("/admin/sales/{hidden}/end"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (StatusCode::OK, Some("ended")),
+        "{v}"
+    );
+
     let (status, v) = b
         .call(
             Method::POST,

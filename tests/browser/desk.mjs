@@ -86,16 +86,24 @@ try {
 
   // ---- The form: refusals next to their fields.
   await desk.click("#new-sale");
-  await desk.fill("[name=title]", "Desk test");
-  await desk.fill("[name=price]", "12.50");
+  await desk.fill("[name=price]", "12,50");
   await desk.fill("[name=stock]", "0");
   await desk.click("#form-submit");
   await desk.waitForFunction(() => document.querySelector('.field-error[data-for="stock"]').textContent.length > 0);
-  assert.match(await desk.textContent('.field-error[data-for="stock"]'), /^stock:/);
+  assert.match(await desk.textContent('.field-error[data-for="stock"]'), /^Stock: a whole number/);
+  assert.match(await desk.textContent('.field-error[data-for="title"]'), /^Title:/);
+  assert.equal(await desk.textContent('.field-error[data-for="price"]'), "", "12,50 is a price");
   assert.equal(await desk.getAttribute("[name=stock]", "aria-invalid"), "true");
   await shot(desk, "field-error");
-  ok("a stock of 0 is refused next to the stock field");
+  ok("an empty title and a stock of 0 are both said, each next to its field");
+  await desk.fill("[name=title]", "Desk test");
   await desk.fill("[name=stock]", "5");
+  await desk.fill("[name=image_url]", "/assets/a picture.png");
+  await desk.click("#form-submit");
+  await desk.waitForFunction(() => /spaces/.test(document.querySelector('.field-error[data-for="image_url"]').textContent));
+  assert.match(await desk.textContent('.field-error[data-for="image_url"]'), /^Picture URL:/);
+  ok("the API's refusal (a picture address with a space) is shown next to its field");
+  await desk.fill("[name=image_url]", "");
   await desk.fill("[name=starts_at]", localIn(-3600_000));
   await desk.click("#form-submit");
   await desk.waitForFunction(() => /past/.test(document.querySelector('.field-error[data-for="starts_at"]').textContent));
@@ -118,7 +126,7 @@ try {
   await desk.check("[name=start_now]");
   await desk.click("#form-submit");
   await desk.waitForFunction(() => /Desk test phone/.test(document.getElementById("sale-title").textContent));
-  await desk.waitForFunction(() => /active/.test(document.getElementById("sale-badge").textContent));
+  await desk.waitForFunction(() => /live/.test(document.getElementById("sale-badge").textContent));
   await desk.click("#sale-edit");
   assert.equal(await desk.isDisabled("[name=stock]"), true, "stock is locked once started");
   assert.equal(await desk.isDisabled("[name=title]"), false);
@@ -178,6 +186,12 @@ try {
   await desk.waitForFunction((id) => Array.from(document.querySelectorAll("#all-sales tbody tr td:first-child"))
     .some((td) => td.textContent === String(id)), id);
   ok("the filters (ended, title words) find it");
+
+  await desk.setViewportSize({ width: 390, height: 844 });
+  await desk.screenshot({ path: path.join(ARTIFACTS, "desk-phone.png") });
+  assert.ok(await desk.evaluate(() => document.documentElement.scrollWidth <= 400), "nothing wider than a phone");
+  await desk.setViewportSize({ width: 1400, height: 900 });
+  ok("on a phone the desk fits the screen's width");
 
   await desk.click("#signout");
   await desk.waitForSelector("#signin:not([hidden])");

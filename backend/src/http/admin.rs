@@ -250,14 +250,17 @@ fn still_on(sale: &Sale, now: i64, why: &str) -> Result<(), ApiError> {
 }
 
 /// `POST /admin/sales/{id}/end`: ends the sale now (every edge refuses it within a second;
-/// orders already taken stay, unpaid ones expire as usual).
+/// orders already taken stay, unpaid ones expire as usual). An upcoming sale is called off:
+/// it never opens.
 pub async fn end(app: &App, req: &Request<Incoming>, id: u64) -> Result<Resp, ApiError> {
     require_admin(app, req)?;
     let now = now_ms();
     let sale = apply(app, id, |current| {
         still_on(current, now, "it has ended already")?;
+        // An upcoming sale ended now never opens: its window becomes the past millisecond.
         Ok(Sale {
-            ends_ms: now.max(current.starts_ms + 1),
+            starts_ms: current.starts_ms.min(now - 1),
+            ends_ms: now,
             ..current.clone()
         })
     })

@@ -45,7 +45,6 @@ export function when(ms) {
   return today ? time : `${d.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
 }
 
-export const money = (cents) => (cents / 100).toFixed(2);
 
 // A DOM element: el("td", {className: "x"}, "text", child, ...).
 export function el(tag, props, ...children) {

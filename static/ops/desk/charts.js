@@ -70,7 +70,11 @@ export class Chart {
     this.plot = new uPlot({
       ...this.size(), series,
       cursor: { drag: { x: false, y: false } },
-      scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      scales: {
+        // Always the last five minutes, however few points there are yet.
+        x: { time: true, range: () => { const end = this.times[this.times.length - 1] || Date.now() / 1000; return [end - WINDOW * 2, end]; } },
+        y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
+      },
       axes: [{}, { size: 50, values: (u, vals) => vals.map(format) }],
       legend: { live: false },
     }, data, this.canvas);

@@ -5,6 +5,7 @@
 
 import { Chart, Scraper } from "./charts.js";
 import { el } from "./api.js";
+import { outcome } from "./words.js";
 
 // Edge outcomes that let a request on (everything else is a refusal).
 const LET_THROUGH = new Set(["passed", "issued", "admitted", "waiting", "draw"]);
@@ -36,7 +37,8 @@ export async function tick() {
   if (m.first) return m; // rates need two scrapes
   const edge = { "let through": m.rateOf("seckill_edge_requests_total", (s) => LET_THROUGH.has(s.labels.outcome)) };
   for (const s of m.find("seckill_edge_requests_total", (s) => !LET_THROUGH.has(s.labels.outcome))) {
-    edge[s.labels.outcome] = (edge[s.labels.outcome] || 0) + m.rate(s);
+    const name = outcome(s.labels.outcome);
+    edge[name] = (edge[name] || 0) + m.rate(s);
   }
   charts.edge.push(m.at, edge);
   charts.orders.push(m.at, {
@@ -61,7 +63,7 @@ function edgeTables(m) {
   const rows = (id, pred) => {
     const list = m.find("seckill_edge_requests_total", pred).sort((a, b) => m.rate(b) - m.rate(a) || b.value - a.value);
     document.querySelector(`#${id} tbody`).replaceChildren(...list.map((s) => el("tr", null,
-      el("td", null, s.labels.route), el("td", null, s.labels.outcome),
+      el("td", null, s.labels.route.replaceAll("_", " ")), el("td", null, outcome(s.labels.outcome)),
       el("td", { className: "num" }, m.rate(s).toFixed(1)), el("td", { className: "num" }, s.value.toLocaleString()))));
   };
   rows("edge-refusals", (s) => !LET_THROUGH.has(s.labels.outcome));

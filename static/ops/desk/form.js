@@ -18,6 +18,7 @@ export function init(onDone) {
   form().addEventListener("submit", (e) => { e.preventDefault(); submit(); });
   input("start_now").addEventListener("change", () => {
     input("starts_at").disabled = input("start_now").checked;
+    if (input("start_now").checked) input("starts_at").value = "";
   });
   input("queue").addEventListener("change", queueFields);
   document.getElementById("form-cancel").addEventListener("click", () => close());
@@ -101,17 +102,75 @@ function clearErrors() {
   document.getElementById("form-error").textContent = "";
 }
 
+// The names people read, for the API's fields.
+const LABELS = { title: "Title", description: "Description", image_url: "Picture URL",
+  price_cents: "Price", stock: "Stock", per_user_limit: "Per customer",
+  pay_window_s: "Pay within", starts_at: "Starts", ends_at: "Ends", queue: "Waiting room",
+  queue_grace_s: "Draw after", admit_multiple: "Admissions per unit left",
+  admit_ttl_s: "Admission lasts", listed: "List on the storefront" };
+
+// Marks `field` wrong with `text` (the field's label first); the first marked gets the focus.
+function mark(field, text) {
+  const name = INPUT_OF[field] || field;
+  const box = form().querySelector(`.field-error[data-for="${name}"]`);
+  if (!box) return false;
+  box.textContent = `${LABELS[field] || field}: ${text}`;
+  input(name).setAttribute("aria-invalid", "true");
+  if (box === form().querySelector(".field-error:not(:empty)")) input(name).focus();
+  return true;
+}
+
+// The API's refusal, said with the form's words (its units are cents and seconds).
 function showError(r) {
   const field = r.body.field;
-  const name = INPUT_OF[field] || field;
-  const box = name && form().querySelector(`.field-error[data-for="${name}"]`);
-  if (box) {
-    box.textContent = r.body.message;
-    input(name).setAttribute("aria-invalid", "true");
-    input(name).focus();
-  } else {
-    document.getElementById("form-error").textContent = explain(r);
+  let text = (r.body.message || "").replace(/^[a-z_]+: /, "");
+  if (field === "starts_at" && /past/.test(text)) text = "this is in the past: pick a later time, or tick “Start now”";
+  else if (field === "price_cents") text = "enter an amount from 0.00 to 1,000,000,000.00";
+  else if (field === "pay_window_s") text = "from 1 second to 1,440 minutes";
+  if (!field || !mark(field, text)) document.getElementById("form-error").textContent = explain(r);
+}
+
+// What can be told before asking the server: every problem at once, each at its field.
+// Returns true when nothing is wrong.
+function check() {
+  const f = form().elements;
+  const on = (name) => !f[name].disabled && !f[name].closest("[hidden]");
+  const whole = (v, lo, hi) => /^\d+$/.test(v.trim()) && Number(v) >= lo && Number(v) <= hi;
+  const problems = [];
+  if (on("title") && !f.title.value.trim()) problems.push(["title", "give it a title"]);
+  if (on("price")) {
+    const p = f.price.value.trim().replace(",", ".");
+    if (!/^\d+(\.\d{1,2})?$/.test(p)) problems.push(["price_cents", "enter an amount like 19.99"]);
+    else if (Number(p) > 1e9) problems.push(["price_cents", "at most 1,000,000,000.00"]);
   }
+  if (on("stock") && !whole(f.stock.value, 1, 10000000)) problems.push(["stock", "a whole number from 1 to 10,000,000"]);
+  if (on("per_user_limit") && !whole(f.per_user_limit.value, 1, 30)) problems.push(["per_user_limit", "a whole number from 1 to 30"]);
+  if (on("pay_window_min")) {
+    const m = Number(f.pay_window_min.value.replace(",", "."));
+    if (!(m * 60 >= 1 && m <= 1440)) problems.push(["pay_window_s", "from 1 second to 1,440 minutes"]);
+  }
+  const starts = f.start_now.checked ? Date.now() : Date.parse(f.starts_at.value);
+  if (on("start_now") && !f.start_now.checked) {
+    if (!f.starts_at.value) problems.push(["starts_at", "pick a time, or tick “Start now”"]);
+    else if (starts < Date.now() - 5000 && (!editing || starts !== editing.starts_ms)) {
+      problems.push(["starts_at", "this is in the past: pick a later time, or tick “Start now”"]);
+    }
+  }
+  if (on("ends_at")) {
+    const ends = Date.parse(f.ends_at.value);
+    if (!f.ends_at.value) problems.push(["ends_at", "pick a time"]);
+    else if (ends <= starts) problems.push(["ends_at", "must be after the start"]);
+    else if (ends <= Date.now()) problems.push(["ends_at", "this is in the past"]);
+  }
+  const url = f.image_url.value.trim();
+  if (on("image_url") && url && !/^(\/|https:\/\/)/.test(url)) {
+    problems.push(["image_url", "a path on this site (/assets/...) or an https:// address"]);
+  }
+  if (on("admit_multiple") && !whole(f.admit_multiple.value, 1, 10)) problems.push(["admit_multiple", "a whole number from 1 to 10"]);
+  if (on("admit_ttl_s") && !whole(f.admit_ttl_s.value, 10, 3600)) problems.push(["admit_ttl_s", "from 10 to 3,600 seconds"]);
+  if (on("queue_grace_s") && !whole(f.queue_grace_s.value, 0, 3600)) problems.push(["queue_grace_s", "from 0 to 3,600 seconds"]);
+  for (const [field, text] of problems) mark(field, text);
+  return problems.length === 0;
 }
 
 // The body the API is sent: every field of a new sale; only the changed ones of a change.
@@ -123,10 +182,10 @@ function body() {
     title: f.title.value.trim(),
     description: f.description.value.trim() || null,
     image_url: f.image_url.value.trim() || null,
-    price_cents: f.price.value === "" ? "" : Math.round(Number(f.price.value) * 100),
+    price_cents: f.price.value === "" ? "" : Math.round(Number(f.price.value.trim().replace(",", ".")) * 100),
     stock: number(f.stock.value),
     per_user_limit: number(f.per_user_limit.value),
-    pay_window_s: f.pay_window_min.value === "" ? "" : Math.round(Number(f.pay_window_min.value) * 60),
+    pay_window_s: f.pay_window_min.value === "" ? "" : Math.round(Number(f.pay_window_min.value.replace(",", ".")) * 60),
     starts_at: f.start_now.checked ? "now" : time(f.starts_at.value),
     ends_at: time(f.ends_at.value),
     queue: f.queue.value,
@@ -162,6 +221,7 @@ function body() {
 
 async function submit() {
   clearErrors();
+  if (!check()) return;
   const b = body();
   if (editing && !Object.keys(b).length) {
     document.getElementById("form-error").textContent = "Nothing changed.";

@@ -14,6 +14,7 @@ function showSignIn(message) {
   timers.forEach(clearInterval);
   timers = [];
   document.getElementById("desk").hidden = true;
+  document.getElementById("signout").hidden = true;
   document.getElementById("signin").hidden = false;
   document.getElementById("signin-error").textContent = message || "";
   document.getElementById("token").focus();
@@ -21,13 +22,22 @@ function showSignIn(message) {
 
 function start() {
   document.getElementById("signin").hidden = true;
+  document.getElementById("signout").hidden = false;
   document.getElementById("desk").hidden = false;
   const every = (ms, f) => { f(); timers.push(setInterval(() => { if (!document.hidden) f(); }, ms)); };
   every(2000, () => { evening.tick(); sale.refresh(); });
   every(5000, sales.refresh);
-  const m = /^#sale-(\d+)$/.exec(location.hash);
-  if (m) sale.open(Number(m[1]));
+  follow();
 }
+
+// The address names the open sale (#sale-ID): typed, or Back and Forward.
+function follow() {
+  const m = /^#sale-(\d+)$/.exec(location.hash);
+  if (m && Number(m[1]) !== sale.openId()) sale.open(Number(m[1]));
+  else if (!m && sale.openId()) sale.close();
+}
+window.addEventListener("popstate", () => { if (token()) follow(); });
+window.addEventListener("hashchange", () => { if (token()) follow(); });
 
 document.getElementById("signin-form").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -44,7 +54,7 @@ document.getElementById("signout").addEventListener("click", () => {
 });
 document.getElementById("new-sale").addEventListener("click", () => form.openNew());
 
-whenSignedOut((why) => showSignIn(`The admin token was refused (${why}). Sign in again.`));
+whenSignedOut(() => showSignIn("That token was refused. Paste the contents of var/admin.token."));
 evening.init();
 sales.init((id) => sale.open(id));
 sale.init(() => sales.refresh());

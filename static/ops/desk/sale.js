@@ -2,7 +2,8 @@
 // left, orders, paid and waiting, and what an operator does to it: change it, pause and
 // resume, end it now, publish it, check it against MariaDB (reconcile), open its shop page.
 
-import { admin, explain, when, money, el } from "./api.js";
+import { admin, explain, when, el } from "./api.js";
+import { money, minutes } from "./words.js";
 import { Chart } from "./charts.js";
 import { badge } from "./sales.js";
 import * as form from "./form.js";
@@ -16,12 +17,15 @@ export function init(onChanged) {
   chart = new Chart(document.getElementById("chart-sale"), "");
   const on = (id, f) => document.getElementById(id).addEventListener("click", f);
   on("sale-edit", () => current && form.openEdit(current));
-  on("sale-pause", () => act("pause", "Paused: buying is refused at every edge within a second."));
-  on("sale-resume", () => act("resume", "Resumed: buying is open again."));
+  on("sale-pause", () => act("pause", "Paused: every edge refuses it within a second; its page says so."));
+  on("sale-resume", () => act("resume", current && current.starts_ms > Date.now()
+    ? "Resumed: buying opens at the start." : "Resumed: buying is open again."));
   on("sale-publish", () => act("publish", "Published: the storefront lists it within a second."));
+  on("sale-unpublish", () => unpublish());
   on("sale-end", () => {
     if (current && confirm(`End “${current.title}” now? Shoppers are refused at once; orders taken stay.`)) {
-      act("end", "Ended: shoppers are refused; unpaid orders expire as usual.");
+      act("end", current.starts_ms > Date.now()
+        ? "Called off: it will not open." : "Ended: shoppers are refused; unpaid orders expire as usual.");
     }
   });
   on("sale-reconcile", reconcile);
@@ -36,13 +40,24 @@ export async function open(id) {
   document.getElementById("reconcile-result").replaceChildren();
   await refresh();
   document.getElementById("sale-panel").scrollIntoView({ block: "start" });
-  history.replaceState(null, "", `#sale-${id}`);
+  if (location.hash !== `#sale-${id}`) history.pushState(null, "", `#sale-${id}`);
 }
 
 export function close() {
   current = null;
   document.getElementById("sale-panel").hidden = true;
-  history.replaceState(null, "", "#");
+  if (location.hash) history.pushState(null, "", location.pathname);
+}
+
+async function unpublish() {
+  const r = await admin("PATCH", `/admin/sales/${current.id}`, { listed: false });
+  if (r.status === 200) {
+    say("Taken off the storefront (its page still works for those who have the link).", "ok");
+    await refresh();
+    changed();
+  } else {
+    say(`Could not take it off the storefront: ${explain(r)}`, "bad");
+  }
 }
 
 export const openId = () => current && current.id;
@@ -72,12 +87,14 @@ function render(s) {
   document.getElementById("sale-title").textContent = `${s.title} (sale ${s.id})`;
   document.getElementById("sale-badge").replaceChildren(badge(s));
   const facts = [
-    ["Starts", `${when(s.starts_ms)} (${s.starts_at})`], ["Ends", `${when(s.ends_ms)} (${s.ends_at})`],
-    ["Price", money(s.price_cents)], ["Stock left", `${s.stock_left ?? "?"} of ${s.stock}`],
-    ["Orders", s.orders], ["Paid", s.paid], ["Per customer", s.per_user_limit],
-    ["Pay within", `${Math.round(s.pay_window_s / 60)} min`],
-    ["Waiting room", s.queue === "none" ? "none" : `${s.queue}, ${s.waiting} waiting`],
-    ["Busy now", s.busy ? "yes" : "no"], ["Storefront", s.listed ? "listed" : "not listed (publish to list it)"],
+    ["Starts", when(s.starts_ms)], ["Ends", when(s.ends_ms)],
+    ["Price", money(s.price_cents)],
+    ["Stock left", `${(s.stock_left ?? "?").toLocaleString()} of ${s.stock.toLocaleString()}`],
+    ["Orders", s.orders.toLocaleString()], ["Paid", s.paid.toLocaleString()],
+    ["Per customer", s.per_user_limit], ["Pay within", minutes(s.pay_window_s)],
+    ["Waiting room", s.queue === "none" ? "none" : `${s.queue === "fifo" ? "first come, first served" : "random draw"}, ${s.waiting.toLocaleString()} waiting`],
+    ["Busy now", s.busy ? "yes (selling, units coming back, or orders being written)" : "no"],
+    ["Storefront", s.listed ? "listed" : "not listed (Publish lists it)"],
   ];
   document.getElementById("sale-facts").replaceChildren(...facts.flatMap(([k, v]) =>
     [el("dt", null, k), el("dd", null, String(v))]));
@@ -87,6 +104,7 @@ function render(s) {
   show("sale-resume", !ended && s.paused);
   show("sale-end", !ended);
   show("sale-publish", !ended && !s.listed);
+  show("sale-unpublish", !ended && s.listed);
   show("sale-edit", !ended);
   document.getElementById("sale-shop").href = `/sales/${s.id}/`;
 }
@@ -117,7 +135,7 @@ async function reconcile() {
     el("p", { className: r.body.ok ? "ok" : "bad" }, r.body.ok
       ? "In agreement: Redis and MariaDB count the same units, and every order's money adds up."
       : "Not in agreement — see below; “Repair” makes Redis follow MariaDB."),
-    el("pre", null, JSON.stringify({ sale: c, money }, null, 1)));
+    el("details", null, el("summary", null, "The figures"), el("pre", null, JSON.stringify({ sale: c, money }, null, 1))));
   if (!r.body.ok) {
     const repair = el("button", { type: "button", textContent: "Repair" });
     repair.addEventListener("click", async () => {

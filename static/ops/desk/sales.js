@@ -3,7 +3,8 @@
 // opens the sale. Both lists come from GET /admin/sales and refresh every 5 s, so 10,000
 // sales cost the same as 50: only the shown page is read.
 
-import { admin, explain, when, money, el } from "./api.js";
+import { admin, explain, when, el } from "./api.js";
+import { money, status } from "./words.js";
 
 const PAGE = 50;
 let open = () => {};
@@ -21,6 +22,9 @@ export function init(onOpen) {
 
 function filterQuery() {
   const f = new FormData(document.getElementById("filters"));
+  const from = f.get("starts_from"), to = f.get("starts_to");
+  document.getElementById("filter-note").textContent =
+    from && to && new Date(from) > new Date(to) ? "“Starting from” is after “to”: nothing can match." : "";
   const q = new URLSearchParams({ limit: PAGE });
   if (f.get("status")) q.set("status", f.get("status"));
   if (f.get("q")) q.set("q", f.get("q").trim());
@@ -56,7 +60,7 @@ export async function refresh() {
 
 // The status a person reads: the API's status, with paused and unlisted said too.
 export function badge(s) {
-  const words = [s.status];
+  const words = [status(s.status)];
   if (s.paused && s.status !== "paused" && s.status !== "ended") words.push("paused");
   if (!s.listed) words.push("unlisted");
   return el("span", { className: `badge ${s.status}` }, words.join(" · "));
@@ -69,11 +73,12 @@ function fill(tableId, sales) {
     title.addEventListener("click", (e) => { e.preventDefault(); open(s.id); });
     const tr = el("tr", { className: s.busy ? "busy" : "" },
       el("td", null, String(s.id)), el("td", null, title), el("td", null, badge(s)),
-      el("td", null, when(s.starts_ms)), el("td", null, when(s.ends_ms)),
-      el("td", { className: "num" }, `${s.stock_left ?? "?"} / ${s.stock}`),
-      el("td", { className: "num" }, String(s.orders)), el("td", { className: "num" }, String(s.paid)),
-      el("td", { className: "num" }, s.queue === "none" ? "–" : String(s.waiting)),
-      el("td", { className: "num" }, money(s.price_cents)));
+      el("td", null, when(s.starts_ms)), el("td", { className: "wide-only" }, when(s.ends_ms)),
+      el("td", { className: "num" }, `${(s.stock_left ?? "?").toLocaleString()} / ${s.stock.toLocaleString()}`),
+      el("td", { className: "num" }, s.orders.toLocaleString()),
+      el("td", { className: "num wide-only" }, s.paid.toLocaleString()),
+      el("td", { className: "num wide-only" }, s.queue === "none" ? "–" : s.waiting.toLocaleString()),
+      el("td", { className: "num wide-only" }, money(s.price_cents)));
     tr.addEventListener("dblclick", () => open(s.id));
     return tr;
   }));
