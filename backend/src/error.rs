@@ -68,11 +68,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest(s, ..) | ApiError::Forbidden(s, ..) => *s,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::AlreadyBought => StatusCode::CONFLICT,
+            // Paused: the sale's state refuses it for now (a conflict, not a failure of ours;
+            // it may resume).
+            ApiError::AlreadyBought | ApiError::Paused => StatusCode::CONFLICT,
             ApiError::SoldOut | ApiError::Ended => StatusCode::GONE,
             ApiError::NotStarted => StatusCode::TOO_EARLY,
-            ApiError::Paused
-            | ApiError::Overloaded
+            ApiError::Overloaded
             | ApiError::Database(_)
             | ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
         }

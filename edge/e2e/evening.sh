@@ -3,7 +3,7 @@
 # and the real backend (started by scripts/test):
 #   - a sale created now is known (and buyable) at every edge within 1 s;
 #   - a sale sold out now is refused as sold out at every edge within 1 s;
-#   - a paused sale is refused by the edge itself (503 "paused", the backend's buy counter
+#   - a paused sale is refused by the edge itself (409 "paused", the backend's buy counter
 #     does not move) within 1 s, and buyable again within 1 s of its resumption; a sale ended
 #     early is refused as ended;
 #   - idle edges pull, and learn only changes (their revision follows the backend's).
@@ -72,7 +72,7 @@ admin pause "$id"
 until_both '.status == "paused"' "$id" >/dev/null
 before=$(backend_buys)
 body=$(curl -s -X POST "$EDGE$(link "$id" "$token")" -H "Authorization: Bearer $token")
-check "a buy of a paused sale is refused with 503 paused" paused "$(echo "$body" | jq -r .error)"
+check "a buy of a paused sale is refused with 409 paused" paused "$(echo "$body" | jq -r .error)"
 check "... by the edge itself (the backend saw no buy)" "$before" "$(backend_buys)"
 admin resume "$id"
 until_both '.status == "open"' "$id" >/dev/null

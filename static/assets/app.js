@@ -456,7 +456,7 @@
       for (let attempt = 0; attempt < 6; attempt++) {
         const b = await api("POST", path);
         if (b.status === 200) { show("captcha", false); say("Your order is being placed…", ""); await followOrder(b.body.order_id); return; }
-        const busy = b.status === 429 || b.status === 0 || (b.status === 503 && b.body.error !== "paused");
+        const busy = b.status === 429 || b.status === 0 || b.status === 503;
         if (!busy) { await refused(b); return; }
         if (b.status !== 429) st.unsure = true; // the outcome of a 503 is unknown
         say("So many people right now: trying again…", "");
@@ -480,7 +480,7 @@
       await refreshSale();
       if (r.status === 403) say(r.body.message || "That did not work; take a new picture and try again.", "bad", true);
       else if (texts[r.status]) say(texts[r.status], r.status === 409 ? "bad" : "", r.status === 429);
-      else if (r.status !== 410 && !(r.status === 503 && r.body.error === "paused")) say(r.body.message || "Something went wrong; try again.", "", true);
+      else if (r.status !== 410 && r.body.error !== "paused") say(r.body.message || "Something went wrong; try again.", "", true);
       decide();
     }
 

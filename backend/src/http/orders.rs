@@ -59,7 +59,12 @@ pub async fn all(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     let q = super::query::Query::parse(req.uri().query(), &["before", "limit"])?;
     let limit = q.int("limit", 1, 100, 20)? as u64;
     let before = match q.get("before") {
-        Some(b) => Some(orders::parse_id(b)?),
+        Some(b) => Some(orders::parse_id(b).map_err(|_| {
+            ApiError::bad(
+                "bad_parameter",
+                format!("before: expected an order id, got {b:?}"),
+            )
+        })?),
         None => None,
     };
     let body = app

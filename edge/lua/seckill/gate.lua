@@ -47,7 +47,7 @@ local REFUSALS = {
     not_started = { 425, '{"error":"not_started","message":"the sale has not started yet"}' },
     ended = { 410, '{"error":"ended","message":"the sale has ended"}' },
     sold_out = { 410, '{"error":"sold_out","message":"sold out"}' },
-    paused = { 503, '{"error":"paused",'
+    paused = { 409, '{"error":"paused",'
         .. '"message":"the sale is paused by the operator; it may resume soon"}' },
     rate_limited_ip = { 429, '{"error":"rate_limited","message":"too many requests, slow down"}' },
     rate_limited_user = { 429, '{"error":"rate_limited","message":"too many requests, slow down"}' },

@@ -1,5 +1,5 @@
 -- Each sale's window, flags and stock, in a lua_shared_dict kept fresh from the backend, so
--- the edge answers 425 (not started), 410 (ended, sold out) and 503 (paused) without any
+-- the edge answers 425 (not started), 410 (ended, sold out) and 409 (paused) without any
 -- backend trip.
 --
 -- The edge learns changes, not the world (the backend's side: backend/src/http/internal.rs).
