@@ -73,9 +73,9 @@ impl ApiError {
             ApiError::AlreadyBought | ApiError::Paused => StatusCode::CONFLICT,
             ApiError::SoldOut | ApiError::Ended => StatusCode::GONE,
             ApiError::NotStarted => StatusCode::TOO_EARLY,
-            ApiError::Overloaded
-            | ApiError::Database(_)
-            | ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded | ApiError::Database(_) | ApiError::Unavailable(..) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 

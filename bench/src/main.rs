@@ -267,6 +267,22 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
         .await
         .map_err(|e| e.to_string())?;
     let now = seckill::clock::now_ms();
+    let sale_id = queue_orders(&r, &db, n, now).await?;
+    let batched = drain(redis_url, &db, sale_id, n).await?;
+    let single = single_inserts(&db, (n / 20).clamp(500, 5000), now).await?;
+    println!("{} {}", batched.round(), single.round());
+    Ok(())
+}
+
+/// A sale of `n` units with `n` orders queued in its stream through the reserve script (64
+/// at a time), as "another backend" would leave them: registered in the active set with a
+/// lease long enough for the whole run, so the writer finds it by its first look.
+async fn queue_orders(
+    r: &seckill::store::redis_conn::Redis,
+    db: &mysql_async::Pool,
+    n: u32,
+    now: i64,
+) -> Result<u64, String> {
     let new = seckill::buy::new_sale::NewSale {
         title: "writer bench".into(),
         price_cents: 1,
@@ -280,19 +296,16 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
         image_url: None,
         listed: true,
     };
-    let sale = seckill::buy::sale_rows::insert_many(&db, std::slice::from_ref(&new), now)
+    let sale = seckill::buy::sale_rows::insert_many(db, std::slice::from_ref(&new), now)
         .await
         .map_err(|e| e.to_string())?
         .remove(0);
-    // Queued by "another backend": the sale is registered in the active set with a lease
-    // long enough for the whole run; the writer finds it by its first look.
-    let lease = seckill::store::activity::register(&r, &[sale.id], 600_000, 0)
+    let lease = seckill::store::activity::register(r, &[sale.id], 600_000, 0)
         .await
         .map_err(|e| e.to_string())?;
-    seckill::buy::stock::preheat(&r, sale.id, n)
+    seckill::buy::stock::preheat(r, sale.id, n)
         .await
         .map_err(|e| e.to_string())?;
-    // Queue N orders through the reserve script, 64 at a time.
     let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let mut tasks = Vec::new();
     for _ in 0..64 {
@@ -312,8 +325,16 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
     for t in tasks {
         t.await.map_err(|e| e.to_string())?;
     }
-    // The writer, as the backend runs it.
-    let metrics = Arc::new(seckill::metrics::Metrics::new());
+    Ok(sale.id)
+}
+
+/// The writer, as the backend runs it, until the sale's `n` orders are rows; orders a second.
+async fn drain(
+    redis_url: &str,
+    db: &mysql_async::Pool,
+    sale_id: u64,
+    n: u32,
+) -> Result<f64, String> {
     let w = Arc::new(seckill::writer::Writer::new(
         redis(redis_url).await?,
         db.clone(),
@@ -325,27 +346,19 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
             max_failures: 5,
             consumer: seckill::writer::consumer_name(),
         },
-        metrics,
+        Arc::new(seckill::metrics::Metrics::new()),
         Arc::new(seckill::store::activity::Activity::default()),
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let running = tokio::spawn(w.run(stop_rx));
-    let count = |sale_id: u64| {
-        let db = db.clone();
-        async move {
-            let mut c = db.get_conn().await?;
-            c.exec_first::<u64, _, _>("SELECT COUNT(*) FROM orders WHERE sale_id = ?", (sale_id,))
-                .await
-        }
-    };
     loop {
-        if count(sale.id)
+        let mut c = db.get_conn().await.map_err(|e| e.to_string())?;
+        let rows: Option<u64> = c
+            .exec_first("SELECT COUNT(*) FROM orders WHERE sale_id = ?", (sale_id,))
             .await
-            .map_err(|e| e.to_string())?
-            .unwrap_or(0)
-            >= u64::from(n)
-        {
+            .map_err(|e| e.to_string())?;
+        if rows.unwrap_or(0) >= u64::from(n) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -353,18 +366,21 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
             return Err("the writer did not finish in 5 minutes".into());
         }
     }
-    let batched = f64::from(n) / started.elapsed().as_secs_f64();
+    let rate = f64::from(n) / started.elapsed().as_secs_f64();
     let _ = stop_tx.send(true);
     let _ = running.await;
-    // Baseline: one-row autocommit inserts, one connection.
-    let single_n = (n / 20).clamp(500, 5000);
+    Ok(rate)
+}
+
+/// The baseline: `n` one-row autocommit inserts on one connection; rows a second.
+async fn single_inserts(db: &mysql_async::Pool, n: u32, now: i64) -> Result<f64, String> {
     let mut c = db.get_conn().await.map_err(|e| e.to_string())?;
     let base_id: u64 = (u64::from(u32::MAX) << 32) | 1;
     c.query_drop(format!("DELETE FROM orders WHERE id >= {base_id}"))
         .await
         .map_err(|e| e.to_string())?;
     let t = Instant::now();
-    for i in 0..u64::from(single_n) {
+    for i in 0..u64::from(n) {
         c.exec_drop(
             "INSERT INTO orders (id, sale_id, seq, user_id, slot, live_slot, status, price_cents,
                queued_ms, created_ms, pay_by_ms) VALUES (?, ?, ?, ?, 1, 1, 'created', 1, ?, ?, ?)",
@@ -381,10 +397,9 @@ async fn writer(redis_url: &str, mysql_url: &str, n: &str) -> Result<(), String>
         .await
         .map_err(|e| e.to_string())?;
     }
-    let single = f64::from(single_n) / t.elapsed().as_secs_f64();
+    let rate = f64::from(n) / t.elapsed().as_secs_f64();
     c.query_drop(format!("DELETE FROM orders WHERE id >= {base_id}"))
         .await
         .map_err(|e| e.to_string())?;
-    println!("{} {}", batched.round(), single.round());
-    Ok(())
+    Ok(rate)
 }

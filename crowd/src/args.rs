@@ -60,7 +60,141 @@ pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--r
 
 impl Args {
     pub fn parse(argv: &[String]) -> Result<Args, String> {
-        let mut a = Args {
+        let mut a = Args::default();
+        let mut var: Option<PathBuf> = None;
+        let mut it = argv.iter();
+        while let Some(flag) = it.next() {
+            if flag == "--quiet" {
+                a.quiet = true;
+                continue;
+            }
+            if flag == "--help" || flag == "-h" {
+                return Err(USAGE.into());
+            }
+            let value = it
+                .next()
+                .ok_or_else(|| format!("{flag}: needs a value\n{USAGE}"))?;
+            if flag == "--var" {
+                var = Some(PathBuf::from(value));
+            } else {
+                a.set(flag, value)?;
+            }
+        }
+        a.check()?;
+        // scripts/up writes the stack's addresses to var/seckill.env.
+        let var = var.unwrap_or_else(|| PathBuf::from("var"));
+        if a.redis_url.is_empty() || a.mysql_url.is_empty() {
+            a.read_stack_env(&var)?;
+        }
+        if a.admin.is_empty() {
+            a.admin = a.edge.clone();
+        }
+        if a.edge_metrics.is_empty() {
+            a.edge_metrics = a.edge.clone();
+        }
+        if a.report.is_none() {
+            a.report = Some(var.join("crowd"));
+        }
+        Ok(a)
+    }
+
+    /// One option and its value.
+    fn set(&mut self, flag: &str, value: &str) -> Result<(), String> {
+        let a = self;
+        let num = |what: &str| -> Result<f64, String> {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("{flag}: expected {what}, got {value:?}"))
+        };
+        match flag {
+            "--users" => a.users = num("a number of shoppers")? as usize,
+            "--stock" => a.stock = num("a number of units")? as u32,
+            "--per-user-limit" => a.per_user_limit = num("1..30")? as u32,
+            "--concurrency" => a.concurrency = num("a number of requests in flight")? as usize,
+            "--rate" => a.rate = num("shoppers per second")?,
+            "--duration" => a.duration = Duration::from_secs_f64(num("seconds")?),
+            "--retry" => a.retry = num("a fraction from 0 to 1")?.min(1.0),
+            "--cheaters" => a.cheaters = num("a fraction from 0 to 1")?.min(1.0),
+            "--start-in" => a.start_in = Duration::from_millis(num("milliseconds")? as u64),
+            "--edge" => a.edge = value.trim_end_matches('/').to_string(),
+            "--backend" => a.backend = value.to_string(),
+            "--edge-metrics" => a.edge_metrics = value.to_string(),
+            "--admin" => a.admin = value.trim_end_matches('/').to_string(),
+            "--secrets" => a.secrets = PathBuf::from(value),
+            "--redis-url" => a.redis_url = value.to_string(),
+            "--mysql-url" => a.mysql_url = value.to_string(),
+            "--report" => a.report = Some(PathBuf::from(value)),
+            "--queue" => match value {
+                "fifo" | "random" => a.queue = Some(value.to_string()),
+                "none" => a.queue = None,
+                _ => {
+                    return Err(format!(
+                        "--queue: expected fifo, random or none, got {value:?}"
+                    ))
+                }
+            },
+            "--arrive-before" => a.arrive_before = Duration::from_secs_f64(num("seconds")?),
+            "--bots" => a.bots = num("a fraction from 0 to 1")?.min(1.0),
+            "--sales" => a.sales = num("a number of sales")? as usize,
+            "--sale-ids" => a.sale_ids = sale_ids(value)?,
+            "--zipf" => a.zipf = num("an exponent (0: uniform)")?,
+            other => return Err(format!("{other}: unknown option\n{USAGE}")),
+        }
+        Ok(())
+    }
+
+    /// The options together make sense.
+    fn check(&mut self) -> Result<(), String> {
+        if self.users == 0 || self.stock == 0 || self.concurrency == 0 || self.sales == 0 {
+            return Err("--users, --stock, --concurrency and --sales must be at least 1".into());
+        }
+        if !self.sale_ids.is_empty() {
+            self.sales = self.sale_ids.len();
+        }
+        if self.sales > 1 && self.queue.is_some() {
+            return Err("--queue plays one sale: not with --sales or --sale-ids".into());
+        }
+        if !(1..=30).contains(&self.per_user_limit) {
+            return Err(format!(
+                "--per-user-limit: expected 1..30, got {}",
+                self.per_user_limit
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Redis and MariaDB addresses and the secrets of the stack scripts/up started.
+    fn read_stack_env(&mut self, var: &std::path::Path) -> Result<(), String> {
+        let path = var.join("seckill.env");
+        let env = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{}: {e} (run scripts/up first, or pass --redis-url and --mysql-url)",
+                path.display()
+            )
+        })?;
+        for line in env.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                match k.trim() {
+                    "SECKILL_REDIS_URL" | "SECKILL_REDIS_CLUSTER" if self.redis_url.is_empty() => {
+                        self.redis_url = v.trim().into()
+                    }
+                    "SECKILL_MYSQL_URL" if self.mysql_url.is_empty() => {
+                        self.mysql_url = v.trim().into()
+                    }
+                    "SECKILL_SECRETS_DIR" => self.secrets = PathBuf::from(v.trim()),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Args {
+    fn default() -> Args {
+        Args {
             users: 5000,
             stock: 200,
             per_user_limit: 1,
@@ -85,112 +219,7 @@ impl Args {
             sales: 1,
             sale_ids: Vec::new(),
             zipf: 1.0,
-        };
-        let mut var: Option<PathBuf> = None;
-        let mut it = argv.iter();
-        while let Some(flag) = it.next() {
-            if flag == "--quiet" {
-                a.quiet = true;
-                continue;
-            }
-            if flag == "--help" || flag == "-h" {
-                return Err(USAGE.into());
-            }
-            let value = it
-                .next()
-                .ok_or_else(|| format!("{flag}: needs a value\n{USAGE}"))?;
-            let num = |what: &str| -> Result<f64, String> {
-                value
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| format!("{flag}: expected {what}, got {value:?}"))
-            };
-            match flag.as_str() {
-                "--users" => a.users = num("a number of shoppers")? as usize,
-                "--stock" => a.stock = num("a number of units")? as u32,
-                "--per-user-limit" => a.per_user_limit = num("1..30")? as u32,
-                "--concurrency" => a.concurrency = num("a number of requests in flight")? as usize,
-                "--rate" => a.rate = num("shoppers per second")?,
-                "--duration" => a.duration = Duration::from_secs_f64(num("seconds")?),
-                "--retry" => a.retry = num("a fraction from 0 to 1")?.min(1.0),
-                "--cheaters" => a.cheaters = num("a fraction from 0 to 1")?.min(1.0),
-                "--start-in" => a.start_in = Duration::from_millis(num("milliseconds")? as u64),
-                "--edge" => a.edge = value.trim_end_matches('/').to_string(),
-                "--backend" => a.backend = value.clone(),
-                "--edge-metrics" => a.edge_metrics = value.clone(),
-                "--admin" => a.admin = value.trim_end_matches('/').to_string(),
-                "--var" => var = Some(PathBuf::from(value)),
-                "--secrets" => a.secrets = PathBuf::from(value),
-                "--redis-url" => a.redis_url = value.clone(),
-                "--mysql-url" => a.mysql_url = value.clone(),
-                "--report" => a.report = Some(PathBuf::from(value)),
-                "--queue" => match value.as_str() {
-                    "fifo" | "random" => a.queue = Some(value.clone()),
-                    "none" => a.queue = None,
-                    _ => {
-                        return Err(format!(
-                            "--queue: expected fifo, random or none, got {value:?}"
-                        ))
-                    }
-                },
-                "--arrive-before" => a.arrive_before = Duration::from_secs_f64(num("seconds")?),
-                "--bots" => a.bots = num("a fraction from 0 to 1")?.min(1.0),
-                "--sales" => a.sales = num("a number of sales")? as usize,
-                "--sale-ids" => a.sale_ids = sale_ids(value)?,
-                "--zipf" => a.zipf = num("an exponent (0: uniform)")?,
-                other => return Err(format!("{other}: unknown option\n{USAGE}")),
-            }
         }
-        if a.users == 0 || a.stock == 0 || a.concurrency == 0 || a.sales == 0 {
-            return Err("--users, --stock, --concurrency and --sales must be at least 1".into());
-        }
-        if !a.sale_ids.is_empty() {
-            a.sales = a.sale_ids.len();
-        }
-        if a.sales > 1 && a.queue.is_some() {
-            return Err("--queue plays one sale: not with --sales or --sale-ids".into());
-        }
-        if !(1..=30).contains(&a.per_user_limit) {
-            return Err(format!(
-                "--per-user-limit: expected 1..30, got {}",
-                a.per_user_limit
-            ));
-        }
-        // scripts/up writes the stack's addresses to var/seckill.env.
-        let var = var.unwrap_or_else(|| PathBuf::from("var"));
-        if a.redis_url.is_empty() || a.mysql_url.is_empty() {
-            let env = std::fs::read_to_string(var.join("seckill.env")).map_err(|e| {
-                format!(
-                    "{}: {e} (run scripts/up first, or pass --redis-url and --mysql-url)",
-                    var.join("seckill.env").display()
-                )
-            })?;
-            for line in env.lines() {
-                if let Some((k, v)) = line.split_once('=') {
-                    match k.trim() {
-                        "SECKILL_REDIS_URL" | "SECKILL_REDIS_CLUSTER" if a.redis_url.is_empty() => {
-                            a.redis_url = v.trim().into()
-                        }
-                        "SECKILL_MYSQL_URL" if a.mysql_url.is_empty() => {
-                            a.mysql_url = v.trim().into()
-                        }
-                        "SECKILL_SECRETS_DIR" => a.secrets = PathBuf::from(v.trim()),
-                        _ => {}
-                    }
-                }
-            }
-        }
-        if a.admin.is_empty() {
-            a.admin = a.edge.clone();
-        }
-        if a.edge_metrics.is_empty() {
-            a.edge_metrics = a.edge.clone();
-        }
-        if a.report.is_none() {
-            a.report = Some(var.join("crowd"));
-        }
-        Ok(a)
     }
 }
 
