@@ -83,7 +83,7 @@ def edge():
 def expand(regex):
     """A location regex as the paths it serves: ids become {}, (a|b) alternatives expand."""
     r = regex.lstrip("^").rstrip("$")
-    r = re.sub(r"\(?\[1-9\]\[0-9\]\{0,\d+\}\)?", "{}", r)
+    r = re.sub(r"\(?(?:\?<[a-z_]+>)?\[1-9\]\[0-9\]\{0,\d+\}\)?", "{}", r)
     r = re.sub(r"\(\[0-9A-Za-z_-\]\{1,128\}\)", "{}", r)
     alt = re.search(r"\(([a-z|]+)\)", r)
     if alt:
