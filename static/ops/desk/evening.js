@@ -35,10 +35,13 @@ export async function tick() {
   }
   document.getElementById("scrape-status").textContent = `Updated ${new Date(m.at).toLocaleTimeString()}`;
   if (m.first) return m; // rates need two scrapes
+  // "let through", and each refusal once it has happened in the window (a series of zeros
+  // for every reason there is would bury the ones that matter).
   const edge = { "let through": m.rateOf("seckill_edge_requests_total", (s) => LET_THROUGH.has(s.labels.outcome)) };
   for (const s of m.find("seckill_edge_requests_total", (s) => !LET_THROUGH.has(s.labels.outcome))) {
     const name = outcome(s.labels.outcome);
-    edge[name] = (edge[name] || 0) + m.rate(s);
+    const r = m.rate(s);
+    if (r > 0 || charts.edge.names.includes(name)) edge[name] = (edge[name] || 0) + r;
   }
   charts.edge.push(m.at, edge);
   charts.orders.push(m.at, {
