@@ -31,6 +31,8 @@ pub struct App {
     pub cache: SaleCache,
     /// Orders as their owners poll them (a second; ten once settled).
     pub orders: crate::buy::cache::OrderCache,
+    /// Captchas drawn ahead of the opening second.
+    pub captchas: Arc<crate::tokens::captcha::pool::Pool>,
     /// The published sales' list, a second old at most.
     pub storefront: crate::buy::storefront::Storefront,
     pub metrics: Arc<Metrics>,
@@ -85,6 +87,7 @@ impl App {
             cache: SaleCache::new(cfg.sold_out_ttl),
             orders: Default::default(),
             storefront: Default::default(),
+            captchas: crate::tokens::captcha::pool::Pool::new(cfg.captcha_pool),
             metrics,
             inflight: AtomicUsize::new(0),
             recovery,

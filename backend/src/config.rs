@@ -111,6 +111,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long a captcha may be answered.
     pub captcha_ttl: Duration,
+    /// Captchas drawn ahead of the crowd (see `tokens::captcha::pool`); 0: drawn on demand.
+    pub captcha_pool: usize,
     /// Test-only: captcha responses include the answer. Never on in production.
     pub captcha_test_hook: bool,
     /// A stream entry MariaDB refuses this many times goes to the dead-letter stream.
@@ -208,6 +210,7 @@ impl Config {
             writer_look: r.millis("SECKILL_WRITER_LOOK_MS", "1000")?,
             shutdown_grace: r.secs("SECKILL_SHUTDOWN_GRACE_S", "10")?,
             captcha_ttl: r.secs("SECKILL_CAPTCHA_TTL_S", "120")?,
+            captcha_pool: r.parse("SECKILL_CAPTCHA_POOL", "4096")?,
             captcha_test_hook: r.parse("SECKILL_CAPTCHA_TEST_HOOK", "false")?,
             writer_max_failures: r.parse("SECKILL_WRITER_MAX_FAILURES", "5")?,
             sweep_interval: r.millis("SECKILL_SWEEP_INTERVAL_MS", "1000")?,

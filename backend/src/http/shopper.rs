@@ -119,7 +119,7 @@ pub async fn sale_state(app: &App, sale_id: u64) -> Result<Resp, ApiError> {
 
 /// A captcha for this shopper and sale: a PNG (as a `data:` URL) and the token the edge
 /// checks the answer against. Available from a minute before the start, so shoppers can
-/// solve it at zero. Drawn off the request threads (a millisecond or two of CPU).
+/// solve it at zero. Taken from the pool drawn ahead (else drawn now, off the request threads).
 pub async fn captcha(app: &App, req: &Request<Incoming>, sale_id: u64) -> Result<Resp, ApiError> {
     let user_id = user_of(app, req)?;
     let sale = sale_or_404(app, sale_id).await?;
@@ -130,7 +130,9 @@ pub async fn captcha(app: &App, req: &Request<Incoming>, sale_id: u64) -> Result
     if sale.phase(now) == Phase::Ended {
         return Err(ApiError::Ended);
     }
-    let (answer, png) = tokio::task::spawn_blocking(crate::tokens::captcha::challenge)
+    let (answer, image) = app
+        .captchas
+        .take()
         .await
         .map_err(|e| ApiError::Unavailable("captcha_unavailable", format!("drawing: {e}")))?;
     let expires_s = now / 1000 + app.cfg.captcha_ttl.as_secs() as i64;
@@ -141,10 +143,6 @@ pub async fn captcha(app: &App, req: &Request<Incoming>, sale_id: u64) -> Result
         expires_s,
         &crate::tokens::captcha::nonce(),
         &answer,
-    );
-    let image = format!(
-        "data:image/png;base64,{}",
-        crate::tokens::crypto::base64(&png)
     );
     let mut body = json!({"image": image, "token": token, "expires_s": expires_s,
                           "width": crate::tokens::captcha::raster::WIDTH,

@@ -15,6 +15,7 @@
 //! `answer_mac` with the shopper's answer (upper-cased).
 
 pub mod font;
+pub mod pool;
 pub mod raster;
 
 use crate::tokens::crypto;
