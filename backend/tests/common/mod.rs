@@ -74,6 +74,8 @@ pub fn config(target: &Target, extra: &[(&str, &str)]) -> Config {
     let mut pairs: Vec<(String, String)> = vec![
         ("SECKILL_LISTEN".into(), "127.0.0.1:0".into()),
         ("SECKILL_MYSQL_URL".into(), env("SECKILL_TEST_MYSQL_URL")),
+        // A debug build draws ~70 captchas a second: a small pool keeps the tests' CPU for them.
+        ("SECKILL_CAPTCHA_POOL".into(), "16".into()),
         (
             "SECKILL_SESSION_KEY".into(),
             "test-session-key-0123456789".into(),
