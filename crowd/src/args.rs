@@ -34,6 +34,8 @@ pub struct Args {
     pub redis_url: String,
     pub mysql_url: String,
     pub report: Option<PathBuf>,
+    /// Every buy and its answer (or its lack of one), a JSON line each (the partition checker).
+    pub history: Option<PathBuf>,
     pub quiet: bool,
     /// The sale's waiting room: None (a race at the start), "fifo" or "random".
     pub queue: Option<String>,
@@ -54,7 +56,7 @@ pub struct Args {
 pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--rate R] [--duration SECS]
              [--per-user-limit L] [--retry FRACTION] [--cheaters FRACTION] [--start-in MS]
              [--edge URL] [--admin URL] [--backend URL[,URL...]] [--edge-metrics URL[,URL...]] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
-             [--report FILE] [--quiet]
+             [--report FILE] [--history FILE] [--quiet]
              [--queue fifo|random [--arrive-before SECS] [--bots FRACTION]]
              [--sales N | --sale-ids ID,ID,...|FIRST-LAST] [--zipf S]";
 
@@ -126,6 +128,7 @@ impl Args {
             "--redis-url" => a.redis_url = value.to_string(),
             "--mysql-url" => a.mysql_url = value.to_string(),
             "--report" => a.report = Some(PathBuf::from(value)),
+            "--history" => a.history = Some(PathBuf::from(value)),
             "--queue" => match value {
                 "fifo" | "random" => a.queue = Some(value.to_string()),
                 "none" => a.queue = None,
@@ -212,6 +215,7 @@ impl Default for Args {
             redis_url: String::new(),
             mysql_url: String::new(),
             report: None,
+            history: None,
             quiet: false,
             queue: None,
             arrive_before: Duration::from_secs(5),

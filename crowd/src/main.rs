@@ -101,7 +101,9 @@ async fn run(a: args::Args) -> Result<bool, String> {
     };
     let sale = sales[0].clone();
     let shoppers = Arc::new(crowd_of(&a, &keys, &sales));
-    let stats = Arc::new(Stats::new());
+    let mut stats = Stats::new();
+    stats.keep_history = a.history.is_some();
+    let stats = Arc::new(stats);
     let ctx = Arc::new(Ctx {
         edge,
         untrusted: Http::new(&a.edge, 16, Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))),
@@ -123,6 +125,10 @@ async fn run(a: args::Args) -> Result<bool, String> {
         None => (play(&a, &ctx, shoppers, starts).await, None),
     };
 
+    if let Some(file) = &a.history {
+        std::fs::write(file, stats.history())
+            .map_err(|e| format!("--history {}: {e}", file.display()))?;
+    }
     // The edge flushes its counters once a second; the writer drains meanwhile.
     let answered = stats.order_ids.lock().unwrap().clone();
     let (f, sales_exact) = if sales.len() > 1 {

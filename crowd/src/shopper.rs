@@ -16,6 +16,8 @@ use crate::stats::Stats;
 
 pub struct Shopper {
     pub index: usize,
+    /// The account the session names (what MariaDB's orders carry).
+    pub user_id: u64,
     /// The sale this shopper came for.
     pub sale_id: u64,
     pub token: String,
@@ -58,6 +60,7 @@ impl Shopper {
         );
         Shopper {
             index,
+            user_id,
             sale_id,
             token,
             captcha_token,
@@ -167,8 +170,10 @@ pub async fn checkout(
         } else {
             Instant::now()
         };
+        let sent_ms = seckill::clock::now_ms();
         let (status, body) = request(ctx, &ctx.edge, &path, &s.ip, &s.token, None, since).await;
         ctx.stats.buy_latency(since.elapsed());
+        ctx.stats.buy_answered(s.user_id, s.sale_id, sent_ms, status, &body);
         tries += 1;
         match status {
             200 => {

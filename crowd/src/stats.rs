@@ -28,6 +28,9 @@ pub struct Stats {
     buys: Mutex<Vec<u32>>,
     joins: Mutex<Vec<u32>>,
     polls: Mutex<Vec<u32>>,
+    /// Every buy and its answer, one JSON line each, when the history is kept (`--history`).
+    pub keep_history: bool,
+    history: Mutex<Vec<String>>,
 }
 
 impl Default for Stats {
@@ -52,7 +55,31 @@ impl Stats {
             buys: Mutex::new(Vec::new()),
             joins: Mutex::new(Vec::new()),
             polls: Mutex::new(Vec::new()),
+            keep_history: false,
+            history: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A buy sent at `sent_ms` (Unix ms) and what came of it (status 0: no answer), for the
+    /// history: `{"user","sale","sent_ms","answered_ms","status","error","order_id"}`.
+    pub fn buy_answered(&self, user: u64, sale: u64, sent_ms: i64, status: u16, body: &[u8]) {
+        if !self.keep_history {
+            return;
+        }
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let line = serde_json::json!({
+            "user": user, "sale": sale, "sent_ms": sent_ms,
+            "answered_ms": seckill::clock::now_ms(), "status": status,
+            "error": v["error"], "order_id": v["order_id"],
+        });
+        self.history.lock().unwrap().push(line.to_string());
+    }
+
+    /// The history, one JSON line per buy.
+    pub fn history(&self) -> String {
+        let mut out = self.history.lock().unwrap().join("\n");
+        out.push('\n');
+        out
     }
 
     pub fn buy_latency(&self, took: Duration) {
