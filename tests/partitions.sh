@@ -6,6 +6,8 @@
 # state. The faults (each bounded in time, applied 3 s into a sale, then healed):
 #   island          the sale's Redis master and backend 1 cut off from everything else for
 #                   3x the Cluster's node timeout (the majority promotes the replica);
+#   island-db       the same island, but backend 1 still reaches MariaDB (its writer can write
+#                   what it read from the old master: the case issue 25 feared);
 #   backend-db      backend 0 cut off from MariaDB (primary and replica);
 #   edge-backends   edge 0 cut off from both backends;
 #   lossy-redis     5% of the packets between the backends and every Redis dropped, and every
@@ -50,9 +52,11 @@ export FLEET_HOSTS
 say "fleet up on $(wc -l <"$F/hosts.list") hosts: POP $POP_PORT, edges ${EDGES[*]}, redis ${REDIS[*]}"
 hosts() { local c=$1; shift; scripts/hosts "$c" "$F" "$@"; }
 
-cli() { # cli ARGS...: asks the first Redis node that answers
+cli() { # cli ARGS...: asks the first Redis node that answers (never $CUT_OFF: a master cut
+  # off from the others still calls itself master)
   local p
   for p in "${REDIS[@]}"; do
+    [ "$p" = "${CUT_OFF:-}" ] && continue
     redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && { redis-cli -p "$p" "$@"; return; }
   done
   return 1
@@ -64,6 +68,9 @@ master_of() {
   cli CLUSTER NODES | awk -v s="$slot" '$3 ~ /master/ && $3 !~ /fail/ {
       for (i = 9; i <= NF; i++) { n = split($i, r, "-"); lo = r[1]; hi = (n == 2 ? r[2] : r[1]);
         if (s >= lo && s <= hi) { split($2, a, "[:@]"); print a[2]; exit } } }'
+}
+others_than() { # others_than HOST...: every other host, comma separated
+  awk -v skip=" $* " 'index(skip, " " $1 " ") == 0 { printf "%s%s", sep, $1; sep = "," }' "$F/hosts.list"
 }
 redis_hosts() { local p out=""; for p in "${REDIS[@]}"; do out+="redis-$p,"; done; echo "${out%,}"; }
 master_hosts() {
@@ -82,7 +89,7 @@ crowd() {
     --admin "http://127.0.0.1:${EDGES[0]}" --edge-metrics "http://127.0.0.1:${EDGES[0]},http://127.0.0.1:${EDGES[1]}" \
     --backend "http://127.0.0.1:${BACKEND_PORTS% *},http://127.0.0.1:${BACKEND_PORTS#* }" \
     --report "$F/crowd" --cheaters 0 --retry 0.3 --history "$F/$name.history" \
-    --users 16000 --stock 5000 --rate 1200 --duration 12 --concurrency 512 \
+    --users 19200 --stock 9000 --rate 1200 --duration 16 --concurrency 512 \
     >"$F/$name.json" 2>"$F/$name.err" &
   CROWD_PID=$!
 }
@@ -107,12 +114,20 @@ fault() {
     m=$(master_of "$sale")
     hosts cut "redis-$m,backend-1"
     sleep "$(python3 -c "print(3 * $timeout_s)")"
-    echo "island: redis $m (the sale's master) and backend 1 cut off, now master: $(master_of "$sale")" ;;
+    hosts heal
+    echo "island: redis $m (the sale's master) and backend 1 cut off, master once healed: $(master_of "$sale")" ;;
+  island-db)
+    m=$(master_of "$sale")
+    hosts cut "redis-$m,backend-1" "$(others_than "redis-$m" backend-1 mariadb-primary mariadb-replica)"
+    sleep "$(python3 -c "print(3 * $timeout_s)")"
+    hosts heal
+    echo "island-db: redis $m and backend 1 cut off from all but MariaDB, master once healed: $(master_of "$sale")" ;;
   heal-mid-failover)
     m=$(master_of "$sale")
     hosts cut "redis-$m,backend-1"
     sleep "$(python3 -c "print($timeout_s + 0.7)")"
-    echo "heal-mid-failover: redis $m and backend 1 cut off, healed with master: $(master_of "$sale")" ;;
+    hosts heal
+    echo "heal-mid-failover: redis $m and backend 1 cut off, master once healed: $(master_of "$sale")" ;;
   backend-db)
     hosts cut backend-0 mariadb-primary,mariadb-replica
     sleep 6
@@ -127,7 +142,7 @@ fault() {
     echo "lossy-redis: 5% loss backends<->redis, 20 ms freezes of the masters" ;;
   esac
   hosts heal
-  echo "$kind: held $(($(date +%s%3N) - t0)) ms"
+  echo "$kind: held $(($(date +%s%3N) - t0)) ms (to the heal and the report)"
 }
 
 RESULTS=()
@@ -149,6 +164,9 @@ round() {
       --orders "$F/$name.orders" --crowd "$F/$name.json" --stock "$stock" --wait "$wait" \
       >"$F/$name.check"; then :; else FAILED=1; fi
   cat "$F/$name.check"
+  # Buying resumes by itself once healed: the sale sells out (the crowd outnumbers the stock).
+  sold=$(tail -1 "$F/$name.check" | python3 -c "import json,sys; print(json.load(sys.stdin)['sold'])")
+  [ "$sold" = "$stock" ] || { echo "$name: FAIL: sold $sold of $stock after healing"; FAILED=1; }
   RESULTS+=("$(tail -1 "$F/$name.check" | python3 -c "import json,sys; d=json.load(sys.stdin); d['kind']='$kind'; print(json.dumps(d))")")
 }
 
@@ -157,7 +175,7 @@ round island-nowait island off
 say "WAIT on: a rolling restart of both backends"
 FLEET_WAIT_REPLICAS=1 scripts/fleet roll >"$F/roll.log" 2>&1 || { tail "$F/roll.log"; die "scripts/fleet roll failed"; }
 for ((r = 1; r <= ROUNDS; r++)); do
-  for kind in island backend-db edge-backends lossy-redis heal-mid-failover; do
+  for kind in island island-db backend-db edge-backends lossy-redis heal-mid-failover; do
     say "$kind, WAIT on (round $r of $ROUNDS)"
     round "$kind-$r" "$kind" on
   done

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub reserve_batch: Histogram,
     /// Entries reclaimed from dead writers.
     pub writer_reclaimed: IntCounter,
+    pub writer_fenced: IntCounter,
     pub writer_dead_letters: IntCounter,
     /// Entries in a sale's stream not yet acknowledged by a writer.
     pub stream_backlog: IntGaugeVec,
@@ -130,6 +131,7 @@ impl Metrics {
             writer_batch: r.histogram("seckill_writer_batch_size", "Orders per MariaDB batch", vec![1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]),
             reserve_batch: r.histogram("seckill_reserve_batch_size", "Buys reserved per Redis script call", vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             writer_reclaimed: r.counter("seckill_writer_reclaimed_total", "Stream entries taken over from a dead writer"),
+            writer_fenced: r.counter("seckill_writer_fenced_total", "Batches refused by the fence: read before their sale was rebuilt after a Redis failover (docs/partitions.md)"),
             writer_dead_letters: r.counter("seckill_writer_dead_letters_total", "Stream entries moved to the dead-letter stream"),
             sales_retired: r.counter("seckill_sales_retired_total", "Sales retired from the active set by this writer (quiet and drained)"),
             active_sales: r.add(IntGauge::new("seckill_active_sales", "Sales in the active set (busy: selling, units coming back, a line moving, orders not yet written) at this backend's last look").expect("valid metric")),

@@ -173,7 +173,8 @@ pub async fn checkout(
         let sent_ms = seckill::clock::now_ms();
         let (status, body) = request(ctx, &ctx.edge, &path, &s.ip, &s.token, None, since).await;
         ctx.stats.buy_latency(since.elapsed());
-        ctx.stats.buy_answered(s.user_id, s.sale_id, sent_ms, status, &body);
+        ctx.stats
+            .buy_answered(s.user_id, s.sale_id, sent_ms, status, &body);
         tries += 1;
         match status {
             200 => {

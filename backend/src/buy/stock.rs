@@ -249,6 +249,8 @@ pub struct DbFacts {
     pub live: Vec<(u64, u64, u8)>,
     /// Seqs of cancelled orders.
     pub cancelled: Vec<u64>,
+    /// The sale's generation, raised before these facts were read (`store::fence`).
+    pub gen: u64,
 }
 
 /// What a repair did.
@@ -292,12 +294,20 @@ fn repair_cmd(sale_id: u64, facts: &DbFacts, gap: u64) -> Cmd {
     let k = SaleKeys::new(sale_id);
     let mut cmd = eval(
         REPAIR,
-        &[&k.stock, &k.buyers, &k.seq, &k.reserved, &k.returned],
+        &[
+            &k.stock,
+            &k.buyers,
+            &k.seq,
+            &k.reserved,
+            &k.returned,
+            &k.gen,
+        ],
     );
     cmd.arg(facts.initial)
         .arg(facts.max_seq)
         .arg(gap)
-        .arg(facts.live.len());
+        .arg(facts.live.len())
+        .arg(facts.gen);
     for (seq, user, slot) in &facts.live {
         cmd.arg(seq).arg(user).arg(slot);
     }

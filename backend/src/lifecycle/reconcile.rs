@@ -26,6 +26,7 @@ use crate::buy::sales::Sale;
 use crate::buy::stock::{self, DbFacts};
 use crate::error::TaskError;
 use crate::metrics::Metrics;
+use crate::store::fence;
 use crate::store::redis_conn::Redis;
 
 /// One order as MariaDB holds it.
@@ -93,8 +94,9 @@ pub async fn db_orders_many(
 pub const MANY: usize = 500;
 
 /// MariaDB's facts for a repair.
-pub fn facts(sale: &Sale, orders: &[DbOrder]) -> DbFacts {
+pub fn facts(sale: &Sale, orders: &[DbOrder], gen: u64) -> DbFacts {
     DbFacts {
+        gen,
         initial: sale.stock,
         max_seq: orders.iter().map(|o| o.seq).max().unwrap_or(0),
         live: orders
@@ -237,8 +239,11 @@ pub async fn rebuild(
     sale: &Sale,
     gap: u64,
 ) -> Result<stock::Repaired, TaskError> {
+    // The fence first: an insert from an old master lands before the read below, or never.
+    let gen = fence::raise(db, &[sale.id]).await?;
     let orders = db_orders(db, sale.id).await?;
-    let r = stock::repair(redis, sale.id, &facts(sale, &orders), gap).await?;
+    let gen = gen.get(&sale.id).copied().unwrap_or(0);
+    let r = stock::repair(redis, sale.id, &facts(sale, &orders, gen), gap).await?;
     metrics.repairs.with_label_values(&["rebuild"]).inc();
     // The unreleased cancelled orders of the snapshot now count as returned in Redis.
     let unreleased: Vec<u64> = orders
@@ -262,13 +267,18 @@ pub async fn rebuild_many(
     let mut done = Vec::with_capacity(sales.len());
     for chunk in sales.chunks(MANY) {
         let ids: Vec<u64> = chunk.iter().map(|s| s.id).collect();
+        let gens = fence::raise(db, &ids).await?;
         let mut orders = db_orders_many(db, &ids).await?;
         let facts: Vec<(u64, DbFacts)> = chunk
             .iter()
             .map(|s| {
                 (
                     s.id,
-                    facts(s, orders.get(&s.id).map_or(&[][..], Vec::as_slice)),
+                    facts(
+                        s,
+                        orders.get(&s.id).map_or(&[][..], Vec::as_slice),
+                        gens.get(&s.id).copied().unwrap_or(0),
+                    ),
                 )
             })
             .collect();

@@ -72,6 +72,8 @@ pub enum Pass {
 pub struct Watcher {
     nodes: Nodes,
     seen: Mutex<HashMap<String, String>>,
+    /// The primaries of the last pass, to notice a failover.
+    owners: Mutex<Vec<String>>,
 }
 
 impl Watcher {
@@ -79,6 +81,7 @@ impl Watcher {
         Watcher {
             nodes: Nodes::new(target),
             seen: Mutex::new(HashMap::new()),
+            owners: Mutex::new(Vec::new()),
         }
     }
 
@@ -86,7 +89,9 @@ impl Watcher {
     /// that no backend's buy lands there before the rebuild, which this starts.
     pub async fn pass(&self, deps: &Deps) -> Result<Pass, CallError> {
         let mut unverified = Vec::new();
-        for p in self.nodes.primaries().await? {
+        let primaries = self.nodes.primaries().await?;
+        self.note_owners(&primaries);
+        for p in primaries {
             if lock(&self.seen).get(&p.addr) == Some(&p.replid) {
                 continue;
             }
@@ -114,6 +119,17 @@ impl Watcher {
         deps.recovery
             .trigger(&deps.bg_redis, &deps.db, &deps.metrics);
         Ok(Pass::Unverified(unverified))
+    }
+
+    /// Other primaries than last time (a failover): every handle's slot map is renewed.
+    fn note_owners(&self, primaries: &[Primary]) {
+        let now: Vec<String> = primaries.iter().map(|p| p.addr.clone()).collect();
+        let mut last = lock(&self.owners);
+        if !last.is_empty() && *last != now {
+            eprintln!("topology: the primaries are now {now:?} (were {last:?}): slot maps renewed");
+            crate::store::redis_conn::slot_owners_changed();
+        }
+        *last = now;
     }
 }
 

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("../../migrations/0005_revisions.sql")),
     (6, include_str!("../../migrations/0006_shoppers_orders.sql")),
     (7, include_str!("../../migrations/0007_listed.sql")),
+    (8, include_str!("../../migrations/0008_fences.sql")),
 ];
 
 /// Runs one request's MariaDB work bounded by `timeout`, through the breaker: while it is

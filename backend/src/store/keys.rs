@@ -24,6 +24,9 @@ pub struct SaleKeys {
     pub dead: String,
     /// stream entry id -> how many times MariaDB refused to insert it.
     pub failures: String,
+    /// The sale's generation: raised by every rebuild from MariaDB (`store::fence`); the
+    /// writer inserts only entries read under the current one.
+    pub gen: String,
     /// Waiting room: user id -> ticket number (arrival order at the edge, from 1).
     pub queue_tickets: String,
     /// Waiting room: the last ticket number handed out (how many joined).
@@ -48,6 +51,7 @@ impl SaleKeys {
             returned: format!("{tag}:returned"),
             dead: format!("{tag}:dead"),
             failures: format!("{tag}:failures"),
+            gen: format!("{tag}:gen"),
             queue_tickets: format!("{tag}:q:tickets"),
             queue_seq: format!("{tag}:q:seq"),
             queue_state: format!("{tag}:q:state"),
@@ -71,6 +75,7 @@ mod tests {
             &k.returned,
             &k.dead,
             &k.failures,
+            &k.gen,
             &k.queue_tickets,
             &k.queue_seq,
             &k.queue_state,

@@ -57,6 +57,18 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// Bumped when the topology watcher finds that the slot owners changed (a failover): every
+/// Cluster handle then reads its slot map afresh ([`Redis::call`]). The Cluster client refreshes
+/// its map on `MOVED` or a broken connection, not when a node merely stops answering: cut off
+/// by a partition, an old master would be sent its lost slots' commands (each a timeout) until
+/// the cut healed, long after its replica took over.
+static SLOT_OWNERS_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The slot owners changed: every Cluster handle renews its connection before long.
+pub fn slot_owners_changed() {
+    SLOT_OWNERS_EPOCH.fetch_add(1, Ordering::AcqRel);
+}
+
 /// Most commands [`Redis::each`] has in flight at once.
 pub const EACH_IN_FLIGHT: usize = 512;
 
@@ -67,6 +79,8 @@ pub struct Redis {
     /// Set for a standalone server: how to connect again.
     client: Option<redis::Client>,
     reconnecting: Arc<AtomicBool>,
+    /// The [`SLOT_OWNERS_EPOCH`] this handle's Cluster connection was made in.
+    epoch: Arc<AtomicU64>,
     pub timeout: Duration,
     pub breaker: Arc<Breaker>,
     /// Suspect after a call met an outage (a lost connection, a Cluster error, or timeouts
@@ -182,17 +196,14 @@ impl Redis {
                 (Conn::Single(conn), Some(client))
             }
             RedisTarget::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClient::builder(nodes.clone())
-                    .connection_timeout(timeout.max(Duration::from_secs(1)))
-                    .response_timeout(timeout)
-                    .build()?;
-                (Conn::Cluster(client.get_async_connection().await?), None)
+                (Conn::Cluster(connect_cluster(nodes, timeout).await?), None)
             }
         };
         Ok(Redis {
             conn: Arc::new(RwLock::new(conn)),
             client,
             reconnecting: Arc::new(AtomicBool::new(false)),
+            epoch: Arc::new(AtomicU64::new(SLOT_OWNERS_EPOCH.load(Ordering::Acquire))),
             timeout,
             breaker: Arc::new(Breaker::new(
                 crate::store::breaker::FAILURES,
@@ -221,6 +232,7 @@ impl Redis {
         if !self.breaker.allow() {
             return Err(CallError::Open);
         }
+        self.renew_if_stale();
         let result = match tokio::time::timeout(self.timeout, op(self.conn())).await {
             Ok(r) => r.map_err(CallError::Redis),
             Err(_) => Err(CallError::Timeout(self.timeout)),
@@ -295,6 +307,36 @@ impl Redis {
         });
     }
 
+    /// A Cluster connection made afresh in the background once the slot owners changed
+    /// ([`slot_owners_changed`]); calls go on over the old one meanwhile.
+    fn renew_if_stale(&self) {
+        let RedisTarget::Cluster(nodes) = &self.target else {
+            return;
+        };
+        let want = SLOT_OWNERS_EPOCH.load(Ordering::Acquire);
+        if self.epoch.load(Ordering::Acquire) == want
+            || self.reconnecting.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let (slot, flag, epoch) = (
+            self.conn.clone(),
+            self.reconnecting.clone(),
+            self.epoch.clone(),
+        );
+        let (nodes, timeout) = (nodes.clone(), self.timeout);
+        tokio::spawn(async move {
+            match connect_cluster(&nodes, timeout).await {
+                Ok(fresh) => {
+                    *slot.write().unwrap_or_else(|p| p.into_inner()) = Conn::Cluster(fresh);
+                    epoch.store(want, Ordering::Release);
+                }
+                Err(e) => eprintln!("redis: reading the Cluster's slot map again: {e}"),
+            }
+            flag.store(false, Ordering::Release);
+        });
+    }
+
     /// `WAIT replicas timeout_ms` on the primary that holds `key` (for a Cluster, the node of
     /// its slot; this connection's writes there went over one connection): how many replicas
     /// acknowledged every write made before it.
@@ -346,6 +388,19 @@ impl Redis {
         self.call(|mut c| async move { cmd.query_async(&mut c).await })
             .await
     }
+}
+
+/// A Cluster connection: its slot map read from the nodes now.
+async fn connect_cluster(
+    nodes: &[String],
+    timeout: Duration,
+) -> Result<ClusterConnection, RedisError> {
+    redis::cluster::ClusterClient::builder(nodes.to_vec())
+        .connection_timeout(timeout.max(Duration::from_secs(1)))
+        .response_timeout(timeout)
+        .build()?
+        .get_async_connection()
+        .await
 }
 
 /// The Cluster slot of a key: CRC16 (XMODEM) of its hash tag (`{...}`, when not empty) or of

@@ -34,6 +34,9 @@ pub enum WriteError {
     Redis(&'static str, CallError),
     /// Rows MariaDB keeps refusing, not yet given up on.
     Refused(usize),
+    /// The sale was rebuilt from MariaDB since the entries were read (a Redis failover): the
+    /// insert was refused by the fence; read them again under the new generation.
+    Fenced,
 }
 
 impl std::fmt::Display for WriteError {
@@ -43,6 +46,10 @@ impl std::fmt::Display for WriteError {
             WriteError::Database(e) => write!(f, "database: {e}"),
             WriteError::Redis(what, e) => write!(f, "redis: {what}: {e}"),
             WriteError::Refused(n) => write!(f, "{n} orders refused by MariaDB, will retry"),
+            WriteError::Fenced => write!(
+                f,
+                "fenced: the sale was rebuilt after a Redis failover since these entries were read"
+            ),
         }
     }
 }
@@ -57,9 +64,14 @@ pub struct Inserter<'a> {
 
 impl Inserter<'_> {
     /// Inserts a batch, bounded in time, with metrics. Returns how many rows were new.
-    pub async fn insert(&self, sale: &Sale, orders: &[QueuedOrder]) -> Result<u64, Insert> {
+    pub async fn insert(
+        &self,
+        sale: &Sale,
+        orders: &[QueuedOrder],
+        gen: u64,
+    ) -> Result<u64, Insert> {
         let started = Instant::now();
-        let r = tokio::time::timeout(self.timeout, insert_batch(self.db, sale, orders)).await;
+        let r = tokio::time::timeout(self.timeout, insert_batch(self.db, sale, orders, gen)).await;
         let r = match r {
             Err(_) => Err(Insert::Down(WriteError::TimedOut)),
             // A lock conflict that outlived its retries is contention, not a poison row.
@@ -70,7 +82,9 @@ impl Inserter<'_> {
                 Err(Insert::Refused(format!("database: {e}")))
             }
             Ok(Err(e)) => Err(Insert::Down(WriteError::Database(e))),
-            Ok(Ok(n)) if (n as usize) < orders.len() => self.all_present(sale, orders, n).await,
+            Ok(Ok(n)) if (n as usize) < orders.len() => {
+                self.all_present(sale, orders, n, gen).await
+            }
             Ok(Ok(n)) => Ok(n),
         };
         match &r {
@@ -100,7 +114,16 @@ impl Inserter<'_> {
         sale: &Sale,
         orders: &[QueuedOrder],
         n: u64,
+        gen: u64,
     ) -> Result<u64, Insert> {
+        // Refused by the fence: nothing went in; read again (never acknowledged as written).
+        let fence = crate::store::fence::current(self.db, sale.id)
+            .await
+            .map_err(|e| Insert::Down(WriteError::Database(e)))?;
+        if fence > gen {
+            self.metrics.writer_fenced.inc();
+            return Err(Insert::Down(WriteError::Fenced));
+        }
         // The same number held by another shopper is not this order (a sequence reused after
         // a Redis failover that lost writes): that is refused too, never taken as a replay.
         let ids: Vec<String> = orders
@@ -139,12 +162,13 @@ impl Inserter<'_> {
         stream: &Stream<'_>,
         sale: &Sale,
         orders: Vec<QueuedOrder>,
+        gen: u64,
     ) -> Result<u64, WriteError> {
         let mut inserted = 0;
         let mut done = Vec::new();
         let mut still_failing = 0;
         for o in orders {
-            match self.insert(sale, std::slice::from_ref(&o)).await {
+            match self.insert(sale, std::slice::from_ref(&o), gen).await {
                 Ok(n) => {
                     inserted += n;
                     done.push(o);
@@ -216,18 +240,24 @@ impl Inserter<'_> {
     }
 }
 
-/// One multi-row insert in its own transaction (a single statement is atomic in InnoDB).
+/// One multi-row insert in its own transaction (a single statement is atomic in InnoDB),
+/// made only while the sale's generation in MariaDB is not above `gen`, the one the entries
+/// were read under (`store::fence`): the check reads the fence row with a shared lock, so a
+/// rebuild that raises it waits for this statement, and a statement after the raise inserts
+/// nothing. Returns how many rows were new (0 when fenced or all replays).
 pub async fn insert_batch(
     db: &Pool,
     sale: &Sale,
     orders: &[QueuedOrder],
+    gen: u64,
 ) -> Result<u64, mysql_async::Error> {
     use std::fmt::Write;
     let now = crate::clock::now_ms();
-    let mut sql = String::with_capacity(64 + orders.len() * 96);
+    let mut sql = String::with_capacity(256 + orders.len() * 96);
     sql.push_str(
         "INSERT INTO orders (id, sale_id, seq, user_id, slot, live_slot, status, price_cents, \
-         queued_ms, created_ms, pay_by_ms) VALUES ",
+         queued_ms, created_ms, pay_by_ms) WITH v (id, sale_id, seq, user_id, slot, live_slot, \
+         status, price_cents, queued_ms, created_ms, pay_by_ms) AS (VALUES ",
     );
     for (i, o) in orders.iter().enumerate() {
         if i > 0 {
@@ -249,8 +279,13 @@ pub async fn insert_batch(
             o.queued_ms + i64::from(sale.pay_window_s) * 1000,
         );
     }
+    let _ = write!(
+        sql,
+        ") SELECT * FROM v WHERE {}",
+        crate::store::fence::condition(sale.id, gen)
+    );
     // A replayed entry hits the primary key and changes nothing.
-    sql.push_str(" ON DUPLICATE KEY UPDATE id = id");
+    sql.push_str(" ON DUPLICATE KEY UPDATE orders.id = orders.id");
     // Two writers' batches (a reclaim racing the owner) can deadlock on the unique keys.
     crate::store::db::retry_conflicts(|| async {
         let mut conn = db.get_conn().await?;

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::{stream, write, Writer};
 use crate::store::activity::{self, MARGIN_MS};
 use crate::store::keys::SaleKeys;
+use crate::store::redis_conn::CallError;
 
 /// How often, at most, the backlog of every busy sale is measured (for the metric).
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
@@ -98,13 +99,17 @@ impl Writer {
         };
         let stream = self.stream(sale_id);
         let inserter = self.inserter();
-        match stream.reclaim(self.cfg.claim_idle).await {
-            Ok(mut entries) => {
+        let claimed = async {
+            let gen = stream.generation().await?;
+            Ok::<_, CallError>((gen, stream.reclaim(self.cfg.claim_idle).await?))
+        };
+        match claimed.await {
+            Ok((gen, mut entries)) => {
                 // Written a batch at a time, as if read.
                 while !entries.is_empty() {
                     let rest = entries.split_off(entries.len().min(self.cfg.batch));
                     let batch = std::mem::replace(&mut entries, rest);
-                    if let Err(e) = write(&stream, &inserter, &sale, batch).await {
+                    if let Err(e) = write(&stream, &inserter, &sale, gen, batch).await {
                         eprintln!("writer: sale {sale_id}: writing reclaimed entries failed (they stay pending on us, retried by the sale's drain): {e}");
                         self.activity.queued(sale_id);
                         break;

@@ -55,7 +55,7 @@ use crate::buy::sales::Sale;
 use crate::metrics::Metrics;
 use crate::store::activity::Activity;
 use crate::store::keys::SaleKeys;
-use crate::store::redis_conn::Redis;
+use crate::store::redis_conn::{CallError, Redis};
 pub use insert::insert_batch;
 pub use insert::WriteError;
 use insert::{Insert, Inserter};
@@ -288,8 +288,11 @@ impl Writer {
         loop {
             let stopping = *shutdown.borrow();
             let from = if retry_own { "0" } else { ">" };
-            let entries = match stream.read(from).await {
-                Ok(entries) => entries,
+            let read = async {
+                Ok::<_, CallError>((stream.generation().await?, stream.read(from).await?))
+            };
+            let (gen, entries) = match read.await {
+                Ok(r) => r,
                 Err(e) => {
                     eprintln!("writer: sale {sale_id}: reading the stream failed: {e}");
                     if stopping {
@@ -310,7 +313,7 @@ impl Writer {
                 }
                 continue;
             }
-            match write(&stream, &inserter, &sale, entries).await {
+            match write(&stream, &inserter, &sale, gen, entries).await {
                 Ok(_) => backoff.reset(),
                 Err(e) => {
                     eprintln!("writer: sale {sale_id}: writing a batch failed, will retry: {e}");
@@ -333,6 +336,7 @@ async fn write(
     stream: &Stream<'_>,
     inserter: &Inserter<'_>,
     sale: &Sale,
+    gen: u64,
     entries: Vec<Entry>,
 ) -> Result<u64, WriteError> {
     if entries.is_empty() {
@@ -348,7 +352,7 @@ async fn write(
     if orders.is_empty() {
         return Ok(0);
     }
-    let inserted = match inserter.insert(sale, &orders).await {
+    let inserted = match inserter.insert(sale, &orders, gen).await {
         Ok(n) => n,
         Err(Insert::Down(e)) => return Err(e),
         Err(Insert::Refused(e)) => {
@@ -356,7 +360,7 @@ async fn write(
                 "writer: sale {}: MariaDB refused a batch ({e}); inserting its rows one by one",
                 sale.id
             );
-            return inserter.isolate(stream, sale, orders).await;
+            return inserter.isolate(stream, sale, orders, gen).await;
         }
     };
     // A failure here replays the batch later, harmlessly (the insert is idempotent).

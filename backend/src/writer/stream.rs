@@ -35,6 +35,15 @@ pub struct Stream<'a> {
 }
 
 impl Stream<'_> {
+    /// The sale's generation (`store::fence`), read just before entries are: the entries then
+    /// come from the node that had this generation, or from a later one (a client's slot map
+    /// only moves forward), never from an older one, so a batch is never labelled newer than
+    /// the master it was read from.
+    pub async fn generation(&self) -> Result<u64, CallError> {
+        let gen: Option<u64> = self.redis.cmd(redis::Cmd::get(&self.keys.gen)).await?;
+        Ok(gen.unwrap_or(0))
+    }
+
     /// Entries after the group's cursor (`from = ">"`) or this consumer's own pending ones
     /// (`from = "0"`, after a failed write).
     pub async fn read(&self, from: &str) -> Result<Vec<Entry>, CallError> {

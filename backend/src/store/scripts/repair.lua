@@ -1,7 +1,8 @@
 -- repair.lua (loaded by store/scripts.rs)
--- KEYS: stock, buyers, seq, reserved, returned.
--- ARGV: initial stock, highest seq in MariaDB, gap, n, then n triples (seq, user, slot) of the
--- orders MariaDB holds live, then the seqs MariaDB holds cancelled.
+-- KEYS: stock, buyers, seq, reserved, returned, gen.
+-- ARGV: initial stock, highest seq in MariaDB, gap, n, the sale's new generation (store/fence.rs),
+-- then n triples (seq, user, slot) of the orders MariaDB holds live, then the seqs MariaDB
+-- holds cancelled.
 -- Makes Redis agree with MariaDB where MariaDB has decided (live orders Redis forgot are
 -- added back; cancelled orders count as returned), then recounts stock, buyers and the
 -- sequence from the ledger in one atomic step.
@@ -9,7 +10,7 @@
 local initial = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
 local added, revived = 0, 0
-local i = 5
+local i = 6
 for _ = 1, n do
   if redis.call('HSETNX', KEYS[4], ARGV[i], ARGV[i + 1] .. ':' .. ARGV[i + 2]) == 1 then
     added = added + 1
@@ -37,4 +38,5 @@ redis.call('SET', KEYS[1], left)
 local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
 if cur > top then top = cur end
 redis.call('SET', KEYS[3], top + tonumber(ARGV[3]))
+redis.call('SET', KEYS[6], ARGV[5])
 return {live, left, added, revived}
