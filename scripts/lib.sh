@@ -102,15 +102,15 @@ stop_pidfile() {
   rm -f "$file"
 }
 
-# on_host NAME COMMAND...: COMMAND on the simulated host NAME when the fleet runs on hosts
-# (FLEET_HOSTS: their cgroup, from scripts/hosts), so that it and every process it forks are
-# born there; else COMMAND as it is.
+# on_host NAME: sets ON_HOST to the command prefix that runs a command on the simulated host
+# NAME when the fleet runs on hosts (FLEET_HOSTS: their cgroup, from scripts/hosts), so that it
+# and every process it forks are born there; empty otherwise. Used as
+# `"${ON_HOST[@]}" COMMAND...`: the prefix execs COMMAND, so `$!` is still its pid.
 on_host() {
-  local name=$1; shift
+  ON_HOST=()
   if [ -n "${FLEET_HOSTS:-}" ]; then
-    sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$FLEET_HOSTS/$name" "$@"
-  else
-    "$@"
+    # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
+    ON_HOST=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$FLEET_HOSTS/$1")
   fi
 }
 
@@ -121,7 +121,8 @@ start_redis() {
   mkdir -p "$dir"
   if pid_alive "$dir/redis.pid"; then say "redis on $port already running"; return 0; fi
   say "starting redis on 127.0.0.1:$port ($dir)"
-  on_host "redis-$port" redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \
+  on_host "redis-$port"
+  "${ON_HOST[@]}" redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \
     --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" \
     --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
     --appendonly yes --appendfsync everysec --protected-mode no "$@"
@@ -172,7 +173,8 @@ start_mariadb() {
     say "starting mariadb on 127.0.0.1:$port ($dir)"
     # setsid: a Ctrl-C in the calling terminal must not reach the database.
     # --user names ourselves: as root mariadbd insists on it, as anyone else it is a no-op.
-    on_host "${dir##*/}" setsid mariadbd --no-defaults --datadir="$dir/data" --user="$(id -un)" \
+    on_host "${dir##*/}"
+    "${ON_HOST[@]}" setsid mariadbd --no-defaults --datadir="$dir/data" --user="$(id -un)" \
       --bind-address=127.0.0.1 --port="$port" --socket="$dir/mariadb.sock" \
       --pid-file="$dir/mariadb.pid" --log-error="$dir/mariadb.err" \
       --innodb-flush-log-at-trx-commit=1 --innodb-buffer-pool-size=512M \
@@ -277,7 +279,8 @@ start_nginx_as() {
   from=$(stat -c %s "$log" 2>/dev/null || echo 0)
   nginx -p "$ROOT/" -c "$conf" -e "$log" -t -q 2>>"$log" \
     || die "$name: its configuration is refused: $(first_error "$log" "$from") (read $log)"
-  on_host "${NGINX_HOST:-nginx}" nginx -p "$ROOT/" -c "$conf" -e "$log" 2>>"$log" \
+  on_host "${NGINX_HOST:-nginx}"
+  "${ON_HOST[@]}" nginx -p "$ROOT/" -c "$conf" -e "$log" 2>>"$log" \
     || die "$name did not start: $(first_error "$log" "$from") (read $log)"
 }
 

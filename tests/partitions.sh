@@ -52,11 +52,9 @@ export FLEET_HOSTS
 say "fleet up on $(wc -l <"$F/hosts.list") hosts: POP $POP_PORT, edges ${EDGES[*]}, redis ${REDIS[*]}"
 hosts() { local c=$1; shift; scripts/hosts "$c" "$F" "$@"; }
 
-cli() { # cli ARGS...: asks the first Redis node that answers (never $CUT_OFF: a master cut
-  # off from the others still calls itself master)
+cli() { # cli ARGS...: asks the first Redis node that answers
   local p
   for p in "${REDIS[@]}"; do
-    [ "$p" = "${CUT_OFF:-}" ] && continue
     redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && { redis-cli -p "$p" "$@"; return; }
   done
   return 1
@@ -85,7 +83,8 @@ settled() {
 # crowd NAME: a crowd through the POP on host "client", its history kept.
 crowd() {
   local name=$1
-  on_host client "$TARGET/release/crowd" --var "$F" --edge "http://127.0.0.1:$POP_PORT" \
+  on_host client
+  "${ON_HOST[@]}" "$TARGET/release/crowd" --var "$F" --edge "http://127.0.0.1:$POP_PORT" \
     --admin "http://127.0.0.1:${EDGES[0]}" --edge-metrics "http://127.0.0.1:${EDGES[0]},http://127.0.0.1:${EDGES[1]}" \
     --backend "http://127.0.0.1:${BACKEND_PORTS% *},http://127.0.0.1:${BACKEND_PORTS#* }" \
     --report "$F/crowd" --cheaters 0 --retry 0.3 --history "$F/$name.history" \

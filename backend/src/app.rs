@@ -172,6 +172,7 @@ impl App {
                 claim_idle: self.cfg.writer_claim_idle,
                 mysql_timeout: self.cfg.mysql_timeout,
                 max_failures: self.cfg.writer_max_failures,
+                fence: self.cfg.writer_fence,
                 consumer,
             },
             self.metrics.clone(),

@@ -117,6 +117,9 @@ pub struct Config {
     pub captcha_test_hook: bool,
     /// A stream entry MariaDB refuses this many times goes to the dead-letter stream.
     pub writer_max_failures: u32,
+    /// The writer's fence across Redis failovers (`store::fence`). Off only to measure what
+    /// it prevents (tests/partitions.sh with PARTITION_FENCE=off): never in production.
+    pub writer_fence: bool,
     /// How often the sweeper closes unpaid orders past their deadline.
     pub sweep_interval: Duration,
     /// How often the reconciler compares Redis with MariaDB.
@@ -213,6 +216,7 @@ impl Config {
             captcha_pool: r.parse("SECKILL_CAPTCHA_POOL", "4096")?,
             captcha_test_hook: r.parse("SECKILL_CAPTCHA_TEST_HOOK", "false")?,
             writer_max_failures: r.parse("SECKILL_WRITER_MAX_FAILURES", "5")?,
+            writer_fence: r.parse("SECKILL_WRITER_FENCE", "true")?,
             sweep_interval: r.millis("SECKILL_SWEEP_INTERVAL_MS", "1000")?,
             reconcile_interval: r.millis("SECKILL_RECONCILE_INTERVAL_MS", "5000")?,
             pay_notify_url: r.opt("SECKILL_PAY_NOTIFY_URL"),

@@ -344,6 +344,7 @@ async fn drain(
             claim_idle: Duration::from_secs(30),
             mysql_timeout: Duration::from_secs(10),
             max_failures: 5,
+            fence: true,
             consumer: seckill::writer::consumer_name(),
         },
         Arc::new(seckill::metrics::Metrics::new()),

@@ -103,6 +103,7 @@ pub async fn recover(
     live: &AtomicBool,
 ) -> Result<usize, TaskError> {
     live.store(true, Ordering::Release);
+    redis.renew_now_if_stale().await;
     let now = crate::clock::now_ms();
     let result = async {
         // The primaries as they are before the rebuild: each is verified for this id only.

@@ -310,31 +310,46 @@ impl Redis {
     /// A Cluster connection made afresh in the background once the slot owners changed
     /// ([`slot_owners_changed`]); calls go on over the old one meanwhile.
     fn renew_if_stale(&self) {
+        let Some(want) = self.stale() else {
+            return;
+        };
+        if self.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.renew(want).await;
+            me.reconnecting.store(false, Ordering::Release);
+        });
+    }
+
+    /// The same, waited for: a recovery starts with it, so that its calls (bounded by the
+    /// background's long timeout) never go to an old master cut off from the Cluster.
+    pub async fn renew_now_if_stale(&self) {
+        if let Some(want) = self.stale() {
+            self.renew(want).await;
+        }
+    }
+
+    /// The epoch to renew to, when this handle's Cluster connection is older.
+    fn stale(&self) -> Option<u64> {
+        let want = SLOT_OWNERS_EPOCH.load(Ordering::Acquire);
+        (matches!(self.target, RedisTarget::Cluster(_))
+            && self.epoch.load(Ordering::Acquire) != want)
+            .then_some(want)
+    }
+
+    async fn renew(&self, want: u64) {
         let RedisTarget::Cluster(nodes) = &self.target else {
             return;
         };
-        let want = SLOT_OWNERS_EPOCH.load(Ordering::Acquire);
-        if self.epoch.load(Ordering::Acquire) == want
-            || self.reconnecting.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        let (slot, flag, epoch) = (
-            self.conn.clone(),
-            self.reconnecting.clone(),
-            self.epoch.clone(),
-        );
-        let (nodes, timeout) = (nodes.clone(), self.timeout);
-        tokio::spawn(async move {
-            match connect_cluster(&nodes, timeout).await {
-                Ok(fresh) => {
-                    *slot.write().unwrap_or_else(|p| p.into_inner()) = Conn::Cluster(fresh);
-                    epoch.store(want, Ordering::Release);
-                }
-                Err(e) => eprintln!("redis: reading the Cluster's slot map again: {e}"),
+        match connect_cluster(nodes, self.timeout).await {
+            Ok(fresh) => {
+                *self.conn.write().unwrap_or_else(|p| p.into_inner()) = Conn::Cluster(fresh);
+                self.epoch.store(want, Ordering::Release);
             }
-            flag.store(false, Ordering::Release);
-        });
+            Err(e) => eprintln!("redis: reading the Cluster's slot map again: {e}"),
+        }
     }
 
     /// `WAIT replicas timeout_ms` on the primary that holds `key` (for a Cluster, the node of

@@ -100,7 +100,7 @@ impl Writer {
         let stream = self.stream(sale_id);
         let inserter = self.inserter();
         let claimed = async {
-            let gen = stream.generation().await?;
+            let gen = self.generation(&stream).await?;
             Ok::<_, CallError>((gen, stream.reclaim(self.cfg.claim_idle).await?))
         };
         match claimed.await {

@@ -71,6 +71,8 @@ pub struct WriterConfig {
     pub mysql_timeout: Duration,
     /// A row MariaDB refuses this many times is dead-lettered.
     pub max_failures: u32,
+    /// Inserts only under the current generation (`store::fence`); off only to measure.
+    pub fence: bool,
     /// This writer's name in the consumer group; unique per process.
     pub consumer: String,
 }
@@ -252,6 +254,15 @@ impl Writer {
         sales
     }
 
+    /// The generation a batch is read under; with the fence off, one no rebuild reaches.
+    async fn generation(&self, stream: &Stream<'_>) -> Result<u64, CallError> {
+        if self.cfg.fence {
+            stream.generation().await
+        } else {
+            Ok(u64::from(u32::MAX))
+        }
+    }
+
     fn stream(&self, sale_id: u64) -> Stream<'_> {
         Stream {
             redis: &self.redis,
@@ -289,7 +300,7 @@ impl Writer {
             let stopping = *shutdown.borrow();
             let from = if retry_own { "0" } else { ">" };
             let read = async {
-                Ok::<_, CallError>((stream.generation().await?, stream.read(from).await?))
+                Ok::<_, CallError>((self.generation(&stream).await?, stream.read(from).await?))
             };
             let (gen, entries) = match read.await {
                 Ok(r) => r,

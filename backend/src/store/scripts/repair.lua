@@ -38,5 +38,8 @@ redis.call('SET', KEYS[1], left)
 local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
 if cur > top then top = cur end
 redis.call('SET', KEYS[3], top + tonumber(ARGV[3]))
-redis.call('SET', KEYS[6], ARGV[5])
+-- Two backends may rebuild at once: the generation only goes up.
+if tonumber(ARGV[5]) > tonumber(redis.call('GET', KEYS[6]) or '0') then
+  redis.call('SET', KEYS[6], ARGV[5])
+end
 return {live, left, added, revived}
