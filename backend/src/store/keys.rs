@@ -61,6 +61,32 @@ impl SaleKeys {
     }
 }
 
+/// The Cluster slot of a key: CRC16 (XMODEM) of its hash tag (`{...}`, when not empty) or of
+/// the whole key, modulo 16384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let len = rest.iter().position(|&b| b == b'}')?;
+        (len > 0).then(|| &rest[..len])
+    });
+    crc16(tagged.unwrap_or(key)) % 16384
+}
+
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -84,5 +110,21 @@ mod tests {
         ] {
             assert!(key.starts_with("{sale:42}:"), "{key}");
         }
+    }
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::key_slot;
+
+    #[test]
+    fn slots_match_redis_cluster_keyslot() {
+        // CLUSTER KEYSLOT answers: foo 12182, 123456789 12739; a tag decides for its key.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"123456789"), 12739);
+        assert_eq!(key_slot(b"{foo}:bar"), 12182);
+        assert_eq!(key_slot(b"{}foo"), key_slot(b"{}foo"));
+        assert_ne!(key_slot(b"{}foo"), key_slot(b"foo"));
+        assert_eq!(key_slot(b"{sale:7}:stock"), key_slot(b"sale:7"));
     }
 }
