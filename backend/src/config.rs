@@ -118,7 +118,7 @@ pub struct Config {
     /// A stream entry MariaDB refuses this many times goes to the dead-letter stream.
     pub writer_max_failures: u32,
     /// The writer's fence across Redis failovers (`store::fence`). Off only to measure what
-    /// it prevents (tests/partitions.sh with PARTITION_FENCE=off): never in production.
+    /// it prevents (docs/partitions.md): never in production.
     pub writer_fence: bool,
     /// How often the sweeper closes unpaid orders past their deadline.
     pub sweep_interval: Duration,
