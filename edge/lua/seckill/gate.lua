@@ -243,9 +243,14 @@ end
 -- Answers POST /api/sales/{sale_id}/pow itself: a proof-of-work challenge for this shopper
 -- and sale, or {"bits":0} when the operator turned proof of work off.
 function _M.pow(sale_id)
-    local cfg, user_id, _, now_f, state = admit("pow", sale_id, "early_ms")
+    local cfg, user_id, stock_left, now_f, state = admit("pow", sale_id, "early_ms")
     if not cfg or not check_turn(cfg, state, "pow", sale_id, user_id, now_f) then
         return
+    end
+    -- No work handed out for a sale this edge does not know (the page asks at the start, by
+    -- which time every edge has learned it).
+    if not stock_left then
+        return refuse("unknown_sale", "pow")
     end
     local issued = cfg.limits:incr("powrate:" .. sale_id .. ":" .. floor(now_f), 1, 0, 2) or 0
     local bits = pow.difficulty(cfg.pow_bits, issued, cfg.pow_busy_per_s, cfg.pow_extra_max)
