@@ -48,7 +48,9 @@ def free(p):
 ports = []
 while len(ports) < count:
     p = random.randint(20000, top)
-    if p not in ports and p + 10000 not in ports and free(p) and free(p + 10000):
+    # Neither this port nor its bus port may be a port or a bus port already chosen.
+    if (p not in ports and p + 10000 not in ports and p - 10000 not in ports
+            and free(p) and free(p + 10000)):
         ports.append(p)
 print(*ports)
 PY
