@@ -105,14 +105,16 @@ stop_pidfile() {
 }
 
 # on_host NAME: sets ON_HOST to the command prefix that runs a command on the simulated host
-# NAME when the fleet runs on hosts (FLEET_HOSTS: their cgroup, from scripts/hosts), so that it
-# and every process it forks are born there; empty otherwise. Used as
-# `"${ON_HOST[@]}" COMMAND...`: the prefix execs COMMAND, so `$!` is still its pid.
+# NAME when the fleet runs on hosts (FLEET_HOSTS: the hosts' directory, from scripts/hosts:
+# NAME's cgroup and network namespace), so that it and every process it forks live there;
+# empty otherwise. Used as `"${ON_HOST[@]}" COMMAND...`: the prefix execs COMMAND, so `$!` is
+# still its pid.
 on_host() {
   ON_HOST=()
   if [ -n "${FLEET_HOSTS:-}" ]; then
     # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
-    ON_HOST=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$FLEET_HOSTS/$1")
+    ON_HOST=(sh -c 'echo $$ >"$0/cgroup.procs" && n=$1 && shift && exec nsenter --net="$n" "$@"'
+      "$(cat "$FLEET_HOSTS/cgroup")/$1" "/run/netns/$(cat "$FLEET_HOSTS/netns")-$1")
   fi
 }
 

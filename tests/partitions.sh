@@ -47,15 +47,15 @@ trap cleanup EXIT INT TERM
 
 cargo build --release --quiet --workspace
 scripts/fleet --hosts >"$F/fleet-up.log" 2>&1 || { tail -30 "$F/fleet-up.log"; die "the fleet did not come up on hosts"; }
-FLEET_HOSTS=$(cat "$F/hosts/cgroup")
-export FLEET_HOSTS
+export FLEET_HOSTS="$F/hosts"
 say "fleet up on $(wc -l <"$F/hosts.list") hosts: POP $POP_PORT, edges ${EDGES[*]}, redis ${REDIS[*]}"
 hosts() { local c=$1; shift; scripts/hosts "$c" "$F" "$@"; }
 
-cli() { # cli ARGS...: asks the first Redis node that answers
+cli() { # cli ARGS...: asks the first Redis node that answers (from the host "ops")
   local p
   for p in "${REDIS[@]}"; do
-    redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && { redis-cli -p "$p" "$@"; return; }
+    hosts exec ops redis-cli -p "$p" PING 2>/dev/null | grep -q PONG &&
+      { hosts exec ops redis-cli -p "$p" "$@"; return; }
   done
   return 1
 }
