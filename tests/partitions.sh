@@ -15,7 +15,9 @@
 #   heal-mid-failover  the sale's master and backend 1 cut off for the node timeout + 0.7 s:
 #                   healed while the replica's election is under way.
 # island runs once with WAIT off (the backends answer `queued` before a replica has it) and
-# every kind runs with WAIT on. PARTITION_ROUNDS=N repeats the WAIT-on kinds N times.
+# every kind runs with WAIT on. PARTITION_ROUNDS=N repeats the WAIT-on kinds N times;
+# PARTITION_KINDS="island-db ..." runs only those; FLEET_WRITER_FENCE=false measures without
+# the writers' fence (docs/partitions.md).
 # The last line is one JSON object (a contract):
 # {"faults","kinds","oversold","duplicate_buyers","acked_lost_with_wait",
 #  "acked_lost_without_wait","definite_refusals_with_rows","unknown","unknown_resolved","drift"}
@@ -36,6 +38,7 @@ export MYSQL_PRIMARY=${PORTS[11]} MYSQL_REPLICA=${PORTS[12]}
 export CLUSTER_NODE_TIMEOUT_MS=${CLUSTER_NODE_TIMEOUT_MS:-2000} FLEET_WAIT_REPLICAS=0
 read -r -a EDGES <<<"$EDGE_PORTS"
 ROUNDS=${PARTITION_ROUNDS:-1}
+read -r -a KINDS <<<"${PARTITION_KINDS:-island island-db backend-db edge-backends lossy-redis heal-mid-failover}"
 
 cleanup() {
   local rc=$?
@@ -48,7 +51,7 @@ trap cleanup EXIT INT TERM
 cargo build --release --quiet --workspace
 scripts/fleet --hosts >"$F/fleet-up.log" 2>&1 || { tail -30 "$F/fleet-up.log"; die "the fleet did not come up on hosts"; }
 export FLEET_HOSTS="$F/hosts"
-say "fleet up on $(wc -l <"$F/hosts.list") hosts: POP $POP_PORT, edges ${EDGES[*]}, redis ${REDIS[*]}"
+say "fleet up on $(wc -l <"$F/hosts.list") hosts (delay: $(cat "$F/hosts/delay")): POP $POP_PORT, edges ${EDGES[*]}, redis ${REDIS[*]}"
 hosts() { local c=$1; shift; scripts/hosts "$c" "$F" "$@"; }
 
 cli() { # cli ARGS...: asks the first Redis node that answers (from the host "ops")
@@ -174,7 +177,7 @@ round island-nowait island off
 say "WAIT on: a rolling restart of both backends"
 FLEET_WAIT_REPLICAS=1 scripts/fleet roll >"$F/roll.log" 2>&1 || { tail "$F/roll.log"; die "scripts/fleet roll failed"; }
 for ((r = 1; r <= ROUNDS; r++)); do
-  for kind in island island-db backend-db edge-backends lossy-redis heal-mid-failover; do
+  for kind in "${KINDS[@]}"; do
     say "$kind, WAIT on (round $r of $ROUNDS)"
     round "$kind-$r" "$kind" on
   done
