@@ -54,9 +54,10 @@ export FLEET_HOSTS="$F/hosts"
 say "fleet up on $(wc -l <"$F/hosts.list") hosts (delay: $(cat "$F/hosts/delay")): POP $POP_PORT, edges ${EDGES[*]}, redis ${REDIS[*]}"
 hosts() { local c=$1; shift; scripts/hosts "$c" "$F" "$@"; }
 
-cli() { # cli ARGS...: asks the first Redis node that answers (from the host "ops")
-  local p
+cli() { # cli ARGS...: asks the first Redis node that answers (from the host "ops"), but not
+  local p # the one on port NOT_ASKED (an old master just healed may not know it lost its slots)
   for p in "${REDIS[@]}"; do
+    [ "$p" = "${NOT_ASKED:-}" ] && continue
     hosts exec ops redis-cli -p "$p" PING 2>/dev/null | grep -q PONG &&
       { hosts exec ops redis-cli -p "$p" "$@"; return; }
   done
@@ -117,19 +118,19 @@ fault() {
     hosts cut "redis-$m,backend-1"
     sleep "$(python3 -c "print(3 * $timeout_s)")"
     hosts heal
-    echo "island: redis $m (the sale's master) and backend 1 cut off, master once healed: $(master_of "$sale")" ;;
+    echo "island: redis $m (the sale's master) and backend 1 cut off, master once healed: $(NOT_ASKED=$m master_of "$sale")" ;;
   island-db)
     m=$(master_of "$sale")
     hosts cut "redis-$m,backend-1" "$(others_than "redis-$m" backend-1 mariadb-primary mariadb-replica)"
     sleep "$(python3 -c "print(3 * $timeout_s)")"
     hosts heal
-    echo "island-db: redis $m and backend 1 cut off from all but MariaDB, master once healed: $(master_of "$sale")" ;;
+    echo "island-db: redis $m and backend 1 cut off from all but MariaDB, master once healed: $(NOT_ASKED=$m master_of "$sale")" ;;
   heal-mid-failover)
     m=$(master_of "$sale")
     hosts cut "redis-$m,backend-1"
     sleep "$(python3 -c "print($timeout_s + 0.7)")"
     hosts heal
-    echo "heal-mid-failover: redis $m and backend 1 cut off, master once healed: $(master_of "$sale")" ;;
+    echo "heal-mid-failover: redis $m and backend 1 cut off, master once healed: $(NOT_ASKED=$m master_of "$sale")" ;;
   backend-db)
     hosts cut backend-0 mariadb-primary,mariadb-replica
     sleep 6
