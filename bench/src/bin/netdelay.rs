@@ -3,9 +3,9 @@
 //!
 //!     netdelay QUEUE DELAY_US
 //!
-//! Run inside a host's network namespace, where an iptables rule sends every packet leaving
-//! the host's eth0 to NFQUEUE number QUEUE (`--queue-bypass`: with no netdelay, packets pass at
-//! once). Each packet is held DELAY_US microseconds from its arrival here, then accepted, in
+//! Run inside a host's network namespace; once it prints "netdelay: ready", an iptables rule
+//! sends every packet leaving the host's eth0 to NFQUEUE number QUEUE (`--queue-bypass`: with
+//! no netdelay, packets pass at once). Each packet is held DELAY_US microseconds from its arrival here, then accepted, in
 //! order: packets are numbered by the kernel in arrival order, so one batch verdict ("accept
 //! every packet up to N") releases all that are due. Only packet metadata crosses to user
 //! space, never payloads.
@@ -36,6 +36,9 @@ const NFQA_CFG_F_GSO: u32 = 4;
 const NF_ACCEPT: u32 = 1;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_HDRLEN: usize = 16;
+const ENOENT_NEG: i32 = -libc::ENOENT;
+/// Reads of the socket in one pass at the most, so that releases are not held up by traffic.
+const READS_PER_PASS: usize = 64;
 const NFGEN_HDRLEN: usize = 4;
 
 /// One netlink message to the queue subsystem, built attribute by attribute.
@@ -113,19 +116,48 @@ fn open(queue: u16) -> Result<i32> {
     }
 }
 
+/// Binds the queue and sets it up, each step acknowledged (or its error returned): no packet
+/// is queued to us before this returns, as the iptables rule comes after "ready".
 fn fd_config(fd: i32, queue: u16) -> Result<()> {
-    Msg::new(NFQNL_MSG_CONFIG, 0, queue)
+    let ack = libc::NLM_F_ACK as u16;
+    Msg::new(NFQNL_MSG_CONFIG, ack, queue)
         .attr(NFQA_CFG_CMD, &[NFQNL_CFG_CMD_BIND, 0, 0, 0])
         .send(fd)?;
+    await_ack(fd, "bind")?;
     let mut params = 0u32.to_be_bytes().to_vec(); // copy range: no payload
     params.push(NFQNL_COPY_META);
     let flags = (NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO).to_be_bytes();
-    Msg::new(NFQNL_MSG_CONFIG, 0, queue)
+    Msg::new(NFQNL_MSG_CONFIG, ack, queue)
         .attr(NFQA_CFG_PARAMS, &params)
         .attr(NFQA_CFG_QUEUE_MAXLEN, &65536u32.to_be_bytes())
         .attr(NFQA_CFG_FLAGS, &flags)
         .attr(NFQA_CFG_MASK, &flags)
-        .send(fd)
+        .send(fd)?;
+    await_ack(fd, "queue parameters")
+}
+
+fn await_ack(fd: i32, what: &str) -> Result<()> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: a blocking recv(2) into a buffer we own.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    check(n as i32, what)?;
+    match error_code(&buf[..n as usize]) {
+        Some(0) => Ok(()),
+        Some(code) => {
+            let e = Error::from_raw_os_error(-code);
+            Err(Error::new(e.kind(), format!("{what}: {e}")))
+        }
+        None => Err(Error::other(format!("{what}: no acknowledgement"))),
+    }
+}
+
+/// The error code of an NLMSG_ERROR message (0: an acknowledgement), if MSG is one.
+fn error_code(msg: &[u8]) -> Option<i32> {
+    let kind = u16::from_ne_bytes(msg.get(4..6)?.try_into().ok()?);
+    if kind != NLMSG_ERROR {
+        return None;
+    }
+    Some(i32::from_ne_bytes(msg.get(16..20)?.try_into().ok()?))
 }
 
 /// The packet ids of every queued packet in BUF (several netlink messages a read).
@@ -139,9 +171,12 @@ fn packet_ids(buf: &[u8], out: &mut Vec<u32>) -> Result<()> {
         }
         let msg = &buf[at..at + len];
         if kind == NLMSG_ERROR {
-            let code = i32::from_ne_bytes(msg[16..20].try_into().unwrap());
-            if code != 0 {
-                return Err(Error::from_raw_os_error(-code));
+            // ENOENT answers a verdict for packets the kernel has flushed already (a hook
+            // or the device went away): nothing is held, nothing to do.
+            match error_code(msg) {
+                Some(0) | Some(ENOENT_NEG) => {}
+                Some(code) => return Err(Error::from_raw_os_error(-code)),
+                None => return Err(Error::other("a short netlink error message")),
             }
         } else if kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET {
             let mut a = NLMSG_HDRLEN + NFGEN_HDRLEN;
@@ -193,12 +228,13 @@ fn wait(fd: i32, deadline: Option<Instant>) -> bool {
 
 fn run(queue: u16, delay: Duration) -> Result<()> {
     let fd = open(queue)?;
+    println!("netdelay: ready (queue {queue}, {} us)", delay.as_micros());
     let mut held: VecDeque<(Instant, u32)> = VecDeque::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut ids = Vec::new();
     loop {
         if wait(fd, held.front().map(|h| h.0)) {
-            loop {
+            for _ in 0..READS_PER_PASS {
                 // SAFETY: recv(2) into a buffer we own, not blocking.
                 let n = unsafe {
                     libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
