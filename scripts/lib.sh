@@ -301,3 +301,39 @@ start_nginx() { start_nginx_as nginx "$1" "$2/nginx" "$2/log/nginx-error.log"; }
 
 # start_pop CONF VARDIR: the CDN POP, an nginx of its own (pid under VARDIR/cdn).
 start_pop() { start_nginx_as "the CDN POP" "$1" "$2/cdn" "$2/log/cdn-error.log"; }
+
+# The stack a tool works on: scripts/up writes its addresses to var/stack.env (a KEY=VALUE a
+# line, values unquoted); the suite writes one for its throwaway stack. SECKILL_VAR names
+# another stack's directory. Every key is set from the file unless the environment has it
+# already (so `EDGE=... scripts/bench` still wins), then the defaults of docs/DESIGN.md.
+STACK_KEYS=(EDGE BACKEND POP PROMETHEUS REDIS_URL REDIS_PORT MYSQL_URL SECRETS ADMIN_TOKEN_FILE
+            BACKEND_SOCKET BACKEND_PID_FILE NGINX_CONF NGINX_ERROR_LOG MARIADB_DIR REDIS_DIR PUBLIC_DIR)
+load_stack() {
+  STACK_VAR=${SECKILL_VAR:-$ROOT/var}
+  local file="$STACK_VAR/stack.env" k v
+  if [ -r "$file" ]; then
+    while IFS='=' read -r k v; do
+      [[ " ${STACK_KEYS[*]} " == *" $k "* ]] || continue
+      [ -n "${!k:-}" ] || printf -v "$k" '%s' "$v"
+    done <"$file"
+  fi
+  EDGE=${EDGE:-http://127.0.0.1:8080}
+  BACKEND=${BACKEND:-http://127.0.0.1:8081}
+  POP=${POP:-http://127.0.0.1:8090}
+  REDIS_PORT=${REDIS_PORT:-16379}
+  REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}
+  SECRETS=${SECRETS:-$STACK_VAR/secrets}
+  ADMIN_TOKEN_FILE=${ADMIN_TOKEN_FILE:-$STACK_VAR/admin.token}
+  BACKEND_PID_FILE=${BACKEND_PID_FILE:-$STACK_VAR/run/seckill.pid}
+  NGINX_CONF=${NGINX_CONF:-$STACK_VAR/nginx.conf}
+  NGINX_ERROR_LOG=${NGINX_ERROR_LOG:-$STACK_VAR/log/nginx-error.log}
+  MARIADB_DIR=${MARIADB_DIR:-$STACK_VAR/mariadb}
+  PUBLIC_DIR=${PUBLIC_DIR:-$STACK_VAR/public}
+  export STACK_VAR "${STACK_KEYS[@]}"
+}
+
+# write_stack FILE KEY=VALUE...: the stack's addresses for the tools (see load_stack).
+write_stack() {
+  local file=$1; shift
+  (umask 077 && printf '%s\n' "# The stack's addresses, for scripts/* (lib.sh load_stack)." "$@" >"$file")
+}
