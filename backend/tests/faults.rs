@@ -37,7 +37,7 @@ enum Outcome {
 async fn create_sale(api: &Api, stock: u32) -> u64 {
     let starts = seckill::clock::now_ms() - 1000;
     api.create_sale_from(json!({"title": "Fault", "price_cents": 100, "stock": stock,
-        "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": 1}))
+        "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": 1, "queue": "none"}))
         .await
 }
 

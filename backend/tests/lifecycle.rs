@@ -36,7 +36,7 @@ async fn sale_with_orders(
         .create_sale_from(
             json!({"title": "Lifecycle", "price_cents": 4200, "stock": stock,
             "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": 1,
-            "pay_window_s": pay_window_s}),
+            "pay_window_s": pay_window_s, "queue": "none"}),
         )
         .await;
     let mut buyers = Vec::new();

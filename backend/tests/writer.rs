@@ -247,7 +247,7 @@ async fn create_many(b: &Backend, n: usize, stock: u32, starts_in_ms: i64) -> Ve
     let body: Vec<_> = (0..n)
         .map(|i| {
             serde_json::json!({"title": format!("Evening {i}"), "price_cents": 100,
-                "stock": stock, "starts_at": starts, "ends_at": starts + 600_000})
+                "stock": stock, "starts_at": starts, "ends_at": starts + 600_000, "queue": "none"})
         })
         .collect();
     let (status, v) = b

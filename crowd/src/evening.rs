@@ -46,7 +46,7 @@ pub async fn sales(
         .map(|i| {
             json!({"title": format!("Evening sale {}", i + 1), "price_cents": 100,
                    "stock": a.stock, "per_user_limit": a.per_user_limit,
-                   "starts_at": starts, "ends_at": starts + 3_600_000})
+                   "starts_at": starts, "ends_at": starts + 3_600_000, "queue": "none"})
         })
         .collect();
     let auth = format!("Bearer {admin}");

@@ -23,7 +23,7 @@ post() { # post URL TOKEN -> status
 
 now=$(($(date +%s) * 1000))
 sale=$(curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
-  -d "{\"title\":\"Edge test\",\"price_cents\":100,\"stock\":5,\"starts_at\":\"now\",\"ends_at\":$((now + 600000))}" | jq -r .id)
+  -d "{\"title\":\"Edge test\",\"price_cents\":100,\"stock\":5,\"starts_at\":\"now\",\"ends_at\":$((now + 600000)),\"queue\":\"none\"}" | jq -r .id)
 alice=$(curl -fsS -X POST "$EDGE/api/login" -d '{"user":"edge-alice"}' | jq -r .token)
 bob=$(curl -fsS -X POST "$EDGE/api/login" -d '{"user":"edge-bob"}' | jq -r .token)
 sleep 1.1 # the edge learns the new sale from the backend (every 0.5 s)
@@ -137,7 +137,7 @@ PY
 create_sale() { # create_sale STOCK STARTS_OFFSET_MS
   local now=$(($(date +%s) * 1000))
   curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
-    -d "{\"title\":\"Edge test\",\"price_cents\":100,\"stock\":$1,\"starts_at\":$((now + $2)),\"ends_at\":$((now + 1200000))}" | jq -r .id
+    -d "{\"title\":\"Edge test\",\"price_cents\":100,\"stock\":$1,\"starts_at\":$((now + $2)),\"ends_at\":$((now + 1200000)),\"queue\":\"none\"}" | jq -r .id
 }
 later=$(create_sale 5 600000)
 sold=$(create_sale 1 -1000)

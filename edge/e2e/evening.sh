@@ -16,7 +16,7 @@ source "$(dirname "$0")/lib.sh"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 sale() { # sale STOCK -> id (started now, an hour long)
   curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
-    -d "{\"title\":\"Evening e2e\",\"price_cents\":100,\"stock\":$1,\"starts_at\":\"now\",\"ends_at\":$(($(now_ms) + 3600000))}" | jq -r .id
+    -d "{\"title\":\"Evening e2e\",\"price_cents\":100,\"stock\":$1,\"starts_at\":\"now\",\"ends_at\":$(($(now_ms) + 3600000)),\"queue\":\"none\"}" | jq -r .id
 }
 admin() { curl -fsS -o /dev/null -X POST "$EDGE/admin/sales/$2/$1" -H "Authorization: Bearer $ADMIN"; }
 # until_both JQ ID: ms until both edges' view of the sale satisfies JQ (10 s at most).

@@ -56,7 +56,7 @@ PY
 
 now=$(($(date +%s) * 1000))
 sale=$(curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
-  -d "{\"title\":\"Floods\",\"price_cents\":100,\"stock\":5,\"starts_at\":\"now\",\"ends_at\":$((now + 600000))}" | jq -r .id)
+  -d "{\"title\":\"Floods\",\"price_cents\":100,\"stock\":5,\"starts_at\":\"now\",\"ends_at\":$((now + 600000)),\"queue\":\"none\"}" | jq -r .id)
 token=$(curl -fsS -X POST "$EDGE/api/login" -H "X-Forwarded-For: 10.24.0.1" -d "{\"user\":\"flood-$sale\"}" | jq -r .token)
 sleep 1.1 # the edge learns the sale
 order=$(curl -fsS -X POST -H "Authorization: Bearer $token" "$EDGE/api/sales/$sale/buy/$(sign_link "$token" "$sale")" | jq -r .order_id)

@@ -193,6 +193,6 @@ check "a bad control names the field" "max_rate" "$(curl -s -X POST "$EDGE/admin
 sleep 1.1
 check "a paused queue says so" true "$(field "$draw_d" "${td[1]}" paused)"
 check "joining a sale without a queue: 409" 409 \
-  "$(status_of POST "$EDGE/api/sales/$(new_sale 1 0 '')/queue" "${tok[1]}" 10.9.3.1)"
+  "$(status_of POST "$EDGE/api/sales/$(new_sale 1 0 ',"queue":"none"')/queue" "${tok[1]}" 10.9.3.1)"
 
 finish queue

@@ -38,7 +38,7 @@ trap 'rm -f "$TMPF"' EXIT
 
 now=$(($(date +%s) * 1000))
 sale=$(curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
-  -d "{\"title\":\"Spellings\",\"price_cents\":100,\"stock\":1,\"starts_at\":\"now\",\"ends_at\":$((now + 600000))}" | jq -r .id)
+  -d "{\"title\":\"Spellings\",\"price_cents\":100,\"stock\":1,\"starts_at\":\"now\",\"ends_at\":$((now + 600000)),\"queue\":\"none\"}" | jq -r .id)
 token=$(curl -fsS -X POST "$EDGE/api/login" -d "{\"user\":\"spell-$sale\"}" | jq -r .token)
 sig=$(sign_link "$token" "$sale")
 sleep 1.1 # the edge learns the sale
@@ -203,7 +203,7 @@ check "errors are no-store too" 1 \
 # parser and the backend's would read differently (name case, `,` separators) cannot make the
 # edge check one shopper and the backend serve another.
 fresh=$(curl -fsS -X POST "$EDGE/admin/sales" -H "Authorization: Bearer $ADMIN" \
-  -d "{\"title\":\"Cookies\",\"price_cents\":100,\"stock\":5,\"starts_at\":\"now\",\"ends_at\":$((now + 600000))}" | jq -r .id)
+  -d "{\"title\":\"Cookies\",\"price_cents\":100,\"stock\":5,\"starts_at\":\"now\",\"ends_at\":$((now + 600000)),\"queue\":\"none\"}" | jq -r .id)
 sleep 1.1
 fsig=$(sign_link "$token" "$fresh")
 r=$(curl -s -w ' %{http_code}' -X POST "$EDGE/api/sales/$fresh/buy/$fsig" \

@@ -15,14 +15,15 @@ let passed = 0;
 export const ok = (what) => { passed++; console.log(`  ok ${passed} - ${what}`); };
 export const passedCount = () => passed;
 
-// Creates a sale through the edge's admin location; `extra` adds fields (e.g. the queue).
+// Creates a sale through the edge's admin location: a race (queue "none") unless `extra`
+// says otherwise; `extra` adds fields (e.g. the queue).
 export async function createSale(title, stock, startsInMs, extra = {}) {
   const starts = Date.now() + startsInMs;
   const res = await fetch(`${EDGE}/admin/sales`, {
     method: "POST",
     headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },
     body: JSON.stringify({ title, price_cents: 4999, stock, per_user_limit: 1,
-      starts_at: starts, ends_at: starts + 3600_000, ...extra }),
+      starts_at: starts, ends_at: starts + 3600_000, queue: "none", ...extra }),
   });
   const text = await res.text();
   assert.equal(res.status, 201, text);

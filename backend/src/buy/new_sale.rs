@@ -248,7 +248,11 @@ fn image_url(f: &Fields) -> Result<Option<String>, ApiError> {
 /// The waiting room's rules.
 pub fn queue_rules(f: &Fields) -> Result<QueueRules, ApiError> {
     let d = QueueRules::default();
-    let mode = f.choice("queue", &QueueMode::NAMES, Some(d.mode.as_str()))?;
+    let mode = f.choice(
+        "queue",
+        &QueueMode::NAMES,
+        Some(QueueMode::FOR_NEW_SALES.as_str()),
+    )?;
     let rules = QueueRules {
         mode: QueueMode::parse(&mode).unwrap_or(QueueMode::None),
         grace_s: f.int("queue_grace_s", 0, 3600, Some(0))? as u32,
@@ -279,7 +283,12 @@ mod tests {
         let s = NewSale::from_json(&body(), 0).unwrap();
         assert_eq!(s.per_user_limit, 1);
         assert_eq!(s.pay_window_s, 900);
-        assert_eq!(s.queue, QueueRules::default());
+        // The draw unless the operator asks for a race or a line: speed buys nothing.
+        let drawn = QueueRules {
+            mode: QueueMode::Random,
+            ..QueueRules::default()
+        };
+        assert_eq!(s.queue, drawn);
         assert_eq!(s.starts_ms, 1_893_492_000_000);
         assert_eq!((s.description, s.image_url), (None, None));
     }

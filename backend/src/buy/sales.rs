@@ -56,6 +56,12 @@ pub enum QueueMode {
 impl QueueMode {
     pub const NAMES: [&'static str; 3] = ["none", "fifo", "random"];
 
+    /// What a sale gets when its operator does not say: the draw. Everyone who joins before
+    /// the start is placed by a keyed shuffle, so a script that reads the captcha in 30 ms and
+    /// fires at the exact millisecond gains nothing over a person who takes five seconds
+    /// (docs/waiting-room.md, "The opening"). `none` (a race) and `fifo` must be asked for.
+    pub const FOR_NEW_SALES: QueueMode = QueueMode::Random;
+
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
     }

@@ -195,7 +195,8 @@ impl Api {
         let starts = seckill::clock::now_ms() + starts_in_ms;
         self.create_sale_from(
             json!({"title": "Test phone", "price_cents": 9900, "stock": stock,
-            "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": per_user_limit}),
+            "starts_at": starts, "ends_at": starts + 600_000, "per_user_limit": per_user_limit,
+                   "queue": "none"}),
         )
         .await
     }

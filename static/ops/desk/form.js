@@ -24,8 +24,16 @@ export function init(onDone) {
   document.getElementById("form-cancel").addEventListener("click", () => close());
 }
 
+// What speed buys in each mode, said where the operator picks it (docs/waiting-room.md).
+const QUEUE_NOTES = {
+  random: "Everyone who joins before the start (plus the draw delay) is placed by a draw: a script that reads the captcha in 30 ms has the same chance as a person who takes 5 s.",
+  fifo: "First come, first served by arrival in the line, which opens 15 minutes before the start: scripts that join at that second take the first places.",
+  none: "A race at the start: the fastest clients win. A script reads the captcha in ~30 ms and buys at the exact second; a person needs 2–10 s. Bots will take most of a popular sale.",
+};
+
 function queueFields() {
   const mode = input("queue").value;
+  document.getElementById("queue-note").textContent = QUEUE_NOTES[mode] || "";
   for (const name of ["admit_multiple", "admit_ttl_s"]) input(name).closest("label").hidden = mode === "none";
   input("queue_grace_s").closest("label").hidden = mode !== "random";
 }
