@@ -51,6 +51,19 @@ pub struct Args {
     /// The popularity of the evening's sales: shopper picks the sale of rank k with a
     /// probability proportional to 1 / k^zipf (0: uniform; 1: a few hot sales, a long tail).
     pub zipf: f64,
+    /// Every shopper does what the sale page does (`opening.rs`): signs in, solves the proof
+    /// of work, fetches its own picture through the edge, reads it in a person's (or a bot's)
+    /// time, answers, and only then buys. Without it, captcha answers are minted.
+    pub real_captcha: bool,
+    /// People (`people.rs`): reading time lognormal with this median (ms) and σ; the share
+    /// of right readings; the median reaction after zero (ms) of one who was ready.
+    pub read_median_ms: f64,
+    pub read_sigma: f64,
+    pub human_accuracy: f64,
+    pub react_median_ms: f64,
+    /// Bots: a picture read in this long, this share right.
+    pub bot_read_ms: f64,
+    pub bot_accuracy: f64,
 }
 
 pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--rate R] [--duration SECS]
@@ -58,16 +71,29 @@ pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--r
              [--edge URL] [--admin URL] [--backend URL[,URL...]] [--edge-metrics URL[,URL...]] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
              [--report FILE] [--history FILE] [--quiet]
              [--queue fifo|random [--arrive-before SECS] [--bots FRACTION]]
-             [--sales N | --sale-ids ID,ID,...|FIRST-LAST] [--zipf S]";
+             [--sales N | --sale-ids ID,ID,...|FIRST-LAST] [--zipf S]
+             [--real-captcha [--read-median-ms MS] [--read-sigma S] [--human-accuracy F]
+               [--react-median-ms MS] [--bot-read-ms MS] [--bot-accuracy F]]
+defaults: --users 5000 --stock 200 --per-user-limit 1 --concurrency 256 --rate 0 (closed loop)
+  --duration 60 --retry 0.3 --cheaters 0.01 --start-in 3000 --arrive-before 5 --bots 0
+  --queue none (a race) --sales 1 --zipf 1; --real-captcha: --read-median-ms 5000
+  --read-sigma 0.45 --human-accuracy 0.92 --react-median-ms 600 --bot-read-ms 30
+  --bot-accuracy 0.94. The stack's addresses: var/stack.env (scripts/up), else --edge
+  http://127.0.0.1:8080 --backend http://127.0.0.1:8081 --secrets var/secrets.";
 
 impl Args {
     pub fn parse(argv: &[String]) -> Result<Args, String> {
         let mut a = Args::default();
         let mut var: Option<PathBuf> = None;
+        let mut given: Vec<&str> = Vec::new();
         let mut it = argv.iter();
         while let Some(flag) = it.next() {
             if flag == "--quiet" {
                 a.quiet = true;
+                continue;
+            }
+            if flag == "--real-captcha" {
+                a.real_captcha = true;
                 continue;
             }
             if flag == "--help" || flag == "-h" {
@@ -80,14 +106,14 @@ impl Args {
                 var = Some(PathBuf::from(value));
             } else {
                 a.set(flag, value)?;
+                given.push(flag);
             }
         }
         a.check()?;
-        // scripts/up writes the stack's addresses to var/seckill.env.
-        let var = var.unwrap_or_else(|| PathBuf::from("var"));
-        if a.redis_url.is_empty() || a.mysql_url.is_empty() {
-            a.read_stack_env(&var)?;
-        }
+        let var = var
+            .or_else(|| std::env::var_os("SECKILL_VAR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("var"));
+        a.follow_the_stack(&var, &given)?;
         if a.admin.is_empty() {
             a.admin = a.edge.clone();
         }
@@ -143,6 +169,12 @@ impl Args {
             "--sales" => a.sales = num("a number of sales")? as usize,
             "--sale-ids" => a.sale_ids = sale_ids(value)?,
             "--zipf" => a.zipf = num("an exponent (0: uniform)")?,
+            "--read-median-ms" => a.read_median_ms = num("milliseconds")?,
+            "--read-sigma" => a.read_sigma = num("a lognormal sigma")?,
+            "--human-accuracy" => a.human_accuracy = num("a fraction from 0 to 1")?.min(1.0),
+            "--react-median-ms" => a.react_median_ms = num("milliseconds")?,
+            "--bot-read-ms" => a.bot_read_ms = num("milliseconds")?,
+            "--bot-accuracy" => a.bot_accuracy = num("a fraction from 0 to 1")?.min(1.0),
             other => return Err(format!("{other}: unknown option\n{USAGE}")),
         }
         Ok(())
@@ -159,6 +191,9 @@ impl Args {
         if self.sales > 1 && self.queue.is_some() {
             return Err("--queue plays one sale: not with --sales or --sale-ids".into());
         }
+        if self.sales > 1 && self.real_captcha {
+            return Err("--real-captcha plays one sale: not with --sales or --sale-ids".into());
+        }
         if !(1..=30).contains(&self.per_user_limit) {
             return Err(format!(
                 "--per-user-limit: expected 1..30, got {}",
@@ -168,31 +203,67 @@ impl Args {
         Ok(())
     }
 
-    /// The Redis and MariaDB addresses and the secrets of the stack scripts/up started.
-    fn read_stack_env(&mut self, var: &std::path::Path) -> Result<(), String> {
-        let path = var.join("seckill.env");
-        let env = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "{}: {e} (run scripts/up first, or pass --redis-url and --mysql-url)",
-                path.display()
-            )
-        })?;
-        for line in env.lines() {
-            if let Some((k, v)) = line.split_once('=') {
-                match k.trim() {
-                    "SECKILL_REDIS_URL" | "SECKILL_REDIS_CLUSTER" if self.redis_url.is_empty() => {
-                        self.redis_url = v.trim().into()
-                    }
-                    "SECKILL_MYSQL_URL" if self.mysql_url.is_empty() => {
-                        self.mysql_url = v.trim().into()
-                    }
-                    "SECKILL_SECRETS_DIR" => self.secrets = PathBuf::from(v.trim()),
-                    _ => {}
-                }
+    /// The stack's addresses, for each not given as a flag: the environment (`EDGE`,
+    /// `BACKEND`, `REDIS_URL`, `MYSQL_URL`, `SECRETS`, as every scripts/* tool takes them),
+    /// else the stack's file (`VAR/stack.env`, written by scripts/up), else the backend's
+    /// (`VAR/seckill.env` of an older stack), else the defaults.
+    fn follow_the_stack(&mut self, var: &std::path::Path, given: &[&str]) -> Result<(), String> {
+        let stack = stack_file(var);
+        for (flag, key) in STACK_FLAGS {
+            if given.contains(&flag) {
+                continue;
             }
+            let v = std::env::var(key)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| stack.get(key).cloned());
+            if let Some(v) = v {
+                self.set(flag, &v)?;
+            }
+        }
+        if self.redis_url.is_empty() || self.mysql_url.is_empty() {
+            return Err(format!(
+                "no stack at {} (run scripts/up first, or pass --redis-url and --mysql-url)",
+                var.display()
+            ));
         }
         Ok(())
     }
+}
+
+/// Each flag that names a part of the stack, and its key in `stack.env` and the environment.
+const STACK_FLAGS: [(&str, &str); 5] = [
+    ("--edge", "EDGE"),
+    ("--backend", "BACKEND"),
+    ("--redis-url", "REDIS_URL"),
+    ("--mysql-url", "MYSQL_URL"),
+    ("--secrets", "SECRETS"),
+];
+
+/// `VAR/stack.env`'s keys, with the backend's own file (`VAR/seckill.env`) filling the
+/// Redis, MariaDB and secrets keys an older stack's lacks. Empty when neither exists.
+fn stack_file(var: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let read = |name: &str| std::fs::read_to_string(var.join(name)).unwrap_or_default();
+    let mut keys = std::collections::HashMap::new();
+    for line in read("seckill.env").lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            let key = match k.trim() {
+                "SECKILL_REDIS_URL" | "SECKILL_REDIS_CLUSTER" => "REDIS_URL",
+                "SECKILL_MYSQL_URL" => "MYSQL_URL",
+                "SECKILL_SECRETS_DIR" => "SECRETS",
+                _ => continue,
+            };
+            keys.insert(key.to_string(), v.trim().to_string());
+        }
+    }
+    for line in read("stack.env").lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            if !v.trim().is_empty() {
+                keys.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+    }
+    keys
 }
 
 impl Default for Args {
@@ -223,6 +294,13 @@ impl Default for Args {
             sales: 1,
             sale_ids: Vec::new(),
             zipf: 1.0,
+            real_captcha: false,
+            read_median_ms: 5000.0,
+            read_sigma: 0.45,
+            human_accuracy: 0.92,
+            react_median_ms: 600.0,
+            bot_read_ms: 30.0,
+            bot_accuracy: 0.94,
         }
     }
 }
@@ -271,6 +349,13 @@ mod tests {
         assert_eq!(a.queue.as_deref(), Some("random"));
         assert_eq!((a.arrive_before.as_secs(), a.bots), (8, 0.1));
         assert!(args("--queue lottery").unwrap_err().starts_with("--queue"));
+        let a = args("--real-captcha --bots 0.1 --bot-read-ms 20 --read-median-ms 4000").unwrap();
+        assert!(a.real_captcha);
+        assert_eq!(
+            (a.bot_read_ms, a.read_median_ms, a.bot_accuracy),
+            (20.0, 4000.0, 0.94)
+        );
+        assert!(args("--real-captcha --sales 3").is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@ mod evening;
 mod facts;
 mod fairness;
 mod http;
+mod opening;
+mod people;
 mod report;
 mod shopper;
 mod stats;
@@ -112,18 +114,17 @@ async fn run(a: args::Args) -> Result<bool, String> {
         stats: stats.clone(),
     });
     let before = scraped.take().await;
-    let (elapsed, queue) = match &a.queue {
-        Some(mode) => {
-            let bots: Arc<Vec<bool>> =
-                Arc::new((0..a.users).map(|i| chosen(i, a.bots, 13)).collect());
-            let (elapsed, records) = waiting::play(&a, &ctx, shoppers, bots, starts).await;
-            (
-                elapsed,
-                Some(waiting::fairness(mode, a.stock, starts, &records)),
-            )
-        }
-        None => (play(&a, &ctx, shoppers, starts).await, None),
+    let bots: Arc<Vec<bool>> = Arc::new((0..a.users).map(|i| chosen(i, a.bots, 13)).collect());
+    let (elapsed, records) = match (&a.queue, a.real_captcha) {
+        (Some(_), _) => waiting::play(&a, &ctx, shoppers, bots, starts).await,
+        (None, true) => opening::race(&a, &ctx, shoppers, bots, starts).await,
+        (None, false) => (play(&a, &ctx, shoppers, starts).await, Vec::new()),
     };
+    let queue = a
+        .queue
+        .as_ref()
+        .map(|mode| waiting::fairness(mode, a.stock, starts, &records));
+    let opening = a.real_captcha.then(|| opening::figures(&records, &stats));
 
     if let Some(file) = &a.history {
         std::fs::write(file, stats.history())
@@ -151,7 +152,7 @@ async fn run(a: args::Args) -> Result<bool, String> {
         lat: &lat,
         elapsed,
     };
-    let (summary, ok) = verdict::of(&a, &found, queue);
+    let (summary, ok) = verdict::of(&a, &found, queue, opening);
     println!("{summary}");
     Ok(ok)
 }
@@ -164,8 +165,8 @@ async fn create_sale(
     admin: &str,
     db: &mysql_async::Pool,
 ) -> Result<(seckill::buy::sales::Sale, i64), String> {
-    // A queue run's shoppers arrive (and join) before the start.
-    let lead = if a.queue.is_some() {
+    // A queue run's shoppers (and a real opening's) arrive before the start.
+    let lead = if a.queue.is_some() || a.real_captcha {
         a.start_in.max(a.arrive_before + Duration::from_secs(2))
     } else {
         a.start_in

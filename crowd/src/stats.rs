@@ -31,6 +31,12 @@ pub struct Stats {
     /// Every buy and its answer, one JSON line each, when the history is kept (`--history`).
     pub keep_history: bool,
     history: Mutex<Vec<String>>,
+    /// `--real-captcha`: how long each picture took to arrive (µs), every picture's
+    /// fingerprint, pictures that came a second time (must stay 0), wrong answers given.
+    captchas: Mutex<Vec<u32>>,
+    pictures: Mutex<std::collections::HashSet<u64>>,
+    pub pictures_repeated: AtomicU64,
+    pub wrong_answers: AtomicU64,
 }
 
 impl Default for Stats {
@@ -57,7 +63,34 @@ impl Stats {
             polls: Mutex::new(Vec::new()),
             keep_history: false,
             history: Mutex::new(Vec::new()),
+            captchas: Mutex::new(Vec::new()),
+            pictures: Mutex::new(std::collections::HashSet::new()),
+            pictures_repeated: AtomicU64::new(0),
+            wrong_answers: AtomicU64::new(0),
         }
+    }
+
+    /// A picture arrived after `took`: counted, and checked against every earlier one.
+    pub fn picture(&self, took: Duration, image: &str) {
+        self.captchas.lock().unwrap().push(micros(took));
+        let digest = ring::digest::digest(&ring::digest::SHA256, image.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest.as_ref()[..8]);
+        if !self
+            .pictures
+            .lock()
+            .unwrap()
+            .insert(u64::from_le_bytes(first))
+        {
+            self.pictures_repeated.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Pictures fetched, and the p50 and p99 (ms) of their arrival.
+    pub fn pictures(&self) -> (usize, f64, f64) {
+        let mut v = self.captchas.lock().unwrap().clone();
+        v.sort_unstable();
+        (v.len(), quantile_ms(&v, 0.5), quantile_ms(&v, 0.99))
     }
 
     /// A buy sent at `sent_ms` (Unix ms) and what came of it (status 0: no answer), for the

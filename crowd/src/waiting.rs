@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::fairness;
+use crate::opening::Journey;
+use crate::people::Model;
 use crate::shopper::{self, Ctx, Shopper};
 
 /// What one shopper of a queue run saw.
@@ -66,9 +68,18 @@ pub async fn play(
     let deadline_ms = starts_ms + a.duration.as_millis() as i64;
     let zero = Instant::now()
         - Duration::from_millis((seckill::clock::now_ms() - starts_ms).max(0) as u64);
+    // With --real-captcha, bots are there when the line opens to the crowd (its first
+    // instant), as scalpers are; people arrive spread over the span.
+    let mut order: Vec<(f64, usize)> = (0..a.users)
+        .map(|i| match a.real_captcha && bots[i] {
+            true => (first, i),
+            false => (first + span * i as f64 / a.users as f64, i),
+        })
+        .collect();
+    order.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let models = Arc::new((Model::human(a), Model::bot(a), a.real_captcha, starts_ms));
     let mut tasks = Vec::with_capacity(a.users);
-    for i in 0..a.users {
-        let due = first + span * i as f64 / a.users as f64;
+    for (due, i) in order {
         let wait = due - seckill::clock::now_ms() as f64;
         if wait > 0.0 {
             tokio::time::sleep(Duration::from_secs_f64(wait / 1000.0)).await;
@@ -76,10 +87,41 @@ pub async fn play(
         if i == 0 || due >= starts_ms as f64 {
             let _ = ctx.stats.started.set(zero.max(Instant::now()));
         }
-        let (ctx, shoppers, bots, gates) =
-            (ctx.clone(), shoppers.clone(), bots.clone(), gates.clone());
+        let (ctx, shoppers, bots, gates, models) = (
+            ctx.clone(),
+            shoppers.clone(),
+            bots.clone(),
+            gates.clone(),
+            models.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            let r = one(&ctx, &shoppers[i], bots[i], &gates, deadline_ms).await;
+            let (human, bot, real, starts_ms) = *models;
+            let s = &shoppers[i];
+            let r = if real {
+                let model = if bots[i] { bot } else { human };
+                match Journey::sign_in(&ctx, &gates.work, s, model).await {
+                    Some(mut j) => {
+                        let token = j.token().to_string();
+                        one(
+                            &ctx,
+                            s,
+                            &token,
+                            bots[i],
+                            &gates,
+                            deadline_ms,
+                            Some((&mut j, starts_ms)),
+                        )
+                        .await
+                    }
+                    None => Record {
+                        index: s.index,
+                        bot: bots[i],
+                        ..Record::default()
+                    },
+                }
+            } else {
+                one(&ctx, s, &s.token, bots[i], &gates, deadline_ms, None).await
+            };
             ctx.stats
                 .shoppers_done
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -118,9 +160,10 @@ async fn send(
     method: Method,
     url: &str,
     s: &Shopper,
+    token: &str,
 ) -> (u16, Value, Duration) {
     let _permit = gate.acquire().await;
-    let auth = format!("Bearer {}", s.token);
+    let auth = format!("Bearer {token}");
     let headers = [
         ("authorization", auth.as_str()),
         ("x-forwarded-for", s.ip.as_str()),
@@ -136,7 +179,18 @@ async fn send(
     )
 }
 
-async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gates: &Gates, deadline_ms: i64) -> Record {
+/// One shopper of a queue run: joins, polls its ticket, and when admitted checks out: with
+/// the real captcha (`real`: its journey, signed in already, and the sale's start), else
+/// with a minted one after a moment's thought.
+async fn one(
+    ctx: &Ctx,
+    s: &Shopper,
+    token: &str,
+    bot: bool,
+    gates: &Gates,
+    deadline_ms: i64,
+    mut real: Option<(&mut Journey<'_>, i64)>,
+) -> Record {
     let mut rec = Record {
         index: s.index,
         bot,
@@ -146,7 +200,7 @@ async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gates: &Gates, deadline_ms: i64)
     let join_url = format!("/api/sales/{}/queue", ctx.sale_id);
     let mut tries = 0;
     let ticket = loop {
-        let (status, body, took) = send(ctx, &gates.work, Method::POST, &join_url, s).await;
+        let (status, body, took) = send(ctx, &gates.work, Method::POST, &join_url, s, token).await;
         ctx.stats.join_latency(took);
         tries += 1;
         if status == 200 {
@@ -164,7 +218,7 @@ async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gates: &Gates, deadline_ms: i64)
     let poll_url = format!("{join_url}?ticket={ticket}");
     let mut polls = 0;
     while seckill::clock::now_ms() < deadline_ms {
-        let (status, body, took) = send(ctx, &gates.polls, Method::GET, &poll_url, s).await;
+        let (status, body, took) = send(ctx, &gates.polls, Method::GET, &poll_url, s, token).await;
         ctx.stats.poll_latency(took);
         polls += 1;
         let now = seckill::clock::now_ms() as f64;
@@ -180,6 +234,11 @@ async fn one(ctx: &Ctx, s: &Shopper, bot: bool, gates: &Gates, deadline_ms: i64)
         match (status, state) {
             (200, "admitted") => {
                 rec.admitted_ms = Some(now);
+                if let Some((j, starts_ms)) = real.take() {
+                    j.with_ticket(&ticket);
+                    rec.won = j.checkout(starts_ms, 0).await;
+                    return rec;
+                }
                 // Reading the captcha: people take a moment, bots hardly any.
                 let think = 1000.0 * jitter(s.index, polls) / f64::from(speed);
                 tokio::time::sleep(Duration::from_secs_f64(think / 1000.0)).await;

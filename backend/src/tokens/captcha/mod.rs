@@ -47,6 +47,18 @@ pub fn token(
     format!("{user_id}.{sale_id}.{expires_s}.{nonce}.{answer_mac}.{token_mac}")
 }
 
+/// The crowd's oracle (docs/captcha.md): a captcha asked for with header
+/// `X-Captcha-Oracle: <this>` is answered with its answer too. Only who holds the captcha key
+/// (the operator, whose crowd plays shoppers who read the picture right or wrong by a model)
+/// can make it; to anyone else it is an unknown 256-bit value.
+pub fn oracle(key: &[u8], user_id: u64, sale_id: u64) -> String {
+    crypto::sign_hex(key, format!("oracle.{user_id}.{sale_id}").as_bytes())
+}
+
+pub fn oracle_ok(key: &[u8], user_id: u64, sale_id: u64, given: &str) -> bool {
+    crypto::verify_hex(key, format!("oracle.{user_id}.{sale_id}").as_bytes(), given)
+}
+
 /// A fresh challenge: (answer, PNG).
 pub fn challenge() -> (String, Vec<u8>) {
     challenge_from(&mut random_u32s())
@@ -98,6 +110,17 @@ mod tests {
              33758fe6647841550caf2e88decde3a35576be711d0511f6951cfd950d94fdf3.\
              450ffd870cf0628f860fc68e40566951004251ee09c2c8de0d4a27f55af19042"
         );
+    }
+
+    #[test]
+    fn the_oracle_opens_for_the_key_holder_only() {
+        let key = b"test-captcha-key-0123456789";
+        let o = oracle(key, 42, 7);
+        assert!(oracle_ok(key, 42, 7, &o));
+        assert!(!oracle_ok(key, 43, 7, &o), "another shopper's");
+        assert!(!oracle_ok(key, 42, 8, &o), "another sale's");
+        assert!(!oracle_ok(b"another key", 42, 7, &o));
+        assert!(!oracle_ok(key, 42, 7, ""));
     }
 
     #[test]
