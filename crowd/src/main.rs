@@ -9,6 +9,7 @@ mod facts;
 mod fairness;
 mod http;
 mod opening;
+mod outcome;
 mod people;
 mod report;
 mod shopper;

@@ -19,9 +19,9 @@ use hyper::Method;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+use crate::outcome::Record;
 use crate::people::{misread, Model, Rng};
 use crate::shopper::{Ctx, Shopper};
-use crate::waiting::Record;
 
 /// A shopper gives up after this many pictures (each wrong answer costs one).
 const MAX_PICTURES: u32 = 6;

@@ -13,24 +13,9 @@ use tokio::sync::Semaphore;
 
 use crate::fairness;
 use crate::opening::Journey;
+use crate::outcome::Record;
 use crate::people::Model;
 use crate::shopper::{self, Ctx, Shopper};
-
-/// What one shopper of a queue run saw.
-#[derive(Clone, Debug, Default)]
-pub struct Record {
-    /// Arrival rank (shoppers arrive in index order).
-    pub index: usize,
-    pub bot: bool,
-    pub number: Option<u64>,
-    pub position: Option<u64>,
-    pub in_draw: bool,
-    /// When the first ETA said the shopper would be admitted (epoch ms).
-    pub predicted_ms: Option<f64>,
-    /// When a poll first said admitted (epoch ms).
-    pub admitted_ms: Option<f64>,
-    pub won: bool,
-}
 
 /// Bounds on the requests in flight (see `play`).
 pub struct Gates {
@@ -56,30 +41,12 @@ pub async fn play(
         work: Semaphore::new(a.concurrency),
         polls: Semaphore::new(a.concurrency),
     });
-    let before = a.arrive_before.as_secs_f64() * 1000.0;
-    // With --rate, arrivals go on after the start at that pace.
-    let after = if a.rate > 0.0 {
-        (a.users as f64 / a.rate * 1000.0 - before).max(0.0)
-    } else {
-        0.0
-    };
-    let span = before + after;
-    let first = starts_ms as f64 - before;
     let deadline_ms = starts_ms + a.duration.as_millis() as i64;
     let zero = Instant::now()
         - Duration::from_millis((seckill::clock::now_ms() - starts_ms).max(0) as u64);
-    // With --real-captcha, bots are there when the line opens to the crowd (its first
-    // instant), as scalpers are; people arrive spread over the span.
-    let mut order: Vec<(f64, usize)> = (0..a.users)
-        .map(|i| match a.real_captcha && bots[i] {
-            true => (first, i),
-            false => (first + span * i as f64 / a.users as f64, i),
-        })
-        .collect();
-    order.sort_by(|x, y| x.0.total_cmp(&y.0));
     let models = Arc::new((Model::human(a), Model::bot(a), a.real_captcha, starts_ms));
     let mut tasks = Vec::with_capacity(a.users);
-    for (due, i) in order {
+    for (due, i) in arrivals(a, &bots, starts_ms) {
         let wait = due - seckill::clock::now_ms() as f64;
         if wait > 0.0 {
             tokio::time::sleep(Duration::from_secs_f64(wait / 1000.0)).await;
@@ -95,33 +62,7 @@ pub async fn play(
             models.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let (human, bot, real, starts_ms) = *models;
-            let s = &shoppers[i];
-            let r = if real {
-                let model = if bots[i] { bot } else { human };
-                match Journey::sign_in(&ctx, &gates.work, s, model).await {
-                    Some(mut j) => {
-                        let token = j.token().to_string();
-                        one(
-                            &ctx,
-                            s,
-                            &token,
-                            bots[i],
-                            &gates,
-                            deadline_ms,
-                            Some((&mut j, starts_ms)),
-                        )
-                        .await
-                    }
-                    None => Record {
-                        index: s.index,
-                        bot: bots[i],
-                        ..Record::default()
-                    },
-                }
-            } else {
-                one(&ctx, s, &s.token, bots[i], &gates, deadline_ms, None).await
-            };
+            let r = shopper_task(&ctx, &shoppers[i], bots[i], &gates, deadline_ms, *models).await;
             ctx.stats
                 .shoppers_done
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -136,6 +77,64 @@ pub async fn play(
     }
     let took = Duration::from_millis((seckill::clock::now_ms() - starts_ms).max(1) as u64);
     (took, records)
+}
+
+/// When each shopper arrives (epoch ms), in order: spread over `--arrive-before` seconds
+/// before the start (and with `--rate`, on after it at that pace). With `--real-captcha`,
+/// bots are there at the first instant, as scalpers are.
+fn arrivals(a: &crate::args::Args, bots: &[bool], starts_ms: i64) -> Vec<(f64, usize)> {
+    let before = a.arrive_before.as_secs_f64() * 1000.0;
+    let after = if a.rate > 0.0 {
+        (a.users as f64 / a.rate * 1000.0 - before).max(0.0)
+    } else {
+        0.0
+    };
+    let span = before + after;
+    let first = starts_ms as f64 - before;
+    let mut order: Vec<(f64, usize)> = (0..a.users)
+        .map(|i| match a.real_captcha && bots[i] {
+            true => (first, i),
+            false => (first + span * i as f64 / a.users as f64, i),
+        })
+        .collect();
+    order.sort_by(|x, y| x.0.total_cmp(&y.0));
+    order
+}
+
+/// One shopper from its arrival: with the real captcha it signs in first (its journey
+/// then checks out at its turn), else it uses its minted session and captcha.
+async fn shopper_task(
+    ctx: &Ctx,
+    s: &Shopper,
+    bot: bool,
+    gates: &Gates,
+    deadline_ms: i64,
+    (human, bot_model, real, starts_ms): (Model, Model, bool, i64),
+) -> Record {
+    if !real {
+        return one(ctx, s, &s.token, bot, gates, deadline_ms, None).await;
+    }
+    let model = if bot { bot_model } else { human };
+    match Journey::sign_in(ctx, &gates.work, s, model).await {
+        Some(mut j) => {
+            let token = j.token().to_string();
+            one(
+                ctx,
+                s,
+                &token,
+                bot,
+                gates,
+                deadline_ms,
+                Some((&mut j, starts_ms)),
+            )
+            .await
+        }
+        None => Record {
+            index: s.index,
+            bot,
+            ..Record::default()
+        },
+    }
 }
 
 /// A small deterministic jitter in [0.8, 1.2) per shopper and poll (no two pages in step).

@@ -1,0 +1,18 @@
+//! What came of one shopper, for the fairness figures: a queue run's (place, ETA, admission)
+//! and a real opening's (bot or person, won or not).
+
+/// What one shopper saw.
+#[derive(Clone, Debug, Default)]
+pub struct Record {
+    /// Arrival rank (shoppers arrive in index order).
+    pub index: usize,
+    pub bot: bool,
+    pub number: Option<u64>,
+    pub position: Option<u64>,
+    pub in_draw: bool,
+    /// When the first ETA said the shopper would be admitted (epoch ms).
+    pub predicted_ms: Option<f64>,
+    /// When a poll first said admitted (epoch ms).
+    pub admitted_ms: Option<f64>,
+    pub won: bool,
+}
