@@ -73,6 +73,13 @@ impl App {
         if let Err(e) = recovery.if_needed(&bg_redis, &db, &metrics).await {
             eprintln!("seckill: recovery at start failed ({e}); retrying in the background");
         }
+        let captchas = crate::tokens::captcha::pool::Pool::new(
+            crate::tokens::captcha::Painter::new(&cfg.secrets.captcha_key),
+            cfg.captcha_pool,
+            cfg.captcha_pool_dir.as_deref(),
+            metrics.captcha_counters(),
+        )
+        .map_err(|e| StartError::Captchas(cfg.captcha_pool_dir.clone().unwrap_or_default(), e))?;
         let activity = Arc::new(Activity::default());
         let reserver = Reserver::replicated(
             redis.clone(),
@@ -87,7 +94,7 @@ impl App {
             cache: SaleCache::new(cfg.sold_out_ttl),
             orders: Default::default(),
             storefront: Default::default(),
-            captchas: crate::tokens::captcha::pool::Pool::new(cfg.captcha_pool),
+            captchas,
             metrics,
             inflight: AtomicUsize::new(0),
             recovery,

@@ -113,6 +113,8 @@ pub struct Config {
     pub captcha_ttl: Duration,
     /// Captchas drawn ahead of the crowd (see `tokens::captcha::pool`); 0: drawn on demand.
     pub captcha_pool: usize,
+    /// Where the pool keeps its pictures (None: in memory, at most 4,096).
+    pub captcha_pool_dir: Option<std::path::PathBuf>,
     /// Test-only: captcha responses include the answer. Never on in production.
     pub captcha_test_hook: bool,
     /// A stream entry MariaDB refuses this many times goes to the dead-letter stream.
@@ -213,7 +215,10 @@ impl Config {
             writer_look: r.millis("SECKILL_WRITER_LOOK_MS", "1000")?,
             shutdown_grace: r.secs("SECKILL_SHUTDOWN_GRACE_S", "10")?,
             captcha_ttl: r.secs("SECKILL_CAPTCHA_TTL_S", "120")?,
-            captcha_pool: r.parse("SECKILL_CAPTCHA_POOL", "4096")?,
+            captcha_pool: r.parse("SECKILL_CAPTCHA_POOL", "120000")?,
+            captcha_pool_dir: r
+                .opt("SECKILL_CAPTCHA_POOL_DIR")
+                .map(std::path::PathBuf::from),
             captcha_test_hook: r.parse("SECKILL_CAPTCHA_TEST_HOOK", "false")?,
             writer_max_failures: r.parse("SECKILL_WRITER_MAX_FAILURES", "5")?,
             writer_fence: r.parse("SECKILL_WRITER_FENCE", "true")?,

@@ -167,6 +167,8 @@ pub enum StartError {
     Redis(redis::RedisError),
     /// MariaDB: a bad URL, no connection, or a migration that failed.
     Database(String),
+    /// The captcha pool's directory cannot be made or read.
+    Captchas(std::path::PathBuf, std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -176,6 +178,9 @@ impl std::fmt::Display for StartError {
             StartError::Listen(what, e) => write!(f, "cannot listen on {what}: {e}"),
             StartError::Redis(e) => write!(f, "redis: {e}"),
             StartError::Database(e) => write!(f, "database: {e}"),
+            StartError::Captchas(dir, e) => {
+                write!(f, "the captcha pool at {}: {e}", dir.display())
+            }
         }
     }
 }

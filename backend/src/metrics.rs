@@ -2,8 +2,8 @@
 //! Names are part of the contract with the dashboards and alert rules in `ops/`.
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -70,6 +70,12 @@ pub struct Metrics {
     pub sales_retired: IntCounter,
     /// Sales in the active set at the last look.
     pub active_sales: IntGauge,
+    /// Captchas drawn, by how: ahead (the pool's drawer, in idle time) or on_demand (the
+    /// pool was empty when a shopper asked); and the CPU seconds their drawing took.
+    pub captcha_drawn: IntCounterVec,
+    pub captcha_draw_cpu: CounterVec,
+    /// Pictures in the pool, ready to hand out.
+    pub captcha_pool_ready: IntGauge,
     /// Sales with per-sale series now (see [`Metrics::keep_sales`]).
     per_sale: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
@@ -151,6 +157,9 @@ impl Metrics {
             queue_admitted: r.gauges("seckill_queue_admitted", "Tickets admitted so far (the serving cursor) per queued sale", sale),
             queue_expired: r.gauges("seckill_queue_expired", "Admissions that ran out unused (estimate: admitted longer ago than an admission lasts, less the orders placed by then) per queued sale", sale),
             queue_rate: r.float_gauges("seckill_queue_admission_rate", "Admissions a second over the last ten seconds per queued sale", sale),
+            captcha_drawn: r.counters("seckill_captcha_drawn_total", "Captcha pictures drawn, by how: ahead (the pool's drawer, in idle time) or on_demand (the pool was empty)", &["how"]),
+            captcha_draw_cpu: r.add(CounterVec::new(Opts::new("seckill_captcha_draw_cpu_seconds_total", "CPU seconds spent drawing captcha pictures, by how"), &["how"]).expect("valid metric")),
+            captcha_pool_ready: r.add(IntGauge::new("seckill_captcha_pool_ready", "Captcha pictures drawn ahead and ready to hand out").expect("valid metric")),
             per_sale: std::sync::Mutex::new(std::collections::HashSet::new()),
             registry,
         };
@@ -186,6 +195,17 @@ impl Metrics {
         }
         self.http_requests.with_label_values(&["buy", "200"]);
         self.http_duration.with_label_values(&["buy"]);
+    }
+
+    /// The captcha pool's counters, these series.
+    pub fn captcha_counters(&self) -> crate::tokens::captcha::pool::Counters {
+        crate::tokens::captcha::pool::Counters {
+            ahead: self.captcha_drawn.with_label_values(&["ahead"]),
+            on_demand: self.captcha_drawn.with_label_values(&["on_demand"]),
+            cpu_ahead: self.captcha_draw_cpu.with_label_values(&["ahead"]),
+            cpu_on_demand: self.captcha_draw_cpu.with_label_values(&["on_demand"]),
+            ready: self.captcha_pool_ready.clone(),
+        }
     }
 
     /// The gauge of one sale (its series is remembered, to be removed by [`Metrics::keep_sales`]).

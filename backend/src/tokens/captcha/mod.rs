@@ -59,6 +59,55 @@ pub fn oracle_ok(key: &[u8], user_id: u64, sale_id: u64, given: &str) -> bool {
     crypto::verify_hex(key, format!("oracle.{user_id}.{sale_id}").as_bytes(), given)
 }
 
+/// How this deployment draws its captchas. A picture's answer follows from its id (128
+/// random bits, its file name in the pool) under a key derived from the captcha key: a
+/// picture on disk carries no answer, and the pool needs no index of answers.
+pub struct Painter {
+    answers: ring::hmac::Key,
+    /// Names the pool's directory: pictures drawn under another key are never handed out.
+    fingerprint: String,
+}
+
+impl Painter {
+    pub fn new(captcha_key: &[u8]) -> Painter {
+        let derive = |label: &str| crypto::sign_hex(captcha_key, label.as_bytes());
+        Painter {
+            answers: ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                derive("captcha-answers").as_bytes(),
+            ),
+            fingerprint: derive("captcha-pool")[..12].to_string(),
+        }
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// A new picture's id: 32 hex digits from the OS source.
+    pub fn new_id() -> String {
+        crypto::random_hex(16)
+    }
+
+    /// The answer of picture `id`.
+    pub fn answer_of(&self, id: &str) -> String {
+        let d = ring::hmac::sign(&self.answers, id.as_bytes());
+        d.as_ref()
+            .chunks(2)
+            .take(LENGTH)
+            .map(|c| {
+                let n = u16::from_le_bytes([c[0], c[1]]) as usize;
+                ALPHABET[n % ALPHABET.len()] as char
+            })
+            .collect()
+    }
+
+    /// Picture `id` as a PNG (the drawing's randomness from the OS source).
+    pub fn draw(&self, id: &str) -> Vec<u8> {
+        raster::draw(&self.answer_of(id), &mut raster::Rng(&mut random_u32s()))
+    }
+}
+
 /// A fresh challenge: (answer, PNG).
 pub fn challenge() -> (String, Vec<u8>) {
     challenge_from(&mut random_u32s())
@@ -121,6 +170,24 @@ mod tests {
         assert!(!oracle_ok(key, 42, 8, &o), "another sale's");
         assert!(!oracle_ok(b"another key", 42, 7, &o));
         assert!(!oracle_ok(key, 42, 7, ""));
+    }
+
+    #[test]
+    fn a_pictures_answer_follows_from_its_id_and_the_key() {
+        let p = Painter::new(b"test-captcha-key-0123456789");
+        let id = Painter::new_id();
+        assert_eq!(id.len(), 32);
+        let a = p.answer_of(&id);
+        assert_eq!(a, p.answer_of(&id), "the same id, the same answer");
+        assert_eq!(a.len(), LENGTH);
+        assert!(a.bytes().all(|b| ALPHABET.contains(&b)));
+        let other = Painter::new(b"another key");
+        assert_ne!(p.fingerprint(), other.fingerprint());
+        let differ = (0..50)
+            .map(|_| Painter::new_id())
+            .filter(|id| p.answer_of(id) != other.answer_of(id))
+            .count();
+        assert!(differ >= 49, "another key, other answers ({differ} of 50)");
     }
 
     #[test]
