@@ -74,8 +74,9 @@ pub struct Metrics {
     /// pool was empty when a shopper asked); and the CPU seconds their drawing took.
     pub captcha_drawn: IntCounterVec,
     pub captcha_draw_cpu: CounterVec,
-    /// Pictures in the pool, ready to hand out.
+    /// Pictures in the pool, ready to hand out, and how many it holds when full.
     pub captcha_pool_ready: IntGauge,
+    pub captcha_pool_capacity: IntGauge,
     /// Sales with per-sale series now (see [`Metrics::keep_sales`]).
     per_sale: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
@@ -160,6 +161,7 @@ impl Metrics {
             captcha_drawn: r.counters("seckill_captcha_drawn_total", "Captcha pictures drawn, by how: ahead (the pool's drawer, in idle time) or on_demand (the pool was empty)", &["how"]),
             captcha_draw_cpu: r.add(CounterVec::new(Opts::new("seckill_captcha_draw_cpu_seconds_total", "CPU seconds spent drawing captcha pictures, by how"), &["how"]).expect("valid metric")),
             captcha_pool_ready: r.add(IntGauge::new("seckill_captcha_pool_ready", "Captcha pictures drawn ahead and ready to hand out").expect("valid metric")),
+            captcha_pool_capacity: r.add(IntGauge::new("seckill_captcha_pool_capacity", "Captcha pictures the pool holds when full (SECKILL_CAPTCHA_POOL; in memory at most 4,096)").expect("valid metric")),
             per_sale: std::sync::Mutex::new(std::collections::HashSet::new()),
             registry,
         };
@@ -205,6 +207,7 @@ impl Metrics {
             cpu_ahead: self.captcha_draw_cpu.with_label_values(&["ahead"]),
             cpu_on_demand: self.captcha_draw_cpu.with_label_values(&["on_demand"]),
             ready: self.captcha_pool_ready.clone(),
+            capacity: self.captcha_pool_capacity.clone(),
         }
     }
 

@@ -37,7 +37,9 @@ pub struct Args {
     /// Every buy and its answer (or its lack of one), a JSON line each (the partition checker).
     pub history: Option<PathBuf>,
     pub quiet: bool,
-    /// The sale's waiting room: None (a race at the start), "fifo" or "random".
+    /// The sale's waiting room: None (a race at the start), "fifo", "random", or "default"
+    /// (the server's default for a new sale: the field is left out, the crowd plays what the
+    /// sale got).
     pub queue: Option<String>,
     /// Queue runs: shoppers arrive (join) spread over this long before the start.
     pub arrive_before: Duration,
@@ -70,7 +72,7 @@ pub const USAGE: &str = "usage: crowd --users N --stock S [--concurrency C] [--r
              [--per-user-limit L] [--retry FRACTION] [--cheaters FRACTION] [--start-in MS]
              [--edge URL] [--admin URL] [--backend URL[,URL...]] [--edge-metrics URL[,URL...]] [--var DIR | --secrets DIR --redis-url URL --mysql-url URL]
              [--report FILE] [--history FILE] [--quiet]
-             [--queue fifo|random [--arrive-before SECS] [--bots FRACTION]]
+             [--queue fifo|random|none|default [--arrive-before SECS] [--bots FRACTION]]
              [--sales N | --sale-ids ID,ID,...|FIRST-LAST] [--zipf S]
              [--real-captcha [--read-median-ms MS] [--read-sigma S] [--human-accuracy F]
                [--react-median-ms MS] [--bot-read-ms MS] [--bot-accuracy F]]
@@ -156,11 +158,11 @@ impl Args {
             "--report" => a.report = Some(PathBuf::from(value)),
             "--history" => a.history = Some(PathBuf::from(value)),
             "--queue" => match value {
-                "fifo" | "random" => a.queue = Some(value.to_string()),
+                "fifo" | "random" | "default" => a.queue = Some(value.to_string()),
                 "none" => a.queue = None,
                 _ => {
                     return Err(format!(
-                        "--queue: expected fifo, random or none, got {value:?}"
+                        "--queue: expected fifo, random, none or default, got {value:?}"
                     ))
                 }
             },

@@ -103,6 +103,12 @@ async fn run(a: args::Args) -> Result<bool, String> {
         (vec![sale], starts)
     };
     let sale = sales[0].clone();
+    // `--queue default`: the crowd plays the waiting room the sale got.
+    let mut a = a;
+    if a.queue.as_deref() == Some("default") {
+        let mode = sale.queue.mode.as_str();
+        a.queue = (mode != "none").then(|| mode.to_string());
+    }
     let shoppers = Arc::new(crowd_of(&a, &keys, &sales));
     let mut stats = Stats::new();
     stats.keep_history = a.history.is_some();
@@ -125,7 +131,9 @@ async fn run(a: args::Args) -> Result<bool, String> {
         .queue
         .as_ref()
         .map(|mode| waiting::fairness(mode, a.stock, starts, &records));
-    let opening = a.real_captcha.then(|| opening::figures(&records, &stats));
+    let opening = a
+        .real_captcha
+        .then(|| opening::figures(&records, &stats, starts));
 
     if let Some(file) = &a.history {
         std::fs::write(file, stats.history())
@@ -176,8 +184,12 @@ async fn create_sale(
     let mut body = json!({"title": format!("Crowd of {}", a.users), "price_cents": 100,
         "stock": a.stock, "per_user_limit": a.per_user_limit,
         "starts_at": starts, "ends_at": starts + 3_600_000});
-    // A plain run is a race (queue "none"), whatever the server's default for new sales.
-    body["queue"] = json!(a.queue.as_deref().unwrap_or("none"));
+    // A plain run is a race (queue "none"), whatever the server's default for new sales;
+    // `--queue default` leaves the field out and plays what the server chose.
+    match a.queue.as_deref() {
+        Some("default") => {}
+        mode => body["queue"] = json!(mode.unwrap_or("none")),
+    }
     let auth = format!("Bearer {admin}");
     // A backend that is rebuilding a restarted Redis answers 503 for a while: wait for it.
     let mut attempt = 0;

@@ -53,8 +53,9 @@ struct Answer {
 }
 
 impl<'a> Journey<'a> {
-    /// Signs in as the page does (and loads the clock and the sale); None when no session
-    /// came of it.
+    /// Opens the sale page and signs in, as a browser does (`static/assets/app.js` `boot`,
+    /// `signIn`): three clock samples, the sale, the sign-in, what this shopper holds here;
+    /// None when no session came of it.
     pub async fn sign_in(
         ctx: &'a Ctx,
         gate: &'a Semaphore,
@@ -70,6 +71,11 @@ impl<'a> Journey<'a> {
             token: String::new(),
             ticket: None,
         };
+        for _ in 0..3 {
+            j.send(Method::GET, "/api/time", None).await;
+        }
+        j.send(Method::GET, &format!("/api/sales/{}", s.sale_id), None)
+            .await;
         let login = format!(r#"{{"user":"crowd-{}-{}"}}"#, s.sale_id, s.index);
         for attempt in 0..5 {
             let a = j
@@ -88,8 +94,7 @@ impl<'a> Journey<'a> {
             }
             tokio::time::sleep(j.model.retry_after(attempt)).await;
         }
-        j.send(Method::GET, "/api/time", None).await;
-        j.send(Method::GET, &format!("/api/sales/{}", s.sale_id), None)
+        j.send(Method::GET, &format!("/api/sales/{}/mine", s.sale_id), None)
             .await;
         Some(j)
     }
@@ -265,6 +270,10 @@ impl<'a> Journey<'a> {
             stats.buy_answered(self.s.user_id, self.s.sale_id, sent_ms, a.status, &raw);
             match a.status {
                 200 => {
+                    stats.last_order_ms.fetch_max(
+                        seckill::clock::now_ms(),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     let id = a.body["order_id"].as_str().and_then(|v| v.parse().ok());
                     if let Some(id) = id {
                         stats.order_ids.lock().unwrap().push(id);
@@ -364,7 +373,7 @@ pub async fn sleep_until_ms(at_ms: i64) {
 
 /// The opening's figures (fields of the crowd's last JSON line): bots' share of the crowd
 /// and of the winners, the pictures fetched and how fast they came.
-pub fn figures(records: &[Record], stats: &crate::stats::Stats) -> Value {
+pub fn figures(records: &[Record], stats: &crate::stats::Stats, starts_ms: i64) -> Value {
     use std::sync::atomic::Ordering::Relaxed;
     let share = |part: usize, all: usize| {
         if all == 0 {
@@ -387,6 +396,10 @@ pub fn figures(records: &[Record], stats: &crate::stats::Stats) -> Value {
         "pictures_drawn": pictures,
         "pictures_repeated": stats.pictures_repeated.load(Relaxed),
         "wrong_answers": stats.wrong_answers.load(Relaxed),
+        "last_order_after_start_s": match stats.last_order_ms.load(Relaxed) {
+            0 => Value::Null,
+            at => serde_json::json!(((at - starts_ms) as f64 / 10.0).round() / 100.0),
+        },
     })
 }
 

@@ -37,6 +37,8 @@ pub struct Stats {
     pictures: Mutex<std::collections::HashSet<u64>>,
     pub pictures_repeated: AtomicU64,
     pub wrong_answers: AtomicU64,
+    /// When the last buy was answered `queued` (Unix ms; 0: none yet).
+    pub last_order_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Default for Stats {
@@ -67,6 +69,7 @@ impl Stats {
             pictures: Mutex::new(std::collections::HashSet::new()),
             pictures_repeated: AtomicU64::new(0),
             wrong_answers: AtomicU64::new(0),
+            last_order_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 

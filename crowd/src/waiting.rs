@@ -143,10 +143,13 @@ fn jitter(index: usize, n: u32) -> f64 {
     0.8 + ((h >> 40) % 1000) as f64 / 2500.0
 }
 
-/// How long a page waits before its next poll: sooner as its turn nears.
-fn poll_every(state: &str, eta_s: Option<f64>, bot: bool) -> Duration {
+/// How long a page waits before its next poll (as `static/assets/app.js` `onQueue`): sooner
+/// as its turn nears; before a draw, until just after it. Jitter is added by the caller.
+fn poll_every(state: &str, eta_s: Option<f64>, to_draw_s: Option<f64>, bot: bool) -> Duration {
     let s = match (state, eta_s) {
-        ("out_of_reach", _) => 10.0,
+        ("out_of_reach" | "sold_out", _) => 10.0,
+        ("expired", _) => 5.0,
+        ("draw", _) if to_draw_s.is_some() => to_draw_s.unwrap_or(0.0).max(1.0),
         (_, Some(eta)) => (eta / 2.0).clamp(1.0, 10.0),
         _ => 3.0,
     };
@@ -251,7 +254,14 @@ async fn one(
             }
             (200, "sold_out" | "ended" | "expired") => return rec,
             (200, _) => {
-                let wait = poll_every(state, eta, bot).as_secs_f64() * jitter(s.index, polls);
+                let to_draw = body["draw_at_ms"].as_f64().map(|at| (at - now) / 1000.0);
+                let every = poll_every(state, eta, to_draw, bot).as_secs_f64();
+                // The page spreads its pages over two seconds after a draw, else ±20%.
+                let wait = if state == "draw" {
+                    every + (jitter(s.index, polls) - 0.8) * 5.0
+                } else {
+                    every * jitter(s.index, polls)
+                };
                 tokio::time::sleep(Duration::from_secs_f64(wait)).await;
             }
             _ => tokio::time::sleep(Duration::from_millis(1000 / u64::from(speed))).await,

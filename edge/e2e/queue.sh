@@ -158,8 +158,10 @@ check "sale B: the page is told the line moves again" true "$(field "$sale" "${t
 check "sale B: the one after still waits" waiting "$(field "$sale" "${ticket[3]}" state)"
 
 # ---- Sales C and D (random, same 40 shoppers joining in the same order): the draw.
-draw_c=$(new_sale 5 8000 ',"queue":"random"')
-draw_d=$(new_sale 5 8000 ',"queue":"random"')
+# The start is far enough ahead that 40 sign-ins and 80 joins finish before it on a busy
+# machine (8 s was not always: the check below then met the draw already made).
+draw_c=$(new_sale 5 20000 ',"queue":"random"')
+draw_d=$(new_sale 5 20000 ',"queue":"random"')
 for u in $(seq 1 40); do
   tok[$u]=$(login "c$u")
   tc[$u]=$(join "${tok[$u]}" "$draw_c" "10.9.2.$u")
@@ -168,7 +170,7 @@ done
 sleep 0.6
 check "before the draw: nobody has a place" "draw null" \
   "$(poll "$draw_c" "${tc[7]}" | jq -r '.state + " " + (.position | tostring)')"
-for _ in $(seq 1 150); do # the draw closes at the start
+for _ in $(seq 1 300); do # the draw closes at the start
   [ "$(field "$draw_c" "${tc[1]}" position)" != null ] && break
   sleep 0.1
 done

@@ -583,6 +583,9 @@
       if (q.state === "sold_out" && st.sale.status !== "sold_out") refreshSale();
       if (q.state === "expired") return 5000;
       if (q.state === "out_of_reach" || q.state === "sold_out") return 10000;
+      // Before the draw nothing changes for this ticket: the next look is just after it,
+      // spread over two seconds (a crowd's pages do not all ask in the same instant).
+      if (q.state === "draw" && q.draw_at_ms) return Math.max(1000, q.draw_at_ms - serverNow()) + Math.random() * 2000;
       return q.eta_s != null ? Math.min(10000, Math.max(1000, q.eta_s * 500)) : 3000;
     }
 
@@ -657,15 +660,18 @@
       $("retry-button").addEventListener("click", () => { say(""); st.captcha = null; decide(); });
       $("join-button").addEventListener("click", () => join(false));
       $("rejoin-button").addEventListener("click", () => join(true));
-      await syncClock(5);
-      setInterval(() => syncClock(3), 30000);
+      // Clocks drift by milliseconds an hour: three samples at the start, two every two minutes.
+      await syncClock(3);
+      setInterval(() => syncClock(2), 120000);
       if (!(await refreshSale())) return;
       await refreshMine();
       decide();
       setInterval(tick, 250);
       // The sale's state every few seconds (sold out, units back, paused, ended); what this
       // shopper holds when it may have changed (an unpaid order past its deadline).
-      setInterval(async () => { await refreshSale(); decide(); }, 4000);
+      // In a waiting room the ticket's polls carry all of that (and ask for the sale when it
+      // sells out): no second timer then.
+      setInterval(async () => { if (queued() && st.polling) return; await refreshSale(); decide(); }, 4000);
       setInterval(() => { if (liveOrders().length) refreshMine(); }, 15000);
     }
     boot();

@@ -46,6 +46,7 @@ pub struct Counters {
     pub cpu_ahead: Counter,
     pub cpu_on_demand: Counter,
     pub ready: IntGauge,
+    pub capacity: IntGauge,
 }
 
 impl Counters {
@@ -59,6 +60,7 @@ impl Counters {
             cpu_ahead: f("cpu_ahead"),
             cpu_on_demand: f("cpu_on_demand"),
             ready: IntGauge::new("ready", "ready").expect("a valid metric name"),
+            capacity: IntGauge::new("capacity", "capacity").expect("a valid metric name"),
         }
     }
 }
@@ -113,6 +115,7 @@ impl Pool {
         } else {
             capacity.min(MEMORY_MAX)
         };
+        counters.capacity.set(capacity as i64);
         let pool = Pool {
             inner: Arc::new(Inner {
                 painter: Arc::new(painter),
