@@ -10,8 +10,9 @@
 //!   from CONCURRENCY tasks through the backend's reserver (`BATCH_MAX` 1: one script call
 //!   per buy); prints reservations/s and the mean batch;
 //! - `captcha-rate N`: captchas drawn per second on one core, and their mean size in bytes;
-//! - `captcha-samples N DIR [SEED]`: N captchas as PNG files and their answers, for
-//!   `scripts/captcha-check` (with SEED, the same ones every time);
+//! - `captcha-samples N DIR [SEED [HAND]]`: N captchas as PNG files and their answers, for
+//!   `scripts/captcha-check` (with SEED, the same ones every time; HAND: whose hand, see
+//!   `captcha_samples`);
 //! - `writer REDIS_URL MYSQL_URL N`: queues N orders, then times the real order writer
 //!   draining them into MariaDB, next to one-row autocommit inserts on the same server.
 
@@ -39,8 +40,9 @@ async fn main() {
         ["shoppers", dir, sale, n, out] => shoppers(dir, sale, n, out),
         ["reserve-prep", url, sale, stock] => reserve_prep(url, sale, stock).await,
         ["captcha-rate", n] => captcha_rate(n),
-        ["captcha-samples", n, dir] => captcha_samples(n, dir, None),
-        ["captcha-samples", n, dir, seed] => captcha_samples(n, dir, Some(seed)),
+        ["captcha-samples", n, dir] => captcha_samples(n, dir, None, "public"),
+        ["captcha-samples", n, dir, seed] => captcha_samples(n, dir, Some(seed), "public"),
+        ["captcha-samples", n, dir, seed, hand] => captcha_samples(n, dir, Some(seed), hand),
         ["reserve-rate", url, sale, n, conc, max] => {
             reserve_rate(url, sale, n, conc, max, "0").await
         }
@@ -51,7 +53,7 @@ async fn main() {
         _ => Err(
             "usage: benchkit hello ADDR | shoppers SECRETS_DIR SALE N OUT | \
                   reserve-prep REDIS_URL SALE STOCK | captcha-rate N | \
-                  captcha-samples N DIR [SEED] | \
+                  captcha-samples N DIR [SEED [HAND]] | \
                   reserve-rate REDIS_URL SALE N CONCURRENCY BATCH_MAX [WAIT_REPLICAS] | \
                   writer REDIS_URL MYSQL_URL N"
                 .into(),
@@ -165,15 +167,25 @@ fn captcha_rate(n: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes N fresh captchas to DIR as `<i>.png`, and their answers to DIR/answers.txt
-/// (`<i> <answer>` a line): material for the OCR check and for a person's reading.
-/// N captchas as the backend draws them, into DIR as `<i>.png` and `answers.txt`; with SEED,
-/// the same N every time (a xorshift source instead of the OS's).
-fn captcha_samples(n: &str, dir: &str, seed: Option<&str>) -> Result<(), String> {
+/// N captchas as the backend draws them, into DIR as `<i>.png` and `answers.txt` (`<i>
+/// <answer>` a line): material for the checks and for a person's reading. With SEED, the same
+/// N every time (a xorshift source instead of the OS's). HAND is whose hand they are drawn in:
+/// `public` (default: the repository's, no key), `key:FILE` (the deployment whose captcha key
+/// is in FILE, as its backend draws them), `random` (each picture in a hand of its own, from a
+/// random key: what an attacker without the key can train on), or `seed:N` (the hand of a
+/// key made from N).
+fn captcha_samples(n: &str, dir: &str, seed: Option<&str>, hand: &str) -> Result<(), String> {
+    use seckill::tokens::captcha::style::Style;
     let n: u32 = num("N", n)?;
     let mut state: u64 = match seed {
         Some(s) => num::<u64>("SEED", s)? | 1,
-        None => 0,
+        None => {
+            u64::from_le_bytes(
+                seckill::tokens::crypto::random_bytes(8)
+                    .try_into()
+                    .expect("8 bytes"),
+            ) | 1
+        }
     };
     let mut seeded = move || {
         state ^= state << 13;
@@ -181,13 +193,28 @@ fn captcha_samples(n: &str, dir: &str, seed: Option<&str>) -> Result<(), String>
         state ^= state << 17;
         (state >> 16) as u32
     };
+    let fixed = match hand.split_once(':') {
+        None if hand == "public" => Some(Style::public()),
+        None if hand == "random" => None,
+        Some(("key", file)) => {
+            let key = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+            Some(Style::from_key(key.trim().as_bytes()))
+        }
+        Some(("seed", n)) => Some(Style::from_key(format!("hand-{n}").as_bytes())),
+        _ => {
+            return Err(format!(
+                "HAND: expected public, random, key:FILE or seed:N, got {hand:?}"
+            ))
+        }
+    };
     std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
     let mut answers = String::new();
     for i in 0..n {
-        let (answer, png) = match seed {
-            Some(_) => seckill::tokens::captcha::challenge_from(&mut seeded),
-            None => seckill::tokens::captcha::challenge(),
+        let style = match &fixed {
+            Some(s) => s.clone(),
+            None => Style::from_key(format!("hand-{}", seeded()).as_bytes()),
         };
+        let (answer, png) = seckill::tokens::captcha::challenge_from(&mut seeded, &style);
         std::fs::write(format!("{dir}/{i}.png"), png).map_err(|e| format!("{dir}: {e}"))?;
         answers.push_str(&format!("{i} {answer}\n"));
     }

@@ -11,6 +11,7 @@ mod http;
 mod opening;
 mod outcome;
 mod people;
+mod race;
 mod report;
 mod shopper;
 mod stats;
@@ -121,19 +122,7 @@ async fn run(a: args::Args) -> Result<bool, String> {
         stats: stats.clone(),
     });
     let before = scraped.take().await;
-    let bots: Arc<Vec<bool>> = Arc::new((0..a.users).map(|i| chosen(i, a.bots, 13)).collect());
-    let (elapsed, records) = match (&a.queue, a.real_captcha) {
-        (Some(_), _) => waiting::play(&a, &ctx, shoppers, bots, starts).await,
-        (None, true) => opening::race(&a, &ctx, shoppers, bots, starts).await,
-        (None, false) => (play(&a, &ctx, shoppers, starts).await, Vec::new()),
-    };
-    let queue = a
-        .queue
-        .as_ref()
-        .map(|mode| waiting::fairness(mode, a.stock, starts, &records));
-    let opening = a
-        .real_captcha
-        .then(|| opening::figures(&records, &stats, starts));
+    let (elapsed, queue, opening) = play_by_mode(&a, &ctx, shoppers, starts).await;
 
     if let Some(file) = &a.history {
         std::fs::write(file, stats.history())
@@ -164,6 +153,34 @@ async fn run(a: args::Args) -> Result<bool, String> {
     let (summary, ok) = verdict::of(&a, &found, queue, opening);
     println!("{summary}");
     Ok(ok)
+}
+
+/// Plays the crowd as its mode asks: a queue run, a real opening's race, or a plain race.
+/// How long the sale phase took, the queue's fairness figures and the opening's.
+async fn play_by_mode(
+    a: &args::Args,
+    ctx: &Arc<Ctx>,
+    shoppers: Arc<Vec<Shopper>>,
+    starts: i64,
+) -> (
+    Duration,
+    Option<serde_json::Value>,
+    Option<serde_json::Value>,
+) {
+    let bots: Arc<Vec<bool>> = Arc::new((0..a.users).map(|i| chosen(i, a.bots, 13)).collect());
+    let (elapsed, records) = match (&a.queue, a.real_captcha) {
+        (Some(_), _) => waiting::play(a, ctx, shoppers, bots, starts).await,
+        (None, true) => race::race(a, ctx, shoppers, bots, starts).await,
+        (None, false) => (play(a, ctx, shoppers, starts).await, Vec::new()),
+    };
+    let queue = a
+        .queue
+        .as_ref()
+        .map(|mode| waiting::fairness(mode, a.stock, starts, &records));
+    let opening = a
+        .real_captcha
+        .then(|| race::figures(&records, &ctx.stats, starts));
+    (elapsed, queue, opening)
 }
 
 /// Creates the sale through the edge's admin location, starting `start_in` from now; returns

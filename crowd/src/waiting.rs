@@ -137,6 +137,33 @@ async fn shopper_task(
     }
 }
 
+/// Joins the line (as the page's Join button does, again while busy): the ticket, its number
+/// noted in `rec`; None when no ticket came of it.
+async fn join(
+    ctx: &Ctx,
+    s: &Shopper,
+    token: &str,
+    bot: bool,
+    gates: &Gates,
+    rec: &mut Record,
+) -> Option<String> {
+    let speed = if bot { BOT_SPEEDUP } else { 1 };
+    let join_url = format!("/api/sales/{}/queue", ctx.sale_id);
+    for tries in 1..=5 {
+        let (status, body, took) = send(ctx, &gates.work, Method::POST, &join_url, s, token).await;
+        ctx.stats.join_latency(took);
+        if status == 200 {
+            rec.number = body["number"].as_u64();
+            return body["ticket"].as_str().map(String::from);
+        }
+        if !matches!(status, 0 | 429 | 503) || tries == 5 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500 / u64::from(speed))).await;
+    }
+    None
+}
+
 /// A small deterministic jitter in [0.8, 1.2) per shopper and poll (no two pages in step).
 fn jitter(index: usize, n: u32) -> f64 {
     let h = (index as u64 ^ (u64::from(n) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -200,22 +227,8 @@ async fn one(
     };
     let speed = if bot { BOT_SPEEDUP } else { 1 };
     let join_url = format!("/api/sales/{}/queue", ctx.sale_id);
-    let mut tries = 0;
-    let ticket = loop {
-        let (status, body, took) = send(ctx, &gates.work, Method::POST, &join_url, s, token).await;
-        ctx.stats.join_latency(took);
-        tries += 1;
-        if status == 200 {
-            rec.number = body["number"].as_u64();
-            match body["ticket"].as_str() {
-                Some(t) => break t.to_string(),
-                None => return rec,
-            }
-        }
-        if !matches!(status, 0 | 429 | 503) || tries >= 5 {
-            return rec;
-        }
-        tokio::time::sleep(Duration::from_millis(500 / u64::from(speed))).await;
+    let Some(ticket) = join(ctx, s, token, bot, gates, &mut rec).await else {
+        return rec;
     };
     let poll_url = format!("{join_url}?ticket={ticket}");
     let mut polls = 0;

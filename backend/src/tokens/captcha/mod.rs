@@ -17,12 +17,15 @@
 pub mod font;
 pub mod pool;
 pub mod raster;
+pub mod style;
 
 use crate::tokens::crypto;
 
 /// The characters of a code: none a shopper confuses with another (see [`font`]).
 pub const ALPHABET: &[u8] = font::ALPHABET;
-pub const LENGTH: usize = 5;
+/// How many characters a code has: its length varies, so no solver knows where the glyphs
+/// are or how many to read.
+pub const LENGTHS: std::ops::RangeInclusive<usize> = 4..=6;
 /// Captchas are handed out from this long before the start, so shoppers solve them at zero.
 pub const EARLY_MS: i64 = 60_000;
 
@@ -64,6 +67,8 @@ pub fn oracle_ok(key: &[u8], user_id: u64, sale_id: u64, given: &str) -> bool {
 /// picture on disk carries no answer, and the pool needs no index of answers.
 pub struct Painter {
     answers: ring::hmac::Key,
+    /// The deployment's hand (from the same key).
+    style: style::Style,
     /// Names the pool's directory: pictures drawn under another key are never handed out.
     fingerprint: String,
 }
@@ -77,6 +82,7 @@ impl Painter {
                 derive("captcha-answers").as_bytes(),
             ),
             fingerprint: derive("captcha-pool")[..12].to_string(),
+            style: style::Style::from_key(captcha_key),
         }
     }
 
@@ -89,12 +95,14 @@ impl Painter {
         crypto::random_hex(16)
     }
 
-    /// The answer of picture `id`.
+    /// The answer of picture `id`: its length and its characters from the keyed digest.
     pub fn answer_of(&self, id: &str) -> String {
         let d = ring::hmac::sign(&self.answers, id.as_bytes());
-        d.as_ref()
-            .chunks(2)
-            .take(LENGTH)
+        let d = d.as_ref();
+        let lengths = LENGTHS.end() - LENGTHS.start() + 1;
+        let length = LENGTHS.start() + d[31] as usize % lengths;
+        d.chunks(2)
+            .take(length)
             .map(|c| {
                 let n = u16::from_le_bytes([c[0], c[1]]) as usize;
                 ALPHABET[n % ALPHABET.len()] as char
@@ -102,24 +110,28 @@ impl Painter {
             .collect()
     }
 
-    /// Picture `id` as a PNG (the drawing's randomness from the OS source).
+    /// Picture `id` as a PNG in the deployment's hand (the drawing's randomness from the OS
+    /// source).
     pub fn draw(&self, id: &str) -> Vec<u8> {
-        raster::draw(&self.answer_of(id), &mut raster::Rng(&mut random_u32s()))
+        let answer = self.answer_of(id);
+        raster::draw(&answer, &mut raster::Rng(&mut random_u32s()), &self.style)
     }
 }
 
-/// A fresh challenge: (answer, PNG).
+/// A fresh challenge in the public hand: (answer, PNG).
 pub fn challenge() -> (String, Vec<u8>) {
-    challenge_from(&mut random_u32s())
+    challenge_from(&mut random_u32s(), &style::Style::public())
 }
 
-/// A challenge drawn from the given random numbers (a seeded source makes the same pictures
-/// again: `benchkit captcha-samples` for the OCR check).
-pub fn challenge_from(next: &mut dyn FnMut() -> u32) -> (String, Vec<u8>) {
-    let answer: String = (0..LENGTH)
+/// A challenge in the hand `style`, drawn from the given random numbers (a seeded source
+/// makes the same pictures again: `benchkit captcha-samples` for the checks).
+pub fn challenge_from(next: &mut dyn FnMut() -> u32, style: &style::Style) -> (String, Vec<u8>) {
+    let lengths = (LENGTHS.end() - LENGTHS.start() + 1) as u32;
+    let length = LENGTHS.start() + (next() % lengths) as usize;
+    let answer: String = (0..length)
         .map(|_| ALPHABET[next() as usize % ALPHABET.len()] as char)
         .collect();
-    let png = raster::draw(&answer, &mut raster::Rng(next));
+    let png = raster::draw(&answer, &mut raster::Rng(next), style);
     (answer, png)
 }
 
@@ -179,7 +191,7 @@ mod tests {
         assert_eq!(id.len(), 32);
         let a = p.answer_of(&id);
         assert_eq!(a, p.answer_of(&id), "the same id, the same answer");
-        assert_eq!(a.len(), LENGTH);
+        assert!(LENGTHS.contains(&a.len()));
         assert!(a.bytes().all(|b| ALPHABET.contains(&b)));
         let other = Painter::new(b"another key");
         assert_ne!(p.fingerprint(), other.fingerprint());
@@ -194,7 +206,7 @@ mod tests {
     fn a_challenge_is_a_code_of_the_alphabet_and_its_picture() {
         for _ in 0..20 {
             let (answer, png) = challenge();
-            assert_eq!(answer.len(), LENGTH);
+            assert!(LENGTHS.contains(&answer.len()));
             assert!(answer.bytes().all(|b| ALPHABET.contains(&b)));
             assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         }

@@ -17,6 +17,7 @@ use tiny_skia::{
 use std::f32::consts::TAU;
 
 use super::font::{self, Pt};
+use super::style::Style;
 
 /// The picture's size in pixels; the page shows it at up to this many CSS pixels wide and
 /// scales it down to the screen (at least ~240 x 80 CSS px on a 390 px phone).
@@ -46,15 +47,15 @@ const INKS: &[(u8, u8, u8)] = &[
     (30, 30, 30),
 ];
 
-/// The PNG of `answer` (characters of `font::ALPHABET`).
-pub fn draw(answer: &str, rng: &mut Rng) -> Vec<u8> {
+/// The PNG of `answer` (characters of `font::ALPHABET`) in the hand `style`.
+pub fn draw(answer: &str, rng: &mut Rng, style: &Style) -> Vec<u8> {
     let mut canvas = Pixmap::new(WIDTH, HEIGHT).expect("a captcha's size is fixed and not zero");
     let bg = rng.range(232.0, 248.0) as u8;
     canvas.fill(Color::from_rgba8(bg, bg, bg.saturating_sub(6), 255));
     blobs(&mut canvas, rng);
-    glyphs(&mut canvas, answer, rng);
+    glyphs(&mut canvas, answer, rng, style);
     crossing_lines(&mut canvas, rng);
-    hooks(&mut canvas, rng);
+    hooks(&mut canvas, rng, style);
     png(&bend(&canvas, rng))
 }
 
@@ -92,37 +93,56 @@ fn blobs(canvas: &mut Pixmap, rng: &mut Rng) {
     }
 }
 
-/// The code: glyphs about 60 px tall, each on its own slant and size, neighbours touching,
-/// the baseline on a slow wave.
-fn glyphs(canvas: &mut Pixmap, answer: &str, rng: &mut Rng) {
-    let n = answer.len().max(1) as f32;
-    let advance = (WIDTH as f32 - 36.0) / n;
-    let wave = (rng.range(0.0, TAU), rng.range(6.0, 10.0));
-    let mut x = 18.0 + advance * 0.5;
+/// The code in the deployment's hand (`style`): glyphs about 50–60 px tall, each on its own
+/// slant and size around the hand's, spaced by the hand's spacing (touching, overlapping)
+/// with a jitter of their own, the whole word placed anywhere it fits, its baseline on a
+/// slow wave. Neither where a glyph stands nor how many there are can be known in advance.
+fn glyphs(canvas: &mut Pixmap, answer: &str, rng: &mut Rng, style: &Style) {
+    let n = answer.len().max(1);
+    let mut height = rng.range(50.0, 60.0);
+    let advances: Vec<f32> = (0..n)
+        .map(|_| style.spacing * rng.range(0.9, 1.1))
+        .collect();
+    // Glyph widths (the stroke's included), and the word's width; a word too wide for the
+    // picture is drawn smaller.
+    let width_of = |h: f32| h / 6.0 * 4.0 * style.aspect + style.stroke;
+    let word = |h: f32| width_of(h) * (1.0 + advances[..n - 1].iter().sum::<f32>());
+    if word(height) > WIDTH as f32 - 24.0 {
+        height *= (WIDTH as f32 - 24.0) / word(height);
+    }
+    let room = WIDTH as f32 - 12.0 - word(height);
+    let mut x = rng.range(12.0, 12.0 + room.max(0.0)) + width_of(height) / 2.0;
+    let wave = (
+        rng.range(0.0, TAU),
+        style.wave * rng.range(0.7, 1.2),
+        rng.range(0.8, 1.4),
+    );
     for (i, c) in answer.bytes().enumerate() {
-        let height = rng.range(50.0, 62.0);
-        let unit = height / 6.0;
-        let cy = HEIGHT as f32 / 2.0 + wave.1 * (wave.0 + i as f32 * 1.1).sin();
-        let t = Transform::from_translate(x + rng.range(-3.0, 3.0), cy)
+        let h = height * rng.range(0.93, 1.07);
+        let unit = h / 6.0;
+        let cy = HEIGHT as f32 / 2.0
+            + wave.1 * (wave.0 + i as f32 * wave.2).sin()
+            + rng.range(-3.0, 3.0);
+        let t = Transform::from_translate(x + rng.range(-2.0, 2.0), cy)
             .pre_rotate(rng.range(-8.0, 8.0))
             .pre_concat(Transform::from_row(
                 1.0,
                 0.0,
-                rng.range(-0.16, 0.16),
+                style.slant + rng.range(-0.1, 0.1),
                 1.0,
                 0.0,
                 0.0,
             ))
-            .pre_scale(unit * rng.range(0.9, 1.1), unit)
+            .pre_scale(unit * style.aspect * rng.range(0.92, 1.08), unit)
             .pre_translate(-2.0, -3.0);
         let ink = *rng.pick(INKS);
-        let width = rng.range(6.0, 7.5);
-        for s in font::glyph(c) {
+        let width = style.stroke * rng.range(0.92, 1.08);
+        for s in style.glyph(c) {
             if let Some(path) = polyline(s, rng, 0.12) {
                 canvas.stroke_path(&path, &paint(ink, 255), &stroke(width / unit), t, None);
             }
         }
-        x += advance * rng.range(0.95, 1.05);
+        x += width_of(height) * advances[i];
     }
 }
 
@@ -199,10 +219,10 @@ fn crossing_lines(canvas: &mut Pixmap, rng: &mut Rng) {
 
 /// Short thin hooks cut from the font, anywhere: strokes an OCR may take for parts of
 /// letters; people see them for the scribbles they are (half the glyphs' stroke width).
-fn hooks(canvas: &mut Pixmap, rng: &mut Rng) {
+fn hooks(canvas: &mut Pixmap, rng: &mut Rng, style: &Style) {
     for _ in 0..5 {
         let c = *rng.pick(font::ALPHABET);
-        let strokes = font::glyph(c);
+        let strokes = style.glyph(c);
         let s = rng.pick(strokes);
         let take = 2.min(s.len());
         let from = ((rng.0)() as usize) % (s.len() - take + 1);
@@ -296,7 +316,7 @@ mod tests {
     #[test]
     fn a_captcha_is_a_small_grayscale_png() {
         let mut next = seeded(7);
-        let png = draw("K7P3C", &mut Rng(&mut next));
+        let png = draw("K7P3C", &mut Rng(&mut next), &Style::public());
         assert_eq!(&png[1..4], b"PNG");
         let decoder = png::Decoder::new(png.as_slice());
         let reader = decoder.read_info().unwrap();
@@ -309,8 +329,8 @@ mod tests {
     #[test]
     fn the_same_code_never_draws_the_same_picture() {
         let mut next = seeded(11);
-        let a = draw("K7P3C", &mut Rng(&mut next));
-        let b = draw("K7P3C", &mut Rng(&mut next));
+        let a = draw("K7P3C", &mut Rng(&mut next), &Style::public());
+        let b = draw("K7P3C", &mut Rng(&mut next), &Style::public());
         assert_ne!(a, b);
     }
 }
