@@ -10,6 +10,8 @@ pub struct Record {
     pub number: Option<u64>,
     pub position: Option<u64>,
     pub in_draw: bool,
+    /// Its ticket was answered before the start (the server numbered it before the draw).
+    pub joined_before_start: bool,
     /// When the first ETA said the shopper would be admitted (epoch ms).
     pub predicted_ms: Option<f64>,
     /// When a poll first said admitted (epoch ms).

@@ -21,6 +21,8 @@ use crate::shopper::{self, Ctx, Shopper};
 pub struct Gates {
     work: Semaphore,
     polls: Semaphore,
+    /// The sale's start (Unix ms).
+    starts_ms: i64,
 }
 
 /// Bots poll and retry this many times faster than people.
@@ -40,6 +42,7 @@ pub async fn play(
     let gates = Arc::new(Gates {
         work: Semaphore::new(a.concurrency),
         polls: Semaphore::new(a.concurrency),
+        starts_ms,
     });
     let deadline_ms = starts_ms + a.duration.as_millis() as i64;
     let zero = Instant::now()
@@ -230,6 +233,7 @@ async fn one(
     let Some(ticket) = join(ctx, s, token, bot, gates, &mut rec).await else {
         return rec;
     };
+    rec.joined_before_start = seckill::clock::now_ms() < gates.starts_ms;
     let poll_url = format!("{join_url}?ticket={ticket}");
     let mut polls = 0;
     while seckill::clock::now_ms() < deadline_ms {
@@ -373,6 +377,7 @@ pub fn fairness(mode: &str, stock: u32, starts_ms: i64, records: &[Record]) -> V
         "uniform_chi2": round(chi2, 3),
         "uniform_p": round(uniform_p, 4),
         "in_draw": drawn.len(),
+        "joined_before_start": joined.iter().filter(|r| r.joined_before_start).count(),
         "bot_queue_share": round(Some(bot_queue_share), 4),
         "bot_win_share": round(Some(bot_win_share), 4),
         "bot_advantage_p": round(Some(binomial_upper_tail(winners.len() as u64, bot_wins as u64, bot_queue_share)), 4),
