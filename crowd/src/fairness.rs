@@ -235,6 +235,25 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, n) - 1])
 }
 
+/// P(X >= k) for X ~ Binomial(n, q): how surprising k or more bot wins would be by chance.
+pub fn binomial_upper_tail(n: u64, k: u64, q: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if q <= 0.0 {
+        return 0.0;
+    }
+    if q >= 1.0 {
+        return 1.0;
+    }
+    let ln_pmf = |i: u64| ln_choose(n, i) + i as f64 * q.ln() + (n - i) as f64 * (1.0 - q).ln();
+    (k..=n).map(|i| ln_pmf(i).exp()).sum::<f64>().min(1.0)
+}
+
+fn ln_choose(n: u64, k: u64) -> f64 {
+    (1..=k).map(|i| ((n - k + i) as f64 / i as f64).ln()).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

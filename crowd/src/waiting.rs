@@ -287,23 +287,19 @@ async fn one(
     rec
 }
 
-/// P(X >= k) for X ~ Binomial(n, q): how surprising k or more bot wins would be by chance.
-fn binomial_upper_tail(n: u64, k: u64, q: f64) -> f64 {
-    if k == 0 {
-        return 1.0;
+/// random: the winners over the draw (its tickets in arrival order), in ten arrival bins,
+/// against uniform: (chi-square, p), or nothing for a draw of fewer than ten.
+fn draw_uniformity(drawn: &[&Record]) -> (Option<f64>, Option<f64>) {
+    if drawn.len() < 10 {
+        return (None, None);
     }
-    if q <= 0.0 {
-        return 0.0;
+    let mut bins = [0u64; 10];
+    for (rank, r) in drawn.iter().enumerate() {
+        if r.won {
+            bins[rank * 10 / drawn.len()] += 1;
+        }
     }
-    if q >= 1.0 {
-        return 1.0;
-    }
-    let ln_pmf = |i: u64| ln_choose(n, i) + i as f64 * q.ln() + (n - i) as f64 * (1.0 - q).ln();
-    (k..=n).map(|i| ln_pmf(i).exp()).sum::<f64>().min(1.0)
-}
-
-fn ln_choose(n: u64, k: u64) -> f64 {
-    (1..=k).map(|i| ((n - k + i) as f64 / i as f64).ln()).sum()
+    fairness::chi_square_uniform(&bins).map_or((None, None), |(c, p)| (Some(c), Some(p)))
 }
 
 /// The fairness figures of a queue run (fields of the crowd's last JSON line).
@@ -342,17 +338,10 @@ pub fn fairness(mode: &str, stock: u32, starts_ms: i64, records: &[Record]) -> V
         let first: Vec<&&Record> = by_arrival.iter().take(stock as usize).collect();
         share(first.iter().filter(|r| r.won).count(), first.len())
     });
-    // random: winners over the pre-queue, in ten arrival bins, against uniform.
     let mut drawn: Vec<&Record> = joined.iter().copied().filter(|r| r.in_draw).collect();
     drawn.sort_by_key(|r| r.index);
-    let (chi2, uniform_p) = if mode == "random" && drawn.len() >= 10 {
-        let mut bins = [0u64; 10];
-        for (rank, r) in drawn.iter().enumerate() {
-            if r.won {
-                bins[rank * 10 / drawn.len()] += 1;
-            }
-        }
-        fairness::chi_square_uniform(&bins).map_or((None, None), |(c, p)| (Some(c), Some(p)))
+    let (chi2, uniform_p) = if mode == "random" {
+        draw_uniformity(&drawn)
     } else {
         (None, None)
     };
@@ -380,7 +369,7 @@ pub fn fairness(mode: &str, stock: u32, starts_ms: i64, records: &[Record]) -> V
         "joined_before_start": joined.iter().filter(|r| r.joined_before_start).count(),
         "bot_queue_share": round(Some(bot_queue_share), 4),
         "bot_win_share": round(Some(bot_win_share), 4),
-        "bot_advantage_p": round(Some(binomial_upper_tail(winners.len() as u64, bot_wins as u64, bot_queue_share)), 4),
+        "bot_advantage_p": round(Some(fairness::binomial_upper_tail(winners.len() as u64, bot_wins as u64, bot_queue_share)), 4),
         "eta_samples": errors.len(),
         "eta_error_p50_s": round(fairness::percentile(&errors, 50.0), 2),
         "eta_error_p90_s": round(fairness::percentile(&errors, 90.0), 2),
@@ -419,9 +408,9 @@ mod tests {
     #[test]
     fn bots_that_win_too_often_are_surprising() {
         // 10% of the line, half the wins.
-        assert!(binomial_upper_tail(100, 50, 0.1) < 1e-10);
-        assert!(binomial_upper_tail(100, 10, 0.1) > 0.4);
-        assert_eq!(binomial_upper_tail(100, 0, 0.1), 1.0);
+        assert!(fairness::binomial_upper_tail(100, 50, 0.1) < 1e-10);
+        assert!(fairness::binomial_upper_tail(100, 10, 0.1) > 0.4);
+        assert_eq!(fairness::binomial_upper_tail(100, 0, 0.1), 1.0);
     }
 
     #[test]
