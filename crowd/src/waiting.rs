@@ -236,10 +236,17 @@ async fn one(
     rec.joined_before_start = seckill::clock::now_ms() < gates.starts_ms;
     let poll_url = format!("{join_url}?ticket={ticket}");
     let mut polls = 0;
+    // The page asks for the sale once the draw is made (its seed, for the audit).
+    let mut seed_asked = real.is_none();
     while seckill::clock::now_ms() < deadline_ms {
         let (status, body, took) = send(ctx, &gates.polls, Method::GET, &poll_url, s, token).await;
         ctx.stats.poll_latency(took);
         polls += 1;
+        if !seed_asked && !body["drawn"].is_null() {
+            seed_asked = true;
+            let sale_url = format!("/api/sales/{}", ctx.sale_id);
+            send(ctx, &gates.polls, Method::GET, &sale_url, s, token).await;
+        }
         let now = seckill::clock::now_ms() as f64;
         let state = body["state"].as_str().unwrap_or("");
         if let Some(p) = body["position"].as_u64() {

@@ -566,6 +566,8 @@
     // One poll's answer; the pause before the next (sooner as the turn nears), or null to stop.
     async function onQueue(q) {
       st.lastQueue = q;
+      // The draw's seed is published with the sale once the draw is made: ask for it once.
+      if (st.sale.queue === "random" && q.drawn != null && !st.sale.draw_seed) await refreshSale();
       const [place, detail] = describe(q);
       $("queue-place").textContent = place;
       $("queue-detail").textContent = (q.reopened && q.state !== "sold_out" ? "Units came back on sale. " : "") + detail;

@@ -32,7 +32,7 @@ try {
   ok(`the captcha appears at zero (${visibleAt - sale.starts} ms from the server's start)`);
   await a.screenshot({ path: path.join(ARTIFACTS, "browser-captcha.png") });
   const answer = await captchaAnswer;
-  assert.match(answer, /^[CDEFHJKMPRTUW34679]{5}$/);
+  assert.match(answer, /^[CDEHJKMPTUW3469]{4,6}$/);
   await a.fill("#answer", answer);
   await a.click("#buy-button");
   await a.waitForFunction(() => /You got it/.test(document.getElementById("mine").textContent), null, { timeout: 30000 });

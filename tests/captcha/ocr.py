@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
-ALPHABET = "CDEFHJKMPRTUW34679"
+ALPHABET = "CDEHJKMPTUW3469"
 
 
 def otsu(gray):

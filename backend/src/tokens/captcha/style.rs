@@ -12,7 +12,7 @@
 use super::font::{self, Pt};
 
 /// How far (grid units, of a 4 x 6 glyph) a deployment moves each point of its glyphs.
-const HAND_SHIFT: f32 = 0.45;
+const HAND_SHIFT: f32 = 0.2;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Style {
@@ -42,7 +42,7 @@ impl Style {
             slant: 0.0,
             aspect: 1.0,
             stroke: 6.75,
-            spacing: 0.98,
+            spacing: 1.08,
             wave: 8.0,
         }
     }
@@ -78,10 +78,10 @@ impl Style {
             .collect();
         Style {
             glyphs,
-            slant: range(-0.18, 0.18),
-            aspect: range(0.82, 1.15),
+            slant: range(-0.12, 0.12),
+            aspect: range(0.9, 1.12),
             stroke: range(5.8, 7.6),
-            spacing: range(0.88, 1.05),
+            spacing: range(1.0, 1.15),
             wave: range(4.0, 11.0),
         }
     }
@@ -109,6 +109,6 @@ mod tests {
         for c in font::ALPHABET {
             assert_eq!(a.glyph(*c).len(), font::glyph(*c).len(), "{}", *c as char);
         }
-        assert!((0.88..=1.05).contains(&a.spacing));
+        assert!((1.0..=1.15).contains(&a.spacing));
     }
 }
