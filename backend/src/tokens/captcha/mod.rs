@@ -62,6 +62,11 @@ pub fn oracle_ok(key: &[u8], user_id: u64, sale_id: u64, given: &str) -> bool {
     crypto::verify_hex(key, format!("oracle.{user_id}.{sale_id}").as_bytes(), given)
 }
 
+/// The drawing's version: raise it with any change to how a picture or its answer is made
+/// (the alphabet, the lengths, the hand), so a pool drawn by an older build is discarded at
+/// start instead of handed out with answers computed the new way.
+pub const DRAWING: u32 = 2;
+
 /// How this deployment draws its captchas. A picture's answer follows from its id (128
 /// random bits, its file name in the pool) under a key derived from the captcha key: a
 /// picture on disk carries no answer, and the pool needs no index of answers.
@@ -81,7 +86,7 @@ impl Painter {
                 ring::hmac::HMAC_SHA256,
                 derive("captcha-answers").as_bytes(),
             ),
-            fingerprint: derive("captcha-pool")[..12].to_string(),
+            fingerprint: derive(&format!("captcha-pool.v{DRAWING}"))[..12].to_string(),
             style: style::Style::from_key(captcha_key),
         }
     }
