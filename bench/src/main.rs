@@ -20,6 +20,9 @@
 //! - `writer REDIS_URL MYSQL_URL N`: queues N orders, then times the real order writer
 //!   draining them into MariaDB, next to one-row autocommit inserts on the same server.
 
+mod captcha;
+mod material;
+
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -43,10 +46,12 @@ async fn main() {
         ["hello", addr] => hello(addr).await,
         ["shoppers", dir, sale, n, out] => shoppers(dir, sale, n, out),
         ["reserve-prep", url, sale, stock] => reserve_prep(url, sale, stock).await,
-        ["captcha-rate", n] => captcha_rate(n),
-        ["captcha-samples", n, dir] => captcha_samples(n, dir, None, "public"),
-        ["captcha-samples", n, dir, seed] => captcha_samples(n, dir, Some(seed), "public"),
-        ["captcha-samples", n, dir, seed, hand] => captcha_samples(n, dir, Some(seed), hand),
+        ["captcha-rate", n] => captcha::captcha_rate(n),
+        ["captcha-samples", n, dir] => captcha::captcha_samples(n, dir, None, "public"),
+        ["captcha-samples", n, dir, seed] => captcha::captcha_samples(n, dir, Some(seed), "public"),
+        ["captcha-samples", n, dir, seed, hand] => {
+            captcha::captcha_samples(n, dir, Some(seed), hand)
+        }
         ["reserve-rate", url, sale, n, conc, max] => {
             reserve_rate(url, sale, n, conc, max, "0").await
         }
@@ -54,7 +59,7 @@ async fn main() {
             reserve_rate(url, sale, n, conc, max, wait).await
         }
         ["writer", redis, mysql, n] => writer(redis, mysql, n).await,
-        ["step-lines", kind, dir, sale, n, out] => step_lines(kind, dir, sale, n, out),
+        ["step-lines", kind, dir, sale, n, out] => material::step_lines(kind, dir, sale, n, out),
         _ => Err(
             "usage: benchkit hello ADDR | shoppers SECRETS_DIR SALE N OUT | \
                   reserve-prep REDIS_URL SALE STOCK | captcha-rate N | \
@@ -71,7 +76,7 @@ async fn main() {
     }
 }
 
-fn num<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, String> {
+pub(crate) fn num<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, String> {
     v.parse()
         .map_err(|_| format!("{what}: not a number: {v:?}"))
 }
@@ -111,7 +116,7 @@ where
     let _ = http1::Builder::new().serve_connection(io, svc).await;
 }
 
-fn secret(dir: &str, name: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn secret(dir: &str, name: &str) -> Result<Vec<u8>, String> {
     let path = std::path::Path::new(dir).join(name);
     let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(String::from_utf8_lossy(&raw).trim().as_bytes().to_vec())
@@ -141,71 +146,6 @@ fn shoppers(dir: &str, sale: &str, n: &str, out: &str) -> Result<(), String> {
     f.flush().map_err(|e| e.to_string())
 }
 
-/// N requests of one shopper step, a line each ("METHOD PATH TOKEN ADDRESS BODY"), every one
-/// from its own shopper and address, single-use material fresh in each: what a crowd sends.
-fn step_lines(kind: &str, dir: &str, sale: &str, n: &str, out: &str) -> Result<(), String> {
-    use seckill::tokens::{captcha, crypto, session};
-    let (sale, n): (u64, usize) = (num("SALE", sale)?, num("N", n)?);
-    let session_key = secret(dir, "session.key")?;
-    let captcha_key = secret(dir, "captcha.key")?;
-    // The edge's proof-of-work key (edge/lua/seckill/config.lua) and its default difficulty.
-    let pow_key = crypto::sign_hex(&captcha_key, b"seckill proof-of-work key v1");
-    let bits = 12;
-    let now_s = seckill::clock::now_ms() / 1000;
-    let mut f =
-        std::io::BufWriter::new(std::fs::File::create(out).map_err(|e| format!("{out}: {e}"))?);
-    for i in 0..n {
-        let name = format!("steps-{sale}-{i}");
-        let user = session::user_id_for(&session_key, &name);
-        let token = session::issue(&session_key, user, now_s + 3600);
-        let ip = format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
-        let line = match kind {
-            "login" => format!("POST /api/login - {ip} {{\"user\":\"{name}\"}}"),
-            "pow" => format!("POST /api/sales/{sale}/pow {token} {ip} -"),
-            "join" => format!("POST /api/sales/{sale}/queue {token} {ip} -"),
-            "picture" => {
-                let (exp, nonce) = (now_s + 110, crypto::random_hex(8));
-                let signed = format!("p1.{user}.{sale}.{exp}.{bits}.{nonce}");
-                let mac = crypto::sign_hex(pow_key.as_bytes(), signed.as_bytes());
-                let challenge = format!("{user}.{sale}.{exp}.{bits}.{nonce}.{mac}");
-                let x = solve_pow(&challenge, bits);
-                format!("POST /api/sales/{sale}/captcha?pow={challenge}&pow_solution={x} {token} {ip} -")
-            }
-            "answer" => {
-                let t = captcha::token(
-                    &captcha_key,
-                    user,
-                    sale,
-                    now_s + 110,
-                    &captcha::nonce(),
-                    "CDEH",
-                );
-                format!("POST /api/sales/{sale}/path {token} {ip} captcha_token={t}&answer=CDEH")
-            }
-            _ => {
-                return Err(format!(
-                    "KIND: expected login, pow, picture or answer, got {kind:?}"
-                ))
-            }
-        };
-        writeln!(f, "{line}").map_err(|e| e.to_string())?;
-    }
-    f.flush().map_err(|e| e.to_string())
-}
-
-/// The smallest decimal x with `bits` leading zero bits in SHA-256("<challenge>.<x>").
-fn solve_pow(challenge: &str, bits: u32) -> u64 {
-    (0u64..)
-        .find(|x| {
-            let d =
-                ring::digest::digest(&ring::digest::SHA256, format!("{challenge}.{x}").as_bytes());
-            let lead = d.as_ref().iter().position(|b| *b != 0).unwrap_or(32);
-            let zeros = lead as u32 * 8 + d.as_ref().get(lead).map_or(0, |b| b.leading_zeros());
-            zeros >= bits
-        })
-        .expect("some x has the zero bits asked for")
-}
-
 async fn redis(url: &str) -> Result<Redis, String> {
     Redis::connect(&RedisTarget::from_arg(url), Duration::from_secs(5))
         .await
@@ -223,73 +163,6 @@ async fn reserve_prep(url: &str, sale: &str, stock: &str) -> Result<(), String> 
         .map_err(|e| e.to_string())?;
     println!("{}", seckill::store::scripts::hot_hashes()[0]);
     Ok(())
-}
-
-/// Captchas drawn per second on one core, and the mean SVG size.
-fn captcha_rate(n: &str) -> Result<(), String> {
-    let n: u32 = num("N", n)?;
-    let started = Instant::now();
-    let mut bytes = 0;
-    for _ in 0..n {
-        bytes += seckill::tokens::captcha::challenge().1.len();
-    }
-    let rate = f64::from(n) / started.elapsed().as_secs_f64();
-    println!("{} {}", rate.round(), bytes / n as usize);
-    Ok(())
-}
-
-/// N captchas as the backend draws them, into DIR as `<i>.png` and `answers.txt` (`<i>
-/// <answer>` a line): material for the checks and for a person's reading. With SEED, the same
-/// N every time (a xorshift source instead of the OS's). HAND is whose hand they are drawn in:
-/// `public` (default: the repository's, no key), `key:FILE` (the deployment whose captcha key
-/// is in FILE, as its backend draws them), `random` (each picture in a hand of its own, from a
-/// random key: what an attacker without the key can train on), or `seed:N` (the hand of a
-/// key made from N).
-fn captcha_samples(n: &str, dir: &str, seed: Option<&str>, hand: &str) -> Result<(), String> {
-    use seckill::tokens::captcha::style::Style;
-    let n: u32 = num("N", n)?;
-    let mut state: u64 = match seed {
-        Some(s) => num::<u64>("SEED", s)? | 1,
-        None => {
-            u64::from_le_bytes(
-                seckill::tokens::crypto::random_bytes(8)
-                    .try_into()
-                    .expect("8 bytes"),
-            ) | 1
-        }
-    };
-    let mut seeded = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 16) as u32
-    };
-    let fixed = match hand.split_once(':') {
-        None if hand == "public" => Some(Style::public()),
-        None if hand == "random" => None,
-        Some(("key", file)) => {
-            let key = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-            Some(Style::from_key(key.trim().as_bytes()))
-        }
-        Some(("seed", n)) => Some(Style::from_key(format!("hand-{n}").as_bytes())),
-        _ => {
-            return Err(format!(
-                "HAND: expected public, random, key:FILE or seed:N, got {hand:?}"
-            ))
-        }
-    };
-    std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
-    let mut answers = String::new();
-    for i in 0..n {
-        let style = match &fixed {
-            Some(s) => s.clone(),
-            None => Style::from_key(format!("hand-{}", seeded()).as_bytes()),
-        };
-        let (answer, png) = seckill::tokens::captcha::challenge_from(&mut seeded, &style);
-        std::fs::write(format!("{dir}/{i}.png"), png).map_err(|e| format!("{dir}: {e}"))?;
-        answers.push_str(&format!("{i} {answer}\n"));
-    }
-    std::fs::write(format!("{dir}/answers.txt"), answers).map_err(|e| format!("{dir}: {e}"))
 }
 
 /// Reservations per second through the reserver, as the buy handler calls it; the sale gets
