@@ -31,10 +31,12 @@ ensure_packages() {
   fi
 }
 
-# free_ports COUNT [MAX]: COUNT distinct TCP ports on 127.0.0.1 in 20000..MAX (default 50000)
-# that are free now, and whose +10000 (a Redis Cluster bus port) is too.
+# free_ports COUNT [MAX]: COUNT distinct TCP ports on 127.0.0.1 in 20000..MAX (default 22700)
+# that are free now, and whose +10000 (a Redis Cluster bus port) is too. Both stay below the
+# kernel's ephemeral range (32768 up): a port free now could otherwise be taken by an outgoing
+# connection before its server binds it (seen on a busy machine: "Failed listening").
 free_ports() {
-  python3 - "$1" "${2:-50000}" <<'PY'
+  python3 - "$1" "${2:-22700}" <<'PY'
 import random, socket, sys
 count, top = int(sys.argv[1]), int(sys.argv[2])
 def free(p):

@@ -55,6 +55,16 @@ def call(edge, method, path, token=None, body=None, ip=None, form=False):
             return e.code, None
 
 
+def call_retry(edge, method, path, token=None, body=None, ip=None, form=False):
+    """call(), asked again after a while when the edge says busy (429, 503), as a bot would."""
+    for attempt in range(20):
+        status, answer = call(edge, method, path, token, body, ip, form)
+        if status not in (429, 503):
+            break
+        time.sleep(0.2 * (attempt + 1))
+    return status, answer
+
+
 def solve(challenge, bits):
     """The smallest decimal x with `bits` leading zero bits in SHA-256("<challenge>.<x>")."""
     x = 0
@@ -88,11 +98,11 @@ def main():
     run = secrets.token_hex(3)
     try:
         for i in range(a.n):
-            ip = f"10.77.{i // 250}.{i % 250 + 1}"
-            _, login = call(edge, "POST", "/api/login", body={"user": f"live-{run}-{i}"}, ip=ip)
+            ip = f"10.{77 + secrets.randbelow(100)}.{i // 250}.{i % 250 + 1}"
+            _, login = call_retry(edge, "POST", "/api/login", body={"user": f"live-{run}-{i}"}, ip=ip)
             token = login["token"]
             for _ in range(50):  # the edge learns the new sale within a second
-                status, pow_ = call(edge, "POST", f"/api/sales/{sid}/pow", token, ip=ip)
+                status, pow_ = call_retry(edge, "POST", f"/api/sales/{sid}/pow", token, ip=ip)
                 if status != 404:
                     break
                 time.sleep(0.1)
@@ -100,7 +110,7 @@ def main():
             if status == 200 and pow_.get("bits", 0) > 0:
                 query = "?" + urllib.parse.urlencode(
                     {"pow": pow_["challenge"], "pow_solution": solve(pow_["challenge"], pow_["bits"])})
-            status, c = call(edge, "POST", f"/api/sales/{sid}/captcha{query}", token, ip=ip)
+            status, c = call_retry(edge, "POST", f"/api/sales/{sid}/captcha{query}", token, ip=ip)
             if status != 200:
                 sys.exit(f"live: captcha: HTTP {status} {c}")
             png = base64.b64decode(c["image"].split(",", 1)[1])
@@ -108,7 +118,7 @@ def main():
             t = time.time()
             answer = trained.predict(model, img)[0]
             spent += time.time() - t
-            status, p = call(edge, "POST", f"/api/sales/{sid}/path", token,
+            status, p = call_retry(edge, "POST", f"/api/sales/{sid}/path", token,
                              {"captcha_token": c["token"], "answer": answer}, ip=ip, form=True)
             if status == 200:
                 read += 1
