@@ -66,7 +66,7 @@ async fn main() {
                   captcha-samples N DIR [SEED [HAND]] | \
                   reserve-rate REDIS_URL SALE N CONCURRENCY BATCH_MAX [WAIT_REPLICAS] | \
                   writer REDIS_URL MYSQL_URL N | \
-                  step-lines login|join|pow|picture|answer SECRETS_DIR SALE N OUT"
+                  step-lines login|join|mine|pow|picture|answer SECRETS_DIR SALE N OUT"
                 .into(),
         ),
     };

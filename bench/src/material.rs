@@ -28,6 +28,7 @@ pub fn step_lines(kind: &str, dir: &str, sale: &str, n: &str, out: &str) -> Resu
             "login" => format!("POST /api/login - {ip} {{\"user\":\"{name}\"}}"),
             "pow" => format!("POST /api/sales/{sale}/pow {token} {ip} -"),
             "join" => format!("POST /api/sales/{sale}/queue {token} {ip} -"),
+            "mine" => format!("GET /api/sales/{sale}/mine {token} {ip} -"),
             "picture" => {
                 let (exp, nonce) = (now_s + 110, crypto::random_hex(8));
                 let signed = format!("p1.{user}.{sale}.{exp}.{bits}.{nonce}");
