@@ -110,6 +110,14 @@ try {
   assert.equal(await desk.textContent('.field-error[data-for="stock"]'), "");
   ok("a start an hour ago is refused next to the start field");
 
+  // ---- The waiting room a new sale gets: the draw, and the form says what speed buys.
+  assert.equal(await desk.inputValue("[name=queue]"), "random", "a new sale is a draw unless chosen");
+  assert.match(await desk.textContent("#queue-note"), /same chance/);
+  await desk.selectOption("[name=queue]", "none");
+  assert.match(await desk.textContent("#queue-note"), /fastest clients win/);
+  ok("a new sale is a draw by default; the form says what speed buys in each mode");
+  // This sale is a race (the shop page below shows the captcha at once).
+
   // ---- Create (unlisted), change, publish.
   await desk.fill("[name=starts_at]", localIn(600_000));
   await desk.fill("[name=ends_at]", localIn(4200_000));
