@@ -164,6 +164,29 @@ impl World {
             .status()
             .unwrap();
         assert!(ok.success());
+        // `kill` returns when the signal is sent, not when every thread has stopped: a
+        // query already running may still be answered (seen on a busy machine). Frozen means
+        // every thread is in state T.
+        if sig == "-STOP" {
+            let stopped = || {
+                std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .map(|tasks| {
+                        tasks.flatten().all(|t| {
+                            std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| {
+                                s.rsplit(')')
+                                    .next()
+                                    .is_some_and(|r| r.trim_start().starts_with('T'))
+                            })
+                        })
+                    })
+                    .unwrap_or(false)
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !stopped() {
+                assert!(std::time::Instant::now() < deadline, "mariadb did not stop");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
     }
 
     /// Runs SQL as MariaDB's root (over the socket).
