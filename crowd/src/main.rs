@@ -8,6 +8,7 @@ mod evening;
 mod facts;
 mod fairness;
 mod http;
+mod line_figures;
 mod opening;
 mod outcome;
 mod people;
@@ -176,7 +177,7 @@ async fn play_by_mode(
     let queue = a
         .queue
         .as_ref()
-        .map(|mode| waiting::fairness(mode, a.stock, starts, &records));
+        .map(|mode| line_figures::fairness(mode, a.stock, starts, &records));
     let opening = a
         .real_captcha
         .then(|| race::figures(&records, &ctx.stats, starts));

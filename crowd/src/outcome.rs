@@ -12,6 +12,9 @@ pub struct Record {
     pub in_draw: bool,
     /// Its ticket was answered before the start (the server numbered it before the draw).
     pub joined_before_start: bool,
+    /// How late its ticket came after the shopper was due to arrive (ms): the crowd's own
+    /// lag when the machine that plays it is saturated.
+    pub join_lag_ms: Option<f64>,
     /// When the first ETA said the shopper would be admitted (epoch ms).
     pub predicted_ms: Option<f64>,
     /// When a poll first said admitted (epoch ms).

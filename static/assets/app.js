@@ -584,7 +584,8 @@
       if (q.state === "ended") return null;
       if (q.state === "sold_out" && st.sale.status !== "sold_out") refreshSale();
       if (q.state === "expired") return 5000;
-      if (q.state === "out_of_reach" || q.state === "sold_out") return 10000;
+      // Out of reach or sold out: nothing moves for this ticket unless units come back.
+      if (q.state === "out_of_reach" || q.state === "sold_out") return 30000;
       // Before the draw nothing changes for this ticket: the next look is just after it,
       // spread over two seconds (a crowd's pages do not all ask in the same instant).
       if (q.state === "draw" && q.draw_at_ms) return Math.max(1000, q.draw_at_ms - serverNow()) + Math.random() * 2000;
