@@ -161,7 +161,15 @@ impl<'a> Journey<'a> {
             }
             let bits = pow.body["bits"].as_u64().unwrap_or(0) as u32;
             let query = match pow.body["challenge"].as_str() {
-                Some(c) if bits > 0 => format!("?pow={c}&pow_solution={}", solve(c, bits)),
+                Some(c) if bits > 0 => {
+                    // Off the crowd's async threads: a solve is milliseconds of CPU, and a
+                    // thousand at once would delay every other shopper's answers.
+                    let challenge = c.to_string();
+                    let x = tokio::task::spawn_blocking(move || solve(&challenge, bits))
+                        .await
+                        .ok()?;
+                    format!("?pow={c}&pow_solution={x}")
+                }
                 _ => String::new(),
             };
             let oracle = seckill::tokens::crypto::sign_hex(
