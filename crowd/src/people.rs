@@ -59,10 +59,11 @@ impl Model {
     }
 
     /// The pause before trying again after "busy" (429/503): the page's back-off for people
-    /// (docs: 0.7 s, then 0.5 s more each time), none for a bot.
+    /// (0.7 s, then 0.5 s more each time); a bot's is short but respects the per-second
+    /// limits (a bot that hammers them is refused every time and lets its turn lapse).
     pub fn retry_after(&self, attempt: u32) -> Duration {
         if self.bot {
-            Duration::from_millis(5)
+            Duration::from_millis(250 * (u64::from(attempt) + 1))
         } else {
             Duration::from_millis(700 + 500 * u64::from(attempt))
         }
