@@ -1,7 +1,9 @@
--- wrk: each request is the next line of a steps file (`benchkit step-lines`):
--- "METHOD PATH TOKEN ADDRESS BODY" ("-" for no token or no body), so sessions, single-use
--- challenges and client addresses rotate as a crowd's would.
---   wrk -s bench/steps.lua URL -- STEPS_FILE
+-- wrk: each request is the next line of a requests file, so sessions, single-use challenges
+-- and client addresses rotate as a crowd's would (per-user and per-address limits see a
+-- crowd, not one client). Two kinds of line:
+--   "PATH TOKEN ADDRESS"                 a signed buy (`benchkit shoppers`): POST PATH
+--   "METHOD PATH TOKEN ADDRESS BODY"     any step (`benchkit step-lines`; "-": none)
+--   wrk -s bench/steps.lua URL -- FILE
 local lines, i, step = {}, 0, 2
 local threads = 0
 function setup(thread)
@@ -15,6 +17,10 @@ end
 function request()
   i = (i + step - 1) % #lines + 1
   local method, path, token, ip, body = lines[i]:match("^(%S+) (%S+) (%S+) (%S+) (%S+)$")
+  if not method then
+    method, body = "POST", "-"
+    path, token, ip = lines[i]:match("^(%S+) (%S+) (%S+)$")
+  end
   local headers = { ["X-Forwarded-For"] = ip }
   if token ~= "-" then headers["Authorization"] = "Bearer " .. token end
   if body == "-" then
